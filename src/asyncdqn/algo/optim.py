@@ -1,0 +1,351 @@
+"""Shared-memory optimizers for Hogwild asynchronous training.
+
+Asynchronous one-step / n-step Q-learning (Mnih et al. 2016, "Asynchronous
+Methods for Deep Reinforcement Learning") runs several worker processes that
+all apply gradient updates to ONE Q-network living in shared memory, without
+locks ("Hogwild!", Recht et al. 2011). The paper found that sharing the
+optimizer statistics between workers (its "shared RMSProp") is more robust than
+giving every worker its own statistics. The two classes here provide that:
+
+* :class:`SharedAdam` -- Adam whose first/second moment buffers are shared.
+* :class:`SharedRMSprop` -- RMSProp (non-centered, no momentum) whose running
+  average of squared gradients is shared.
+
+Design
+------
+Every per-element tensor of optimizer state (``exp_avg``, ``exp_avg_sq``,
+``square_avg``) is allocated with ``torch.zeros_like(p).share_memory_()``, so
+after the optimizer is handed to spawn-started worker processes all of them
+read and write the same memory. The elementwise updates of those moments and of
+the parameters are done **lock-free**, exactly like Hogwild: two workers may
+interleave their read-modify-write of the same element and one contribution may
+be partially lost or mixed. That is the accepted Hogwild trade-off -- such
+collisions are rare, their effect is a small amount of noise in an already
+noisy stochastic update, and locking the whole update would serialise the
+workers and remove the speed-up that is the point of asynchronous training.
+
+The **step counter** is different. Adam's bias correction uses the number of
+updates ``t`` that have been folded into the moments: ``m_hat = m / (1 -
+beta1**t)`` and ``v_hat = v / (1 - beta2**t)``. If ``t`` is incremented with an
+uncoordinated ``t += 1`` in each process (or kept per process), increments are
+lost or double-counted, ``t`` drifts away from the true number of moment
+updates, and the bias correction becomes wrong -- early in training a too small
+``t`` divides by ``1 - beta2**t`` that is far too small and blows up the step
+size. So the counter is a 1-element ``int64`` shared tensor that is incremented
+*and* read under a ``multiprocessing`` lock, with exactly one lock acquisition
+per :meth:`step` call; the value read is the ``t`` used by that call and is
+returned to the caller. Every call therefore gets a distinct ``t`` and the
+counter equals the total number of ``step()`` calls across all processes. The
+critical section is a few hundred nanoseconds, negligible next to the forward /
+backward pass of each worker.
+
+With a single process the updates are identical (same sequence of floating
+point operations) to ``torch.optim.Adam`` (``amsgrad=False, maximize=False``,
+L2 ``weight_decay`` added to the gradient) and ``torch.optim.RMSprop``
+(``centered=False, momentum=0``).
+
+Differences from ``torch.optim``
+--------------------------------
+* One global step counter per optimizer instead of one per parameter: a
+  ``step()`` call counts as a step even for parameters whose ``grad`` is
+  ``None`` (they are skipped). This only matters if some parameters receive
+  gradients on some steps but not others.
+* No param groups; a per-call learning rate can be passed to ``step(lr=...)``
+  (for annealing schedules, as in the paper) and the default is the ``lr``
+  attribute.
+* Dense gradients only.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any, Iterable
+
+import torch
+
+__all__ = ["SharedAdam", "SharedRMSprop"]
+
+
+def _default_lock() -> Any:
+    """A lock that can be handed to spawn-started processes."""
+    return multiprocessing.get_context("spawn").Lock()
+
+
+class _SharedOptimizer:
+    """Common machinery: parameter list, shared step counter, scratch buffers,
+    flat (de)serialisation of state and pickling rules.
+
+    Subclasses set ``_state_names`` (names of the per-parameter shared state
+    tensors, in checkpoint order) and implement ``_update(t, lr)``.
+    """
+
+    _state_names: tuple[str, ...] = ()
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, lock: Any) -> None:
+        plist: list[torch.nn.Parameter] = list(params)
+        if not plist:
+            raise ValueError("optimizer got an empty parameter list")
+        for i, p in enumerate(plist):
+            if not isinstance(p, torch.Tensor):
+                raise TypeError(f"parameter {i} is a {type(p).__name__}, expected a torch.Tensor")
+            if not p.is_floating_point():
+                raise TypeError(f"parameter {i} has non-floating dtype {p.dtype}")
+        if len({id(p) for p in plist}) != len(plist):
+            raise ValueError("optimizer got the same parameter more than once")
+        if not lr >= 0.0:
+            raise ValueError(f"invalid learning rate: {lr}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"invalid weight_decay: {weight_decay}")
+        self._params: list[torch.nn.Parameter] = plist
+        self.lr: float = float(lr)
+        self.weight_decay: float = float(weight_decay)
+        self._lock: Any = _default_lock() if lock is None else lock
+        # Global step counter: 1-element int64 tensor in shared memory, only
+        # ever touched while holding self._lock.
+        self._step: torch.Tensor = torch.zeros(1, dtype=torch.int64).share_memory_()
+        # Per-parameter shared state, one list per name in _state_names.
+        self._state: dict[str, list[torch.Tensor]] = {
+            name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_() for p in plist]
+            for name in self._state_names
+        }
+        self._alloc_scratch()
+
+    # ------------------------------------------------------------------ pickling
+    def _alloc_scratch(self) -> None:
+        """Per-process scratch buffers (denominator, decayed gradient).
+
+        They must NOT be shared between processes (two workers would overwrite
+        each other's temporaries), so they are excluded from pickling and
+        re-created in every process. Pickling a normal tensor through
+        multiprocessing would otherwise silently move it to shared memory.
+        """
+        self._buf: list[torch.Tensor] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self._params]
+        self._wd_buf: list[torch.Tensor] | None = (
+            [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self._params]
+            if self.weight_decay != 0.0
+            else None
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_buf"], state["_wd_buf"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._alloc_scratch()
+
+    # ---------------------------------------------------------------- stepping
+    def _next_step(self) -> int:
+        """Atomically increment the shared counter and return the new value."""
+        with self._lock:  # the only lock acquisition in step()
+            self._step += 1  # in-place add on the shared tensor
+            return int(self._step.item())  # read while still holding the lock
+
+    def step(self, lr: float | None = None) -> int:
+        """Apply one update from the parameters' current ``.grad``.
+
+        ``lr`` overrides the ``lr`` attribute for this call only. Parameters
+        whose ``grad`` is ``None`` are skipped. Returns the global step number
+        ``t`` (1-based) assigned to this call.
+        """
+        t = self._next_step()
+        with torch.no_grad():
+            self._update(t, self.lr if lr is None else float(lr))
+        return t
+
+    def _update(self, t: int, lr: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        """Drop all gradients (``p.grad = None``), like ``set_to_none=True``."""
+        for p in self._params:
+            p.grad = None
+
+    @property
+    def step_count(self) -> int:
+        """Total number of ``step()`` calls so far, across all processes."""
+        with self._lock:
+            return int(self._step.item())
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        """The optimized parameters (in checkpoint index order)."""
+        return self._params
+
+    # ------------------------------------------------------------ checkpoints
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Snapshot of the optimizer state as flat ``name -> tensor`` (copies).
+
+        Keys: ``"step"`` (int64, shape ``(1,)``) and ``"<state>.<i>"`` for each
+        per-parameter state tensor, ``i`` being the parameter's index in the
+        list given to the constructor. Suitable for ``safetensors.torch.save_file``.
+        The moments are copied without a lock, so a snapshot taken while
+        workers are stepping may mix updates of adjacent steps (harmless).
+        """
+        with self._lock:
+            out: dict[str, torch.Tensor] = {"step": self._step.clone()}
+        for name in self._state_names:
+            for i, s in enumerate(self._state[name]):
+                out[f"{name}.{i}"] = s.detach().clone()
+        return out
+
+    def load_state_tensors(self, d: dict[str, torch.Tensor]) -> None:
+        """Copy a :meth:`state_tensors` dict in place into the shared tensors.
+
+        Raises ``ValueError`` naming the missing / unexpected keys or the keys
+        whose shapes differ; nothing is modified in that case.
+        """
+        expected: dict[str, torch.Tensor] = {"step": self._step}
+        for name in self._state_names:
+            for i, s in enumerate(self._state[name]):
+                expected[f"{name}.{i}"] = s
+        missing = sorted(set(expected) - set(d))
+        extra = sorted(set(d) - set(expected))
+        problems: list[str] = []
+        if missing:
+            problems.append(f"missing keys {missing}")
+        if extra:
+            problems.append(f"unexpected keys {extra}")
+        for k in expected:
+            if k in d and tuple(d[k].shape) != tuple(expected[k].shape):
+                problems.append(f"shape mismatch for {k!r}: got {tuple(d[k].shape)}, expected {tuple(expected[k].shape)}")
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_tensors: " + "; ".join(problems))
+        with torch.no_grad():
+            for k, dst in expected.items():
+                if k != "step":
+                    dst.copy_(d[k])  # in place: keeps the shared storage
+            with self._lock:
+                self._step.copy_(d["step"].to(torch.int64))
+
+
+class SharedAdam(_SharedOptimizer):
+    """Adam with shared-memory moments and a lock-protected global step count.
+
+    Math (per parameter, ``g`` = gradient, ``t`` = global step of this call)::
+
+        g   <- g + weight_decay * p                (L2, if weight_decay > 0)
+        m   <- beta1 * m + (1 - beta1) * g
+        v   <- beta2 * v + (1 - beta2) * g^2
+        p   <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    identical to ``torch.optim.Adam(amsgrad=False)`` in a single process.
+
+    Sharing with workers: create the model, call ``model.share_memory()``,
+    build the optimizer from ``model.parameters()`` in the parent, then pass
+    the model AND the optimizer in the SAME ``args`` tuple of one
+    ``multiprocessing.get_context("spawn").Process``. Pickle's memo then
+    rebuilds them so that ``optimizer.params`` are the very same ``Parameter``
+    objects as the child's ``model.parameters()``; if they were pickled
+    separately the optimizer would hold distinct tensors (sharing storage) whose
+    ``.grad`` is never set by ``loss.backward()``, and ``step()`` would
+    silently do nothing. The lock can only be pickled while spawning a process
+    (not through a Queue or ``pickle.dumps``). Shared moments, the step
+    counter and the lock survive pickling; per-process scratch buffers are
+    re-created in each process.
+
+    Only the step counter is locked (one acquisition per ``step()``); moment
+    and parameter updates are Hogwild lock-free -- see the module docstring.
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        lock: Any = None,
+    ) -> None:
+        beta1, beta2 = float(betas[0]), float(betas[1])
+        if not 0.0 <= beta1 < 1.0 or not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"invalid betas: {betas}")
+        if not eps >= 0.0:
+            raise ValueError(f"invalid eps: {eps}")
+        self.betas: tuple[float, float] = (beta1, beta2)
+        self.eps: float = float(eps)
+        super().__init__(params, lr, weight_decay, lock)
+        self._exp_avg: list[torch.Tensor] = self._state["exp_avg"]
+        self._exp_avg_sq: list[torch.Tensor] = self._state["exp_avg_sq"]
+
+    def _update(self, t: int, lr: float) -> None:
+        beta1, beta2 = self.betas
+        eps, wd = self.eps, self.weight_decay
+        one_minus_beta1 = 1.0 - beta1  # lerp weight for the first moment
+        one_minus_beta2 = 1.0 - beta2  # weight of g^2 in the second moment
+        step_size = lr / (1.0 - beta1**t)  # lr / bias_correction1
+        bc2_sqrt = (1.0 - beta2**t) ** 0.5  # sqrt(bias_correction2); `**0.5` as torch does
+        neg_step = -step_size
+        wd_buf = self._wd_buf
+        for i, p in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                continue
+            if wd_buf is not None:
+                g = torch.add(g, p, alpha=wd, out=wd_buf[i])  # g + wd * p (L2 into the gradient)
+            self._exp_avg[i].lerp_(g, one_minus_beta1)  # m = m + (1-b1)(g - m) = b1 m + (1-b1) g
+            self._exp_avg_sq[i].mul_(beta2).addcmul_(g, g, value=one_minus_beta2)  # v = b2 v + (1-b2) g^2
+            denom = torch.sqrt(self._exp_avg_sq[i], out=self._buf[i])  # sqrt(v)
+            denom.div_(bc2_sqrt).add_(eps)  # sqrt(v / (1-b2^t)) + eps
+            p.addcdiv_(self._exp_avg[i], denom, value=neg_step)  # p -= lr/(1-b1^t) * m / denom
+
+
+class SharedRMSprop(_SharedOptimizer):
+    """RMSProp with a shared-memory running average of squared gradients.
+
+    Math (the paper's shared RMSProp; ``g`` = gradient)::
+
+        g   <- g + weight_decay * p                (L2, if weight_decay > 0)
+        s   <- alpha * s + (1 - alpha) * g^2
+        p   <- p - lr * g / (sqrt(s) + eps)
+
+    identical to ``torch.optim.RMSprop(centered=False, momentum=0)`` in a
+    single process. Defaults ``lr=7e-4, alpha=0.99, eps=0.1`` follow the
+    asynchronous-methods paper's settings. ``centered`` is not supported.
+
+    The step counter is not used by the math but is kept (under the lock, one
+    acquisition per ``step()``) so that ``step()`` returns a unique global
+    step number, e.g. for learning-rate annealing.
+
+    Sharing with workers: pass the model and the optimizer in the SAME
+    ``args`` tuple of a spawn ``Process`` -- see :class:`SharedAdam`.
+    """
+
+    _state_names = ("square_avg",)
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 7e-4,
+        alpha: float = 0.99,
+        eps: float = 1e-1,
+        weight_decay: float = 0.0,
+        lock: Any = None,
+    ) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"invalid alpha: {alpha}")
+        if not eps >= 0.0:
+            raise ValueError(f"invalid eps: {eps}")
+        self.alpha: float = float(alpha)
+        self.eps: float = float(eps)
+        super().__init__(params, lr, weight_decay, lock)
+        self._square_avg: list[torch.Tensor] = self._state["square_avg"]
+
+    def _update(self, t: int, lr: float) -> None:
+        alpha, eps, wd = self.alpha, self.eps, self.weight_decay
+        one_minus_alpha = 1.0 - alpha  # weight of g^2 in the running average
+        neg_lr = -lr
+        wd_buf = self._wd_buf
+        for i, p in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                continue
+            if wd_buf is not None:
+                g = torch.add(g, p, alpha=wd, out=wd_buf[i])  # g + wd * p (L2 into the gradient)
+            self._square_avg[i].mul_(alpha).addcmul_(g, g, value=one_minus_alpha)  # s = a s + (1-a) g^2
+            denom = torch.sqrt(self._square_avg[i], out=self._buf[i])  # sqrt(s)
+            denom.add_(eps)  # sqrt(s) + eps
+            p.addcdiv_(g, denom, value=neg_lr)  # p -= lr * g / (sqrt(s) + eps)

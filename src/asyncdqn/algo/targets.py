@@ -1,0 +1,74 @@
+"""TD targets for the three asynchronous algorithms, and the TD loss.
+
+Shapes: a segment holds T steps of K environments, so per-step arrays are (T, K).
+`next_values[t, k]` is the bootstrap value V(s_{t+1}) of the state that step t led
+to: the *true* next state, i.e. the final observation of an episode that ended at
+step t (before the auto-reset), not the first observation of the next episode.
+
+Termination and truncation differ: a terminated step has no future (V = 0); a
+truncated step (time limit) still bootstraps from V(final observation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def greedy_values(q_target_next: np.ndarray) -> np.ndarray:
+    """Q-learning bootstrap: max_a Q_target(s', a). Input (..., A) -> (...)."""
+    return q_target_next.max(axis=-1)
+
+
+def double_q_values(q_target_next: np.ndarray, q_online_next: np.ndarray) -> np.ndarray:
+    """Double-Q bootstrap: Q_target(s', argmax_a Q_online(s', a))."""
+    best = q_online_next.argmax(axis=-1)
+    return np.take_along_axis(q_target_next, best[..., None], axis=-1)[..., 0]
+
+
+def sarsa_values(q_target_next: np.ndarray, next_actions: np.ndarray) -> np.ndarray:
+    """Sarsa bootstrap: Q_target(s', a') for the action a' the policy took in s'."""
+    return np.take_along_axis(q_target_next, next_actions[..., None].astype(np.int64), axis=-1)[..., 0]
+
+
+def one_step_targets(
+    rewards: np.ndarray, terminated: np.ndarray, next_values: np.ndarray, gamma: float
+) -> np.ndarray:
+    """y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1})  (paper Alg. 1; Sarsa with V = Q(s', a'))."""
+    return rewards + gamma * (1.0 - terminated.astype(rewards.dtype)) * next_values
+
+
+def n_step_targets(
+    rewards: np.ndarray,
+    terminated: np.ndarray,
+    done: np.ndarray,
+    next_values: np.ndarray,
+    gamma: float,
+) -> np.ndarray:
+    """Forward-view n-step returns of paper Alg. 3, for a (T, K) segment.
+
+    Step t gets R_t = r_t + gamma r_{t+1} + ... + gamma^{m-1} r_{t+m-1} + gamma^m V(s_{t+m}),
+    where t+m is the end of the segment or the first step at which the episode
+    ended, whichever comes first. At an episode end the bootstrap is
+    (1 - terminated) * V(final observation): zero when terminated, the value of
+    the final state when truncated. So the last step uses a 1-step return and
+    the first a T-step return.
+    """
+    T = rewards.shape[0]
+    out = np.empty_like(rewards)
+    ret = next_values[T - 1]  # V(s_T): bootstrap of the segment's tail (overridden below if done)
+    for t in range(T - 1, -1, -1):
+        cut = rewards[t] + gamma * (1.0 - terminated[t].astype(rewards.dtype)) * next_values[t]
+        ret = np.where(done[t], cut, rewards[t] + gamma * ret)  # episode ended at t: restart the return
+        out[t] = ret
+    return out
+
+
+def td_loss(q_taken: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean TD loss between Q(s_t, a_t) and the (constant) targets: huber (delta 1) or mse."""
+    if kind == "huber":
+        return F.smooth_l1_loss(q_taken, targets, beta=1.0)
+    if kind == "mse":
+        return F.mse_loss(q_taken, targets)
+    raise ValueError(f"unknown loss {kind!r}")

@@ -1,0 +1,22 @@
+"""How workers run: `serial` (in-process, deterministic) or `process` (Hogwild, spawn).
+
+Both run the very same `ActorLearner` code against the same shared objects.
+"""
+
+from __future__ import annotations
+
+from asyncdqn.backends.base import Backend, SharedTraining
+from asyncdqn.config import Config
+
+
+def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
+    if cfg.backend == "serial":
+        from asyncdqn.backends.serial import SerialBackend
+
+        return SerialBackend(cfg, shared)
+    from asyncdqn.backends.process import ProcessBackend
+
+    return ProcessBackend(cfg, shared)
+
+
+__all__ = ["Backend", "SharedTraining", "make_backend"]

@@ -1,0 +1,234 @@
+"""Typed, validated run configuration.
+
+`Config` is a frozen dataclass; every field carries its help text in its
+metadata, and the CLI builds its options from those, so `--help` and the code
+cannot disagree. Values are resolved in this order (later wins):
+
+    defaults  <  environment preset  <  named preset (--preset)  <  explicit options
+
+`resolve_config` applies that order and validates the result; any invalid value
+raises `ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from asyncdqn.errors import ConfigError
+
+ALGOS = ("one-step-q", "n-step-q", "one-step-sarsa")
+BACKENDS = ("process", "serial")
+OPTIMIZERS = ("adam", "rmsprop")
+LOSSES = ("huber", "mse")
+EPS_SCHEDULES = ("linear", "episode-decay")
+EPS_DRAWS = ("worker", "env")
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its help text (used by the CLI)."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Field docs live in `help` metadata."""
+
+    # --- problem -------------------------------------------------------------
+    env_id: str = _opt("LunarLander-v3", "Gymnasium environment id (1-D Box observation, Discrete actions).")
+    algo: Literal["one-step-q", "n-step-q", "one-step-sarsa"] = _opt(
+        "n-step-q", "Algorithm: one-step-q, n-step-q (paper Alg. 3) or one-step-sarsa.")
+    preset: str | None = _opt(None, "Named preset applied over the environment preset (e.g. seed-compat).")
+    seed: int = _opt(0, "Base random seed: network init, every worker's envs and exploration.")
+    max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode).")
+
+    # --- execution -----------------------------------------------------------
+    backend: Literal["process", "serial"] = _opt(
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic.")
+    workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
+    envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
+
+    # --- network and learning ------------------------------------------------
+    hidden_sizes: tuple[int, ...] = _opt((128, 128), "Hidden layer widths of the MLP Q-network.", nargs="+")
+    gamma: float = _opt(0.99, "Discount factor in [0, 1].")
+    t_max: int = _opt(5, "Steps per environment between updates; the n of n-step-q.")
+    optimizer: Literal["adam", "rmsprop"] = _opt("adam", "Shared optimizer: adam or rmsprop (paper's shared RMSProp).")
+    lr: float = _opt(5e-4, "Learning rate.")
+    lr_anneal: bool = _opt(False, "Anneal the learning rate linearly to 0 over --max-steps (needs --max-steps).")
+    adam_eps: float = _opt(1e-8, "Adam epsilon.")
+    rms_alpha: float = _opt(0.99, "RMSProp smoothing constant alpha.")
+    rms_eps: float = _opt(0.1, "RMSProp epsilon.")
+    loss: Literal["huber", "mse"] = _opt("huber", "TD loss: huber (delta 1) or mse.")
+    grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value; none to disable.")
+    double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")
+    target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps.")
+
+    # --- exploration ---------------------------------------------------------
+    eps_schedule: Literal["linear", "episode-decay"] = _opt(
+        "linear", "linear: anneal from --eps-start to a sampled final epsilon over env steps; episode-decay: the notebook's multiply-per-episode.")
+    eps_start: float = _opt(1.0, "Initial exploration rate.")
+    eps_anneal_steps: int = _opt(100_000, "Global env steps over which epsilon anneals linearly.")
+    final_epsilons: tuple[float, ...] = _opt((0.1, 0.01, 0.5), "Final epsilon values to draw from (paper: 0.1 0.01 0.5).", nargs="+")
+    final_epsilon_probs: tuple[float, ...] = _opt((0.4, 0.3, 0.3), "Probabilities of the final epsilon values.", nargs="+")
+    eps_draw: Literal["worker", "env"] = _opt("worker", "Draw the final epsilon once per worker (paper) or per environment.")
+    eps_decay: float = _opt(0.999, "episode-decay: factor applied to epsilon after each episode.")
+    eps_min: float = _opt(0.01, "episode-decay: lower bound of epsilon.")
+
+    # --- stop rules and evaluation ------------------------------------------
+    max_steps: int | None = _opt(None, "Stop after this many global environment steps.")
+    max_seconds: float | None = _opt(None, "Stop after this many seconds of training.")
+    solve_score: float | None = _opt(None, "Stop once a greedy evaluation's mean return reaches this score.")
+    eval_episodes: int = _opt(100, "Episodes of each full greedy evaluation (fresh seeds, no exploration).")
+    screen_episodes: int = _opt(10, "A periodic evaluation first plays this many episodes and only continues to --eval-episodes if their mean reaches --solve-score.")
+    eval_every_steps: int | None = _opt(100_000, "Run a greedy evaluation every N global env steps; none to only evaluate on the training-mean trigger.")
+    solve_window: int = _opt(100, "Training episodes averaged for the evaluation trigger (mean >= --solve-score).")
+
+    # --- output --------------------------------------------------------------
+    run_dir: str | None = _opt(None, "Run directory; default runs/<env>-<algo>-<time>.")
+    runs_root: str = _opt("runs", "Parent of the default run directory.")
+    label: str | None = _opt(None, "Label for plots; default the run directory name.")
+    progress: bool = _opt(True, "Show a live progress bar.")
+
+    # ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    def replace(self, **changes: Any) -> Config:
+        return from_dict({**self.to_dict(), **changes})
+
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
+_HINTS = typing.get_type_hints(Config)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check `value` against the annotation of field `name`; convert lists to tuples."""
+    hint = _HINTS[name]
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
+        return tuple(_scalar(name, v, args[0]) for v in value)
+    return _scalar(name, value, hint)
+
+
+def _scalar(name: str, value: Any, kind: Any) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true/false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}: must be finite, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation for {name}: {kind}")  # pragma: no cover
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Build and validate a Config from a plain dict (e.g. config.json)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"configuration must be a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    cfg = Config(**{k: _coerce(k, v) for k, v in d.items()})
+    validate(cfg)
+    return cfg
+
+
+def _check(ok: bool, name: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {msg}")
+
+
+def validate(c: Config) -> None:
+    """Range and consistency checks; raises ConfigError naming the field."""
+    _check(bool(c.env_id.strip()), "env_id", "must not be empty")
+    _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
+    _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
+    _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
+           f"needs at least one positive width, got {list(c.hidden_sizes)}")
+    _check(0.0 <= c.gamma <= 1.0, "gamma", f"must be in [0, 1], got {c.gamma}")
+    _check(c.t_max >= 1, "t_max", f"must be >= 1, got {c.t_max}")
+    _check(c.lr > 0, "lr", f"must be > 0, got {c.lr}")
+    _check(c.adam_eps > 0, "adam_eps", f"must be > 0, got {c.adam_eps}")
+    _check(0.0 <= c.rms_alpha < 1.0, "rms_alpha", f"must be in [0, 1), got {c.rms_alpha}")
+    _check(c.rms_eps > 0, "rms_eps", f"must be > 0, got {c.rms_eps}")
+    _check(c.grad_clip is None or c.grad_clip > 0, "grad_clip", f"must be > 0 or none, got {c.grad_clip}")
+    _check(c.target_update_steps >= 1, "target_update_steps", f"must be >= 1, got {c.target_update_steps}")
+    _check(0.0 <= c.eps_start <= 1.0, "eps_start", f"must be in [0, 1], got {c.eps_start}")
+    _check(c.eps_anneal_steps >= 1, "eps_anneal_steps", f"must be >= 1, got {c.eps_anneal_steps}")
+    _check(len(c.final_epsilons) >= 1 and all(0.0 <= e <= 1.0 for e in c.final_epsilons), "final_epsilons",
+           f"values must be in [0, 1], got {list(c.final_epsilons)}")
+    _check(len(c.final_epsilon_probs) == len(c.final_epsilons), "final_epsilon_probs",
+           f"needs one probability per final epsilon ({len(c.final_epsilons)}), got {len(c.final_epsilon_probs)}")
+    _check(all(p >= 0 for p in c.final_epsilon_probs) and abs(sum(c.final_epsilon_probs) - 1.0) < 1e-6,
+           "final_epsilon_probs", f"must be non-negative and sum to 1, got {list(c.final_epsilon_probs)}")
+    _check(0.0 < c.eps_decay <= 1.0, "eps_decay", f"must be in (0, 1], got {c.eps_decay}")
+    _check(0.0 <= c.eps_min <= 1.0, "eps_min", f"must be in [0, 1], got {c.eps_min}")
+    _check(c.max_steps is None or c.max_steps >= 1, "max_steps", f"must be >= 1, got {c.max_steps}")
+    _check(c.max_seconds is None or c.max_seconds > 0, "max_seconds", f"must be > 0, got {c.max_seconds}")
+    _check(c.eval_episodes >= 1, "eval_episodes", f"must be >= 1, got {c.eval_episodes}")
+    _check(c.screen_episodes >= 1, "screen_episodes", f"must be >= 1, got {c.screen_episodes}")
+    _check(c.eval_every_steps is None or c.eval_every_steps >= 1, "eval_every_steps",
+           f"must be >= 1 or none, got {c.eval_every_steps}")
+    _check(c.solve_window >= 1, "solve_window", f"must be >= 1, got {c.solve_window}")
+    _check(c.max_episode_steps is None or c.max_episode_steps >= 1, "max_episode_steps",
+           f"must be >= 1, got {c.max_episode_steps}")
+    _check(not c.lr_anneal or c.max_steps is not None, "lr_anneal", "needs --max-steps (the annealing horizon)")
+    _check(c.max_steps is not None or c.max_seconds is not None or c.solve_score is not None, "max_steps",
+           "the run would never stop: set --max-steps, --max-seconds or --solve-score")
+
+
+def resolve_config(overrides: dict[str, Any] | None = None) -> Config:
+    """Apply defaults < env preset < named preset < overrides, then validate.
+
+    `overrides` holds only the options the user set explicitly.
+    """
+    from asyncdqn.presets import env_preset, named_preset
+
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    named = named_preset(overrides["preset"]) if overrides.get("preset") is not None else {}
+    env_id = overrides.get("env_id", named.get("env_id", Config.env_id))
+    merged: dict[str, Any] = {**env_preset(env_id), **named, **overrides}
+    base = Config().to_dict()
+    base.update(merged)
+    return from_dict(base)

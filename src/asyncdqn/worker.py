@@ -1,0 +1,251 @@
+"""One actor-learner: steps K environments, learns from T-step segments.
+
+It knows nothing of processes. Whatever it shares with other workers comes in
+through four small interfaces (see `backends/shared.py` for the implementations):
+
+- `StepCounter.add(worker, n) -> (old, new)`: the global env-step count, bumped
+  once per segment (never per step);
+- `TargetStore`: the target network, copied race-free (a version number and a lock
+  taken once per segment at most) into a worker-local numpy copy;
+- `EpisodeSink.put(record)`: finished episodes, for the trainer's metrics;
+- an optimizer with `step(lr) -> t` over the shared model's parameters.
+
+One segment (paper Alg. 1 / 3 with a batch of K environments):
+  for t in 0..T-1: act epsilon-greedily on all K envs with one numpy forward, step them;
+  then one batched target forward, T*K targets, one forward/backward on the shared
+  model, gradient clipping, one shared-optimizer step; then bump the global counter
+  and, if this segment crossed a multiple of `target_update_steps`, sync the target
+  (exactly one worker crosses each multiple, so exactly one owner per sync).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from asyncdqn.algo.exploration import (
+    decay_per_episode,
+    epsilon_greedy,
+    linear_epsilon,
+    sample_final_epsilons,
+)
+from asyncdqn.algo.targets import (
+    double_q_values,
+    greedy_values,
+    n_step_targets,
+    one_step_targets,
+    sarsa_values,
+    td_loss,
+)
+from asyncdqn.config import Config
+from asyncdqn.envs import env_seeds, make_vector_env
+from asyncdqn.errors import TrainingError
+from asyncdqn.model import NumpyMLP
+
+
+class EpisodeRecord(NamedTuple):
+    worker: int
+    step: int  # global env step at which the episode ended (approximate across workers)
+    episode_return: float
+    length: int
+    epsilon: float
+
+
+class StepCounter(Protocol):
+    @property
+    def value(self) -> int: ...
+    def add(self, worker: int, n: int) -> tuple[int, int]: ...
+
+
+class TargetStore(Protocol):
+    @property
+    def version(self) -> int: ...
+    def read_into(self, arrays: list[np.ndarray]) -> int: ...
+    def sync_from(self, model: nn.Module, step: int) -> None: ...
+
+
+class EpisodeSink(Protocol):
+    def put(self, record: EpisodeRecord) -> None: ...
+
+
+class Optimizer(Protocol):
+    def step(self, lr: float | None = None) -> int: ...
+    def zero_grad(self) -> None: ...
+
+
+class ActorLearner:
+    """A worker's environments, exploration state and learning step."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        index: int,
+        model: nn.Module,
+        optimizer: Optimizer,
+        target: TargetStore,
+        counter: StepCounter,
+        sink: EpisodeSink,
+    ) -> None:
+        self.cfg, self.index = cfg, index
+        self.model, self.optimizer = model, optimizer
+        self.target, self.counter, self.sink = target, counter, sink
+        K, T = cfg.envs_per_worker, cfg.t_max
+        self.K, self.T = K, T
+
+        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
+        obs, _ = self.envs.reset(seed=env_seeds(cfg.seed, 1 + index, K))
+        self.rng = np.random.default_rng([cfg.seed, 7919, index])
+        self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
+        d = int(obs.shape[1])
+
+        self.online = NumpyMLP.view_of(model)  # acting reads the shared weights in place
+        self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
+        self.target_net = NumpyMLP(self._target_arrays)
+        self._target_version = -1
+
+        # Exploration: final epsilon per worker (paper) or per environment.
+        n_draws = 1 if cfg.eps_draw == "worker" else K
+        finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
+        self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
+        self.eps = np.full(K, cfg.eps_start, dtype=np.float64)  # current epsilons
+
+        # Segment buffers, reused every segment.
+        self.obs_buf = np.zeros((T, K, d), dtype=np.float32)
+        self.next_obs_buf = np.zeros((T, K, d), dtype=np.float32)
+        self.act_buf = np.zeros((T, K), dtype=np.int64)
+        self.next_act_buf = np.zeros((T, K), dtype=np.int64)  # a' for Sarsa
+        self.rew_buf = np.zeros((T, K), dtype=np.float32)
+        self.term_buf = np.zeros((T, K), dtype=bool)
+        self.done_buf = np.zeros((T, K), dtype=bool)
+
+        self.ep_return = np.zeros(K, dtype=np.float64)
+        self.ep_len = np.zeros(K, dtype=np.int64)
+        self.obs = obs.astype(np.float32)
+        self.steps_done = 0  # this worker's env steps
+        self.last_loss = float("nan")
+        self._update_epsilon(counter.value)
+        self.actions = self._act(self.obs)
+
+    # ------------------------------------------------------------------ acting
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        return epsilon_greedy(self.online(obs), self.eps[: len(obs)], self.rng)
+
+    def _update_epsilon(self, global_step: int) -> None:
+        if self.cfg.eps_schedule == "linear":
+            self.eps = np.asarray(linear_epsilon(
+                global_step, self.cfg.eps_start, self.final_eps, self.cfg.eps_anneal_steps), dtype=np.float64)
+        # episode-decay epsilons change only at episode ends (see _end_episodes)
+
+    def _end_episodes(self, ended: np.ndarray, t: int, base_step: int) -> None:
+        for k in np.flatnonzero(ended):
+            self.sink.put(EpisodeRecord(self.index, base_step + (t + 1) * self.K,
+                                        float(self.ep_return[k]), int(self.ep_len[k]), float(self.eps[k])))
+            if self.cfg.eps_schedule == "episode-decay":
+                self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
+        self.ep_return[ended] = 0.0
+        self.ep_len[ended] = 0
+
+    def epsilon(self) -> float:
+        """Mean current epsilon over this worker's environments (for progress display)."""
+        return float(self.eps.mean())
+
+    # --------------------------------------------------------------- a segment
+    def run_segment(self) -> int:
+        """Act T steps in K envs, learn once. Returns the env steps taken (T*K)."""
+        cfg, T, K = self.cfg, self.T, self.K
+        if self.target.version != self._target_version:
+            self._target_version = self.target.read_into(self._target_arrays)
+        base_step = self.counter.value
+        if cfg.eps_schedule == "linear":
+            self._update_epsilon(base_step)
+        sarsa = cfg.algo == "one-step-sarsa"
+
+        for t in range(T):
+            a = self.actions
+            self.obs_buf[t] = self.obs
+            self.act_buf[t] = a
+            obs, rew, term, trunc, info = self.envs.step(a)
+            done = term | trunc
+            self.rew_buf[t] = rew
+            self.term_buf[t] = term
+            self.done_buf[t] = done
+            self.next_obs_buf[t] = obs
+            self.ep_return += rew
+            self.ep_len += 1
+            if done.any():
+                # The true next state of an ended episode is its final observation,
+                # not the first observation of the next one (auto-reset).
+                idx = np.flatnonzero(done)
+                self.next_obs_buf[t, idx] = np.stack(info["final_obs"][idx])
+                self._end_episodes(done, t, base_step)
+            self.obs = obs.astype(np.float32, copy=False)
+            self.actions = self._act(self.obs)
+            if sarsa:
+                self.next_act_buf[t] = self.actions
+                cut = np.flatnonzero(trunc & ~term)
+                if cut.size:  # truncated: a' is the policy's action in the final state
+                    self.next_act_buf[t, cut] = self._act_subset(self.next_obs_buf[t, cut], cut)
+
+        self._learn(base_step)
+        self.steps_done += T * K
+        old, new = self.counter.add(self.index, T * K)
+        if new // cfg.target_update_steps > old // cfg.target_update_steps:
+            self.target.sync_from(self.model, new)
+        return T * K
+
+    def _act_subset(self, obs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return epsilon_greedy(self.online(obs), self.eps[idx], self.rng)
+
+    # --------------------------------------------------------------- learning
+    def targets(self) -> np.ndarray:
+        """(T, K) TD targets of the current segment buffers, from the local target net."""
+        cfg, T, K = self.cfg, self.T, self.K
+        flat_next = self.next_obs_buf.reshape(T * K, -1)
+        q_next = self.target_net(flat_next).reshape(T, K, -1)
+        if cfg.algo == "one-step-sarsa":
+            v_next = sarsa_values(q_next, self.next_act_buf)
+        elif cfg.double_q:
+            v_next = double_q_values(q_next, self.online(flat_next).reshape(T, K, -1))
+        else:
+            v_next = greedy_values(q_next)
+        v_next = v_next.astype(np.float32)
+        if cfg.algo == "n-step-q":
+            return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, cfg.gamma)
+        return one_step_targets(self.rew_buf, self.term_buf, v_next, cfg.gamma)
+
+    def _learn(self, global_step: int) -> None:
+        cfg, T, K = self.cfg, self.T, self.K
+        y = torch.from_numpy(self.targets().reshape(T * K))
+        obs = torch.from_numpy(self.obs_buf.reshape(T * K, -1))
+        act = torch.from_numpy(self.act_buf.reshape(T * K, 1))
+        q_taken = self.model(obs).gather(1, act).squeeze(1)  # Q(s_t, a_t) on the shared weights
+        loss = td_loss(q_taken, y, cfg.loss)
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise TrainingError(self._non_finite_source())
+        self.optimizer.zero_grad()
+        loss.backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = None
+        if cfg.lr_anneal and cfg.max_steps:
+            lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
+        self.optimizer.step(lr)
+        self.last_loss = loss_value
+
+    def _non_finite_source(self) -> str:
+        where = f"worker {self.index}"
+        if not np.isfinite(self.obs_buf).all() or not np.isfinite(self.next_obs_buf).all():
+            return f"{where}: the environment returned a non-finite observation (NaN/inf)"
+        if not np.isfinite(self.rew_buf).all():
+            return f"{where}: the environment returned a non-finite reward (NaN/inf)"
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            return f"{where}: the Q-network's parameters became non-finite: training diverged (lower --lr?)"
+        return f"{where}: the TD loss became non-finite: training diverged (lower --lr?)"
+
+    def close(self) -> None:
+        self.envs.close()
+
