@@ -295,42 +295,55 @@ def test_constructor_validation() -> None:
 
 # --------------------------------------------------------------- concurrency
 N_WORKERS = 3
-K_STEPS = 300
+K_STEPS = 200  # steps on each shared MLP optimizer, per worker
+K_TINY = 2000  # steps on each 1-element optimizer, per worker: the counter's
+# critical section is then a large share of each step, so a missing lock or a
+# non-atomic increment shows up as duplicated / lost t values.
 
 
-def _concurrent_worker(
-    model: torch.nn.Module, opt: Any, ts: torch.Tensor, row: int, k_steps: int, start: Any
-) -> None:
+def _concurrent_worker(cases: list[tuple[Any, ...]], row: int, start: Any) -> None:
     """Child-process target (module level so spawn can import it).
 
-    Gradients are set on the *model's* parameters: this only moves anything if
-    pickle kept the optimizer's params identical to the model's (same args
-    tuple). Each returned t is written into this worker's own row of ``ts``.
+    ``cases`` holds, per optimizer class, ``(model, opt, ts, tiny_param,
+    tiny_opt, ts_tiny)``, all pickled in one args tuple. Gradients are set on
+    the *model's* parameters: this only moves anything if pickle kept the
+    optimizer's params identical to the model's. Each returned t is written
+    into this worker's own row of ``ts`` / ``ts_tiny``.
     """
     torch.set_num_threads(1)
-    params = list(model.parameters())
-    assert all(a is b for a, b in zip(params, opt.params, strict=True)), "parameter identity lost in pickling"
-    for p in params:
-        p.grad = torch.full_like(p, 0.01)
+    for model, opt, _, tiny_param, tiny_opt, _ in cases:
+        params = list(model.parameters())
+        assert all(a is b for a, b in zip(params, opt.params, strict=True)), "parameter identity lost in pickling"
+        assert tiny_opt.params[0] is tiny_param
+        for p in params:
+            p.grad = torch.full_like(p, 0.01)
+        tiny_param.grad = torch.ones_like(tiny_param)
     start.wait(timeout=30)  # maximise overlap between the workers
-    for k in range(k_steps):
-        ts[row, k] = opt.step()
+    for _, opt, ts, _, tiny_opt, ts_tiny in cases:
+        for k in range(ts.shape[1]):
+            ts[row, k] = opt.step()
+        for k in range(ts_tiny.shape[1]):
+            ts_tiny[row, k] = tiny_opt.step(lr=1e-6)
 
 
-@pytest.mark.parametrize("cls", [SharedAdam, SharedRMSprop])
-def test_concurrent_step_count_exact(cls: type) -> None:
+def test_concurrent_step_count_exact() -> None:
     ctx = multiprocessing.get_context("spawn")
-    model = _mlp()
-    model.share_memory()
-    init = [p.detach().clone() for p in model.parameters()]
-    opt = cls(model.parameters(), lr=1e-3)
-    opt.step()  # one step in the parent first: children must continue from t=1
-    ts = torch.zeros(N_WORKERS, K_STEPS, dtype=torch.int64).share_memory_()
+    cases: list[tuple[Any, ...]] = []
+    inits: list[list[torch.Tensor]] = []
+    for cls in (SharedAdam, SharedRMSprop):
+        model = _mlp()
+        model.share_memory()
+        inits.append([p.detach().clone() for p in model.parameters()])
+        opt = cls(model.parameters(), lr=1e-3)
+        opt.step()  # one step in the parent first: children must continue from t=1
+        ts = torch.zeros(N_WORKERS, K_STEPS, dtype=torch.int64).share_memory_()
+        tiny_param = torch.nn.Parameter(torch.zeros(1))
+        tiny_param.share_memory_()
+        tiny_opt = cls([tiny_param], lr=1e-6)
+        ts_tiny = torch.zeros(N_WORKERS, K_TINY, dtype=torch.int64).share_memory_()
+        cases.append((model, opt, ts, tiny_param, tiny_opt, ts_tiny))
     start = ctx.Event()
-    procs = [
-        ctx.Process(target=_concurrent_worker, args=(model, opt, ts, w, K_STEPS, start), daemon=True)
-        for w in range(N_WORKERS)
-    ]
+    procs = [ctx.Process(target=_concurrent_worker, args=(cases, w, start), daemon=True) for w in range(N_WORKERS)]
     for pr in procs:
         pr.start()
     try:
@@ -345,15 +358,21 @@ def test_concurrent_step_count_exact(cls: type) -> None:
                 pr.join()
     assert [pr.exitcode for pr in procs] == [0] * N_WORKERS
 
-    total = 1 + N_WORKERS * K_STEPS
-    assert opt.step_count == total
-    assert sorted(ts.flatten().tolist()) == list(range(2, total + 1))  # unique, no gaps
-    # Each worker saw strictly increasing t values.
-    assert all(torch.all(ts[w, 1:] > ts[w, :-1]) for w in range(N_WORKERS))
-    # Children's updates landed in the parent's (shared) parameters and state.
-    for p, p0 in zip(model.parameters(), init, strict=True):
-        assert torch.isfinite(p).all()
-        assert torch.all(p < p0)  # positive gradient everywhere -> every element decreased
-    state = opt.state_tensors()
-    assert all(torch.all(v > 0) for k, v in state.items() if k != "step")
-    assert opt.step() == total + 1  # parent continues the shared count
+    for (model, opt, ts, tiny_param, tiny_opt, ts_tiny), init in zip(cases, inits, strict=True):
+        name = type(opt).__name__
+        total = 1 + N_WORKERS * K_STEPS
+        assert opt.step_count == total, name
+        assert sorted(ts.flatten().tolist()) == list(range(2, total + 1)), name  # unique, no gaps
+        # Each worker saw strictly increasing t values.
+        assert all(torch.all(ts[w, 1:] > ts[w, :-1]) for w in range(N_WORKERS)), name
+        # Children's updates landed in the parent's (shared) parameters and state.
+        for p, p0 in zip(model.parameters(), init, strict=True):
+            assert torch.isfinite(p).all(), name
+            assert torch.all(p < p0), name  # positive gradient everywhere -> every element decreased
+        state = opt.state_tensors()
+        assert all(torch.all(v > 0) for k, v in state.items() if k != "step"), name
+        assert opt.step() == total + 1, name  # parent continues the shared count
+
+        assert tiny_opt.step_count == N_WORKERS * K_TINY, name
+        assert sorted(ts_tiny.flatten().tolist()) == list(range(1, N_WORKERS * K_TINY + 1)), name
+        assert tiny_param.item() < 0.0, name

@@ -1,0 +1,222 @@
+"""The `asyncdqn` command line: a thin layer over the Python API. Nothing imports it.
+
+Every user error (bad option, unknown environment, unsupported spaces, corrupt or
+mismatched checkpoint, missing run directory) is printed as one line
+`asyncdqn: error: ...` with exit code 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from asyncdqn.errors import AsyncDQNError, TrainingError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a one-line message (its default too, made explicit)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _none_or(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        if text.lower() in ("none", "null", "off"):
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} or 'none', got {text!r}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per Config field, its help taken from the field's metadata."""
+    from asyncdqn.config import _HINTS, Config
+
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        flags = ["--" + f.name.replace("_", "-")]
+        if f.name == "env_id":
+            flags.insert(0, "--env")
+        hint = _HINTS[f.name]
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if optional else hint
+        default = getattr(defaults, f.name)
+        help_text = f.metadata["help"] + f" (default: {default if not isinstance(default, tuple) else ' '.join(map(str, default))})"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is typing.Literal:
+            kw["choices"] = list(typing.get_args(base))
+        elif typing.get_origin(base) is tuple:
+            kw["nargs"] = "+"
+            kw["type"] = typing.get_args(base)[0]
+            kw["metavar"] = typing.get_args(base)[0].__name__.upper()
+        else:
+            kw["type"] = _none_or(base) if optional else base
+            kw["metavar"] = base.__name__.upper()
+        p.add_argument(*flags, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asyncdqn",
+        description="Asynchronous (Hogwild) deep Q-learning on Gymnasium environments with discrete actions.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train an agent; writes a run directory",
+                       description="Train an agent. Options not given come from the environment's preset "
+                                   "(then --preset), then the defaults shown. Prints the run directory and result.")
+    _add_config_options(t)
+    t.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
+
+    e = sub.add_parser("evaluate", help="greedy evaluation of a trained run",
+                       description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
+    e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
+    e.add_argument("--episodes", type=int, default=100, help="number of episodes (default: 100)")
+    e.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    e.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    pl = sub.add_parser("plot", help="learning curves of one or more runs",
+                        description="Plot episode returns, their moving average and greedy evaluations against "
+                                    "env steps and wall time; several runs are overlaid.")
+    pl.add_argument("run_dirs", nargs="+", help="run directories")
+    pl.add_argument("--out", help="output PNG (default: RUN_DIR/learning_curve.png for one run, comparison.png for several)")
+    pl.add_argument("--window", type=int, default=100, help="moving-average window in episodes (default: 100)")
+
+    r = sub.add_parser("render", help="record greedy episodes as a GIF",
+                       description="Play greedy episodes with a run's checkpoint and save the frames as an animated GIF.")
+    r.add_argument("run_dir", help="run directory written by `asyncdqn train`")
+    r.add_argument("--out", default="game.gif", help="output GIF (default: game.gif)")
+    r.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
+    r.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
+    r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
+    r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
+    return parser
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise AsyncDQNError(f"--{name} must be >= 1, got {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from asyncdqn.config import FIELDS, resolve_config
+    from asyncdqn.trainer import train
+
+    overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    cfg = resolve_config(overrides)
+    result = train(cfg)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    fe = result.final_eval
+    print(f"run directory: {result.run_dir}")
+    print(f"stopped: {result.stop_reason} after {result.total_steps:,} env steps in {result.wall_time_s:.1f} s "
+          f"({result.steps_per_second:,.0f} steps/s)")
+    if result.solved:
+        se = result.solve_eval or {}
+        print(f"SOLVED in {result.time_to_solve_s:.1f} s, {result.steps_to_solve:,} env steps: greedy mean "
+              f"{se.get('mean', float('nan')):.1f} ± {se.get('std', float('nan')):.1f} over {se.get('episodes')} episodes "
+              f">= {cfg.solve_score}")
+    elif cfg.solve_score is not None:
+        print(f"not solved (target {cfg.solve_score})")
+    if result.best_eval:
+        b = result.best_eval
+        print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
+    print(f"final weights, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
+    return 0
+
+
+def _load_q(run_dir: str, which: str) -> Any:
+    from asyncdqn.checkpoint import load_checkpoint, load_weights
+    from asyncdqn.model import NumpyMLP, QNetwork
+    from asyncdqn.rundir import load_run
+
+    run = load_run(run_dir)
+    path = run.checkpoint(which)
+    tensors, _ = load_checkpoint(path)
+    model = QNetwork(run.obs_dim, run.n_actions, run.config.hidden_sizes)
+    load_weights(model, tensors, "model.", str(path))
+    return run, NumpyMLP.copy_of(model)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asyncdqn.evaluate import evaluate
+
+    _positive("episodes", args.episodes)
+    run, q = _load_q(args.run_dir, args.checkpoint)
+    res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(f"{run.config.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
+              f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from asyncdqn.plotting import plot_runs
+    from asyncdqn.rundir import CURVE
+
+    _positive("window", args.window)
+    out = args.out or (str(Path(args.run_dirs[0]) / CURVE) if len(args.run_dirs) == 1 else "comparison.png")
+    try:
+        path = plot_runs(args.run_dirs, out, window=args.window)
+    except (FileNotFoundError, ValueError) as exc:
+        raise AsyncDQNError(str(exc)) from None
+    print(path)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from asyncdqn.render import render_gif
+
+    for name in ("episodes", "fps", "max_steps"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    run, q = _load_q(args.run_dir, args.checkpoint)
+    path, returns = render_gif(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
+                               fps=args.fps, max_steps=args.max_steps)
+    print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TrainingError as exc:  # the run itself failed (dead worker, divergence)
+        print(f"asyncdqn: training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except AsyncDQNError as exc:  # bad input
+        print(f"asyncdqn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("asyncdqn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Greedy episodes recorded as an animated GIF (the notebook's rendering, as a file)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from asyncdqn.envs import env_seeds, make_env
+from asyncdqn.errors import EnvError
+from asyncdqn.evaluate import QFunction
+from asyncdqn.fileio import atomic_write_bytes
+
+
+def play_frames(
+    q: QFunction, env_id: str, episodes: int, seed: int, max_steps: int
+) -> tuple[list[Image.Image], list[float]]:
+    """Frames of `episodes` greedy episodes, each annotated with episode number and return so far."""
+    try:
+        env = make_env(env_id, render_mode="rgb_array")
+    except EnvError as exc:
+        raise EnvError(f"{env_id} cannot render frames: {exc}") from None
+    frames: list[Image.Image] = []
+    returns: list[float] = []
+    try:
+        for ep, s in enumerate(env_seeds(seed, 2_000_000, episodes)):
+            obs, _ = env.reset(seed=s)
+            total = 0.0
+            for _ in range(max_steps):
+                frames.append(_annotate(env.render(), f"episode {ep + 1}  return {total:.1f}"))
+                action = int(q(np.asarray(obs, dtype=np.float32)[None])[0].argmax())
+                obs, r, term, trunc, _ = env.step(action)
+                total += float(r)
+                if term or trunc:
+                    break
+            frames.append(_annotate(env.render(), f"episode {ep + 1}  return {total:.1f}  (end)"))
+            returns.append(total)
+    finally:
+        env.close()
+    return frames, returns
+
+
+def _annotate(frame: object, text: str) -> Image.Image:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise EnvError("the environment did not return an RGB frame (render_mode='rgb_array' unsupported?)")
+    img = Image.fromarray(frame.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 8 + 7 * len(text), 18), fill=(0, 0, 0))
+    draw.text((4, 3), text, fill=(255, 255, 255))
+    return img
+
+
+def render_gif(
+    q: QFunction, env_id: str, out: str | Path, episodes: int = 1, seed: int = 0,
+    fps: int = 30, max_steps: int = 1000,
+) -> tuple[Path, list[float]]:
+    """Write an animated GIF of greedy episodes atomically; returns (path, episode returns)."""
+    frames, returns = play_frames(q, env_id, episodes, seed, max_steps)
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=max(1, round(1000 / fps)), loop=0)
+    return atomic_write_bytes(out, buf.getvalue()), returns
