@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 import torch
 
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread() -> Iterator[None]:
+    """Tiny tensors: intra-op threads only add overhead (and stall badly on a
+    loaded machine). Restored afterwards for other test modules."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 # Tight: the shared optimizers perform the same floating-point ops as torch's
 # single-tensor implementations, so in practice results are bit-identical.
