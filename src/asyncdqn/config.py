@@ -210,6 +210,8 @@ def validate(c: Config) -> None:
     _check(c.solve_window >= 1, "solve_window", f"must be >= 1, got {c.solve_window}")
     _check(c.max_episode_steps is None or c.max_episode_steps >= 1, "max_episode_steps",
            f"must be >= 1, got {c.max_episode_steps}")
+    _check(not (c.double_q and c.algo == "one-step-sarsa"), "double_q",
+           "has no meaning for one-step-sarsa (its target uses the action taken, not a max)")
     _check(not c.lr_anneal or c.max_steps is not None, "lr_anneal", "needs --max-steps (the annealing horizon)")
     _check(c.max_steps is not None or c.max_seconds is not None or c.solve_score is not None, "max_steps",
            "the run would never stop: set --max-steps, --max-seconds or --solve-score")

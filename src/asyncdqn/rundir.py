@@ -95,6 +95,3 @@ def load_run(path: str | Path) -> Run:
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"invalid {path / CONFIG}: {exc}") from None
 
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)

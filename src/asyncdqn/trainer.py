@@ -13,6 +13,7 @@ evaluation (training mean over --solve-window episodes >= --solve-score).
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from asyncdqn.backends.base import SharedCounter, SharedTarget
 from asyncdqn.checkpoint import prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
+from asyncdqn.errors import TrainingError
 from asyncdqn.evaluate import EvalResult, evaluate
+from asyncdqn.fileio import atomic_write_json
 from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
@@ -154,61 +157,18 @@ class Trainer:
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
         progress = Progress(c, enabled=c.progress)
-        solved_at: tuple[float, int, EvalResult] | None = None
-        stop_reason = "max_steps"
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        # The target starts as a copy of the online network.
-        self.shared.target.sync_from(self.shared.model, 0)
+        self.shared.target.sync_from(self.shared.model, 0)  # the target starts as a copy
         self.t0 = time.monotonic()
-        next_eval = c.eval_every_steps
-        next_trigger = 0
         try:
             backend.start()
-            while True:
-                for ep in backend.poll(timeout=0.2):
-                    self.metrics.episode(ep.step, time.monotonic() - self.t0, ep.worker,
-                                         ep.episode_return, ep.length, ep.epsilon)
-                    self.window.append(ep.episode_return)
-                    progress.episode(ep.episode_return, ep.epsilon)
-                step = self.shared.counter.value
-                elapsed = time.monotonic() - self.t0
-                progress.update(step, elapsed, self.last_eval)
-
-                due = next_eval is not None and step >= next_eval
-                triggered = (c.solve_score is not None and step >= next_trigger
-                             and len(self.window) == self.window.maxlen
-                             and float(np.mean(self.window)) >= c.solve_score)
-                if due or triggered:
-                    result = self._eval_now(step)
-                    if due:
-                        assert next_eval is not None and c.eval_every_steps is not None
-                        next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
-                    if triggered:  # don't re-trigger on every poll
-                        next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
-                    if c.solve_score is not None and result.episodes >= c.eval_episodes \
-                            and result.mean >= c.solve_score:
-                        solved_at = (time.monotonic() - self.t0, step, result)
-                        stop_reason = "solved"
-                        break
-                if backend.finished():
-                    stop_reason = "max_steps"
-                    break
-                if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
-                    stop_reason = "max_seconds"
-                    break
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
+            stop_reason, solved_at = self._loop(backend, progress)
+        except BaseException:
+            # Failure or Ctrl-C: stop the workers, keep what can be kept, re-raise.
+            self._shutdown(backend, progress, threads, failing=True)
             raise
-        finally:
-            backend.stop()
-            wall = time.monotonic() - self.t0
-            total = self.shared.counter.value
-            progress.close()
-            torch.set_num_threads(threads)
-            self._save_full(rundir.FINAL, total)
-            if stop_reason == "interrupted":
-                self.metrics.close()
+        wall, total = self._shutdown(backend, progress, threads, failing=False)
         final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
         self.metrics.close()
         result = TrainResult(
@@ -219,9 +179,58 @@ class Trainer:
             solve_eval=solved_at[2].to_dict() if solved_at else None,
             best_eval=self.best, final_eval=final.to_dict(),
         )
-        rundir.write_json(self.path / rundir.EVAL, result.to_dict())
+        atomic_write_json(self.path / rundir.EVAL, result.to_dict())
         plot_run(self.path)
         return result
+
+    def _loop(self, backend: Any, progress: Progress) -> tuple[str, tuple[float, int, EvalResult] | None]:
+        """Collect episodes and evaluate until a stop rule fires; returns (reason, solve info)."""
+        c = self.cfg
+        next_eval = c.eval_every_steps
+        next_trigger = 0
+        while True:
+            for ep in backend.poll(timeout=0.2):
+                self.metrics.episode(ep.step, time.monotonic() - self.t0, ep.worker,
+                                     ep.episode_return, ep.length, ep.epsilon)
+                self.window.append(ep.episode_return)
+                progress.episode(ep.episode_return, ep.epsilon)
+            step = self.shared.counter.value
+            progress.update(step, time.monotonic() - self.t0, self.last_eval)
+
+            due = next_eval is not None and step >= next_eval
+            triggered = (c.solve_score is not None and step >= next_trigger
+                         and len(self.window) == self.window.maxlen
+                         and float(np.mean(self.window)) >= c.solve_score)
+            if due or triggered:
+                result = self._eval_now(step)
+                if c.eval_every_steps is not None:
+                    next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
+                if triggered:  # don't re-trigger on every poll
+                    next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
+                if (c.solve_score is not None and result.episodes >= c.eval_episodes
+                        and result.mean >= c.solve_score):
+                    return "solved", (time.monotonic() - self.t0, step, result)
+            if backend.finished():
+                return "max_steps", None
+            if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
+                return "max_seconds", None
+
+    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool) -> tuple[float, int]:
+        """Stop workers and write the final checkpoint. Returns (wall time, total steps)."""
+        backend.stop()
+        wall, total = time.monotonic() - self.t0, self.shared.counter.value
+        progress.close()
+        torch.set_num_threads(threads)
+        try:
+            self._save_full(rundir.FINAL, total)
+        except TrainingError as exc:
+            if not failing:
+                raise
+            # Non-finite weights after a failure: keep whatever was saved before.
+            print(f"asyncdqn: final checkpoint not written: {exc}", file=sys.stderr)
+        if failing:
+            self.metrics.close()
+        return wall, total
 
 
 def train(config: Config | dict[str, Any] | None = None, **overrides: Any) -> TrainResult:
