@@ -9,9 +9,25 @@ Notebook use::
 
 from __future__ import annotations
 
-from asyncdqn.config import Config, resolve_config
+from typing import TYPE_CHECKING, Any
+
 from asyncdqn.errors import AsyncDQNError, CheckpointError, ConfigError, EnvError
-from asyncdqn.trainer import TrainResult, train
+
+if TYPE_CHECKING:
+    from asyncdqn.config import Config, resolve_config
+    from asyncdqn.trainer import TrainResult, train
+
+_LAZY = {"Config": "asyncdqn.config", "resolve_config": "asyncdqn.config",
+         "TrainResult": "asyncdqn.trainer", "train": "asyncdqn.trainer"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import torch-heavy parts on first use, so `asyncdqn --help` starts fast."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'asyncdqn' has no attribute {name!r}")
 
 __all__ = [
     "AsyncDQNError",

@@ -119,6 +119,11 @@ def _positive(name: str, value: int) -> None:
         raise AsyncDQNError(f"--{name} must be >= 1, got {value}")
 
 
+def _non_negative(name: str, value: int) -> None:
+    if value < 0:
+        raise AsyncDQNError(f"--{name} must be >= 0, got {value}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from asyncdqn.config import FIELDS, resolve_config
     from asyncdqn.trainer import train
@@ -164,6 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from asyncdqn.evaluate import evaluate
 
     _positive("episodes", args.episodes)
+    _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
     res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps)
     if args.json:
@@ -193,6 +199,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
     path, returns = render_gif(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
                                fps=args.fps, max_steps=args.max_steps)
@@ -212,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except AsyncDQNError as exc:  # bad input
         print(f"asyncdqn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # unwritable output, full disk, ...
+        where = exc.filename2 or exc.filename
+        print(f"asyncdqn: error: {exc.strerror or exc}" + (f": {where}" if where else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("asyncdqn: interrupted", file=sys.stderr)

@@ -149,9 +149,13 @@ def _scalar(name: str, value: Any, kind: Any) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
             raise ConfigError(f"{name}: must be finite, got {value!r}")
-        return float(value)
+        return number
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
@@ -179,6 +183,7 @@ def _check(ok: bool, name: str, msg: str) -> None:
 def validate(c: Config) -> None:
     """Range and consistency checks; raises ConfigError naming the field."""
     _check(bool(c.env_id.strip()), "env_id", "must not be empty")
+    _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
     _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,20 @@ from asyncdqn.evaluate import QFunction
 from asyncdqn.fileio import atomic_write_bytes
 
 
+def _headless() -> None:
+    """Box2D/classic-control render through pygame/SDL: no display, no audio, no banner."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.gettempdir()
+
+
 def play_frames(
     q: QFunction, env_id: str, episodes: int, seed: int, max_steps: int
 ) -> tuple[list[Image.Image], list[float]]:
     """Frames of `episodes` greedy episodes, each annotated with episode number and return so far."""
+    _headless()
     try:
         env = make_env(env_id, render_mode="rgb_array")
     except EnvError as exc:

@@ -170,6 +170,9 @@ class Trainer:
             raise
         wall, total = self._shutdown(backend, progress, threads, failing=False)
         final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
+        if self.best is None:  # no evaluation during training: the final weights are the best known
+            weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
+            self._record_eval(final, total, weights)
         self.metrics.close()
         result = TrainResult(
             run_dir=self.path, solved=solved_at is not None, stop_reason=stop_reason,
