@@ -88,3 +88,20 @@ def test_learns_cartpole(tmp_path: Path, backend: str) -> None:
     assert r.solve_eval is not None and r.solve_eval["episodes"] == 20 and r.solve_eval["mean"] >= 195.0
     report = json.loads((r.run_dir / "eval.json").read_text())
     assert report["solved"] is True and report["steps_to_solve"] == r.steps_to_solve
+
+
+def test_seed_compat_preset_runs_with_the_notebook_schedule(tmp_path: Path) -> None:
+    """seed-compat: 8 workers x 1 env, one-step Q, epsilon x0.999 per episode from 1.0."""
+    r = train({"preset": "seed-compat", "backend": "serial", "max_steps": 6000, "solve_score": None,
+               "eval_every_steps": None, "eval_episodes": 2, "progress": False, "run_dir": str(tmp_path / "sc")})
+    cfg = json.loads((r.run_dir / "config.json").read_text())
+    assert (cfg["workers"], cfg["envs_per_worker"], cfg["algo"], cfg["t_max"]) == (8, 1, "one-step-q", 10)
+    with open(r.run_dir / "metrics.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["kind"] == "episode"]
+    by_worker: dict[str, list[float]] = {}
+    for row in rows:
+        by_worker.setdefault(row["worker"], []).append(float(row["epsilon"]))
+    assert len(by_worker) == 8
+    for eps in by_worker.values():
+        # the k-th episode of a worker is played with 0.999**k
+        assert eps == pytest.approx([0.999**k for k in range(len(eps))], rel=1e-3)

@@ -111,7 +111,43 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
+    b = sub.add_parser("bench", help="benchmarks (throughput against the raw environment ceiling)",
+                       description="Benchmarks. `bench throughput` measures the raw environment ceiling "
+                                   "(random actions, same processes and envs per worker, no learning) and the "
+                                   "trainer's env steps/s while learning, for each algorithm and 1..N workers.")
+    bsub = b.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    bt = bsub.add_parser("throughput", help="trainer steps/s as a fraction of the raw environment ceiling")
+    bt.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
+    bt.add_argument("--algos", nargs="+", default=None, help="algorithms to measure (default: all three)")
+    bt.add_argument("--max-workers", type=int, default=None, help="measure 1..N workers (default: CPU cores)")
+    bt.add_argument("--envs-per-worker", type=int, default=None, help="override the preset's envs per worker")
+    bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
+    bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from asyncdqn.bench import format_table, run_throughput
+    from asyncdqn.config import ALGOS
+    from asyncdqn.fileio import atomic_write_json
+
+    algos = tuple(args.algos or ALGOS)
+    for a in algos:
+        if a not in ALGOS:
+            raise AsyncDQNError(f"--algos: unknown algorithm {a!r}; known: {', '.join(ALGOS)}")
+    if args.max_workers is not None:
+        _positive("max-workers", args.max_workers)
+    if args.envs_per_worker is not None:
+        _positive("envs-per-worker", args.envs_per_worker)
+    if not args.seconds > 0:
+        raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
+    overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
+    report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
+                            log=lambda m: print(m, file=sys.stderr))
+    atomic_write_json(args.out, report)
+    print(format_table(report))
+    print(f"report: {args.out}")
+    return 0
 
 
 def _positive(name: str, value: int) -> None:
@@ -207,7 +243,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render,
+            "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
