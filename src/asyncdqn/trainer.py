@@ -133,7 +133,6 @@ class Trainer:
         weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
         q = NumpyMLP([w.numpy() for w in weights.values()])
         c = self.cfg
-        result = None
         if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
             result = self._evaluate(q, c.screen_episodes)
             if result.mean < c.solve_score:
@@ -144,7 +143,10 @@ class Trainer:
         wall = time.monotonic() - self.t0
         self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
         self.last_eval = result
-        if self.best is None or result.mean > self.best["mean"]:
+        # A full evaluation outranks a short screen, whatever the screen's mean.
+        full = result.episodes >= self.cfg.eval_episodes
+        if self.best is None or (full, result.mean) > (self.best["episodes"] >= self.cfg.eval_episodes,
+                                                       self.best["mean"]):
             self.best = {"mean": result.mean, "std": result.std, "episodes": result.episodes,
                          "step": step, "wall_time_s": wall}
             save_checkpoint(self.ckpt_dir / rundir.BEST, prefixed("model.", weights),
