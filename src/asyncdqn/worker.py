@@ -130,8 +130,10 @@ class ActorLearner:
         self.actions = self._act(self.obs)
 
     # ------------------------------------------------------------------ acting
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        return epsilon_greedy(self.online(obs), self.eps[: len(obs)], self.rng)
+    def _act(self, obs: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Epsilon-greedy actions for all envs' observations, or for the envs `idx`."""
+        eps = self.eps if idx is None else self.eps[idx]
+        return epsilon_greedy(self.online(obs), eps, self.rng)
 
     def _update_epsilon(self, global_step: int) -> None:
         if self.cfg.eps_schedule == "linear":
@@ -187,7 +189,7 @@ class ActorLearner:
                 self.next_act_buf[t] = self.actions
                 cut = np.flatnonzero(trunc & ~term)
                 if cut.size:  # truncated: a' is the policy's action in the final state
-                    self.next_act_buf[t, cut] = self._act_subset(self.next_obs_buf[t, cut], cut)
+                    self.next_act_buf[t, cut] = self._act(self.next_obs_buf[t, cut], cut)
 
         self._learn(base_step)
         self.steps_done += T * K
@@ -195,9 +197,6 @@ class ActorLearner:
         if new // cfg.target_update_steps > old // cfg.target_update_steps:
             self.target.sync_from(self.model, new)
         return T * K
-
-    def _act_subset(self, obs: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return epsilon_greedy(self.online(obs), self.eps[idx], self.rng)
 
     # --------------------------------------------------------------- learning
     def targets(self) -> np.ndarray:

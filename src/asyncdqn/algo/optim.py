@@ -59,7 +59,7 @@ Differences from ``torch.optim``
 from __future__ import annotations
 
 import multiprocessing
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -153,6 +153,18 @@ class _SharedOptimizer:
         with torch.no_grad():
             self._update(t, self.lr if lr is None else float(lr))
         return t
+
+    def _grads(self) -> Iterator[tuple[int, torch.nn.Parameter, torch.Tensor]]:
+        """(index, parameter, gradient) for each parameter that has a gradient,
+        with L2 weight decay already added (g + wd * p), as torch's Adam/RMSprop do."""
+        wd, wd_buf = self.weight_decay, self._wd_buf
+        for i, p in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                continue
+            if wd_buf is not None:
+                g = torch.add(g, p, alpha=wd, out=wd_buf[i])
+            yield i, p, g
 
     def _update(self, t: int, lr: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -273,19 +285,13 @@ class SharedAdam(_SharedOptimizer):
 
     def _update(self, t: int, lr: float) -> None:
         beta1, beta2 = self.betas
-        eps, wd = self.eps, self.weight_decay
+        eps = self.eps
         one_minus_beta1 = 1.0 - beta1  # lerp weight for the first moment
         one_minus_beta2 = 1.0 - beta2  # weight of g^2 in the second moment
         step_size = lr / (1.0 - beta1**t)  # lr / bias_correction1
         bc2_sqrt = (1.0 - beta2**t) ** 0.5  # sqrt(bias_correction2); `**0.5` as torch does
         neg_step = -step_size
-        wd_buf = self._wd_buf
-        for i, p in enumerate(self._params):
-            g = p.grad
-            if g is None:
-                continue
-            if wd_buf is not None:
-                g = torch.add(g, p, alpha=wd, out=wd_buf[i])  # g + wd * p (L2 into the gradient)
+        for i, p, g in self._grads():
             self._exp_avg[i].lerp_(g, one_minus_beta1)  # m = m + (1-b1)(g - m) = b1 m + (1-b1) g
             self._exp_avg_sq[i].mul_(beta2).addcmul_(g, g, value=one_minus_beta2)  # v = b2 v + (1-b2) g^2
             denom = torch.sqrt(self._exp_avg_sq[i], out=self._buf[i])  # sqrt(v)
@@ -335,16 +341,10 @@ class SharedRMSprop(_SharedOptimizer):
         self._square_avg: list[torch.Tensor] = self._state["square_avg"]
 
     def _update(self, t: int, lr: float) -> None:
-        alpha, eps, wd = self.alpha, self.eps, self.weight_decay
+        alpha, eps = self.alpha, self.eps
         one_minus_alpha = 1.0 - alpha  # weight of g^2 in the running average
         neg_lr = -lr
-        wd_buf = self._wd_buf
-        for i, p in enumerate(self._params):
-            g = p.grad
-            if g is None:
-                continue
-            if wd_buf is not None:
-                g = torch.add(g, p, alpha=wd, out=wd_buf[i])  # g + wd * p (L2 into the gradient)
+        for i, p, g in self._grads():
             self._square_avg[i].mul_(alpha).addcmul_(g, g, value=one_minus_alpha)  # s = a s + (1-a) g^2
             denom = torch.sqrt(self._square_avg[i], out=self._buf[i])  # sqrt(s)
             denom.add_(eps)  # sqrt(s) + eps
