@@ -23,11 +23,6 @@ from typing import Any, Literal
 from asyncdqn.errors import ConfigError
 
 ALGOS = ("one-step-q", "n-step-q", "one-step-sarsa")
-BACKENDS = ("process", "serial")
-OPTIMIZERS = ("adam", "rmsprop")
-LOSSES = ("huber", "mse")
-EPS_SCHEDULES = ("linear", "episode-decay")
-EPS_DRAWS = ("worker", "env")
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
