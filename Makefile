@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+EXTRAS_STAMP := $(VENV)/.extras-stamp
 ARGS ?=
 
 .PHONY: train test install clean
@@ -16,10 +17,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# Optional extras (SB3 baseline, Ray, TensorBoard, video): only the tests need them all.
+# torch is passed again as a constraint so no extra can swap the CPU build out.
+$(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
+	$(BIN)/python -m pip install --quiet -r requirements-extras.txt torch==2.13.0
+	touch $(EXTRAS_STAMP)
+
 train: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/asyncdqn train --env LunarLander-v3 $(ARGS)
 
-test: $(STAMP)
+test: $(EXTRAS_STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(ARGS)
 
 clean:
