@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ class Measurement:
     envs_per_worker: int
     steps: int
     seconds: float
+    memory: dict[str, Any] | None = None
 
     @property
     def steps_per_second(self) -> float:
@@ -76,6 +78,42 @@ def measure_ceiling(env_id: str, workers: int, k: int, seconds: float) -> Measur
     return Measurement("ceiling", workers, k, s1 - s0, t1 - t0)
 
 
+def process_memory(pid: int) -> dict[str, float]:
+    """Memory of a live process in MB (Linux /proc): peak RSS, RSS, PSS and shared-memory RSS.
+
+    PSS splits each shared page between the processes mapping it, so summing PSS
+    over processes gives the true total; RSS counts shared pages (torch's
+    libraries, the shared model) once per process.
+    """
+    out: dict[str, float] = {}
+    fields = {"VmHWM": "peak_rss_mb", "VmRSS": "rss_mb", "RssShmem": "shmem_rss_mb"}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = line.split(":", 1)[0]
+            if key in fields:
+                out[fields[key]] = int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                out["pss_mb"] = int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass  # not Linux, or the process is gone
+    return out
+
+
+def memory_report(worker_pids: list[int], model: Any) -> dict[str, Any]:
+    """Per-worker and total memory, and where the model's parameters live."""
+    workers = [process_memory(pid) for pid in worker_pids]
+    main = process_memory(os.getpid())
+    params = list(model.parameters())
+    total_pss = sum(w.get("pss_mb", 0.0) for w in workers) + main.get("pss_mb", 0.0)
+    return {
+        "main": main, "workers": workers,
+        "total_pss_mb": total_pss,
+        "model_mb": sum(p.numel() * p.element_size() for p in params) / 2**20,
+        "model_in_shared_memory": all(p.is_shared() for p in params),
+    }
+
+
 def measure_trainer(cfg: Config, seconds: float) -> Measurement:
     """Steps/s of the process backend learning from every transition (no evaluation)."""
     from asyncdqn.backends import make_backend
@@ -93,9 +131,11 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
         while time.perf_counter() - t0 < seconds:
             backend.poll(timeout=0.05)
         s1, t1 = shared.counter.value, time.perf_counter()
+        pids = [p.pid for p in getattr(backend, "procs", [])]
+        memory = memory_report(pids, shared.model)
     finally:
         backend.stop()
-    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0)
+    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory)
 
 
 def run_throughput(
@@ -118,14 +158,23 @@ def run_throughput(
         for algo in algos:
             m = measure_trainer(base.replace(algo=algo), seconds)
             ratio = m.steps_per_second / ceiling.steps_per_second
-            log(f"workers={w} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} of the ceiling")
+            mem = m.memory or {}
+            peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
+            log(f"workers={w} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} of the ceiling; "
+                f"peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
+                f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB")
             rows.append({**m.__dict__, "steps_per_second": m.steps_per_second, "ratio": ratio})
     return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'workers':>7}  {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10}"]
+    lines = [f"{'workers':>7}  {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
+             f"{'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
     for r in report["rows"]:
+        mem = r.get("memory") or {}
+        peaks = [w["peak_rss_mb"] for w in mem.get("workers", []) if "peak_rss_mb" in w]
+        peak = f"{max(peaks):.0f}" if peaks else "-"
+        pss = f"{mem['total_pss_mb']:.0f}" if mem.get("total_pss_mb") else "-"
         lines.append(f"{r['workers']:>7}  {r['kind']:<15} {r['envs_per_worker']:>11} "
-                     f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%}")
+                     f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {peak:>18} {pss:>12}")
     return "\n".join(lines)

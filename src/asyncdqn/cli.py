@@ -123,10 +123,55 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--envs-per-worker", type=int, default=None, help="override the preset's envs per worker")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
+    bs = bsub.add_parser(
+        "solve", help="time-to-solve against the notebook's settings and Stable-Baselines3 DQN",
+        description="Time-to-solve over several seeds for each contender (asyncdqn's default preset, the seed "
+                    "notebook's settings, Stable-Baselines3 DQN with RL-Zoo's hyper-parameters), all under "
+                    "one protocol: the same greedy solve criterion, checked at the same wall-clock cadence, "
+                    "within the same budget. Writes one JSON per run, summary.json, summary.md and "
+                    "solve_curves.png to --out; runs already in --out are not repeated.")
+    bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
+    bs.add_argument("--contenders", nargs="+", default=None,
+                    help="any of asyncdqn seed-compat sb3-dqn (default: all three)")
+    bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
+    bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
+    bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
+    bs.add_argument("--check-every", type=float, default=10.0,
+                    help="seconds between greedy checks, counted from the end of the previous one (default: 10)")
+    bs.add_argument("--score", type=float, default=200.0, help="solve score (default: 200)")
+    bs.add_argument("--eval-episodes", type=int, default=100, help="episodes of the solving evaluation (default: 100)")
+    bs.add_argument("--screen-episodes", type=int, default=10, help="episodes of the screen before it (default: 10)")
+    bs.add_argument("--parallel", type=int, default=1,
+                    help="run this many single-process (sb3-dqn) runs side by side, one core each (default: 1)")
+    bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
     return parser
 
 
+def cmd_bench_solve(args: argparse.Namespace) -> int:
+    from asyncdqn.bench_solve import CONTENDERS, Protocol, run_solve
+
+    for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    for name in ("budget", "check_every"):
+        if not args.__dict__[name] > 0:
+            raise AsyncDQNError(f"--{name.replace('_', '-')}: must be > 0, got {args.__dict__[name]}")
+    if args.seed_list is not None and any(s < 0 for s in args.seed_list):
+        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
+    from asyncdqn.envs import inspect_env
+
+    inspect_env(args.env_id, None)  # unknown env / unsupported spaces: one clear line, before any run
+    p = Protocol(env_id=args.env_id, solve_score=args.score, eval_episodes=args.eval_episodes,
+                 screen_episodes=args.screen_episodes, check_every_s=args.check_every, budget_s=args.budget)
+    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    out = run_solve(Path(args.out), tuple(args.contenders or CONTENDERS), seeds, p, parallel=args.parallel)
+    print(out["table"])
+    print(f"wrote {Path(args.out) / 'summary.json'}, summary.md and solve_curves.png")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "solve":
+        return cmd_bench_solve(args)
     from asyncdqn.bench import format_table, run_throughput
     from asyncdqn.config import ALGOS
     from asyncdqn.fileio import atomic_write_json

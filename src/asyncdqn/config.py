@@ -81,7 +81,9 @@ class Config:
     eval_episodes: int = _opt(100, "Episodes of each full greedy evaluation (fresh seeds, no exploration).")
     screen_episodes: int = _opt(10, "A periodic evaluation first plays this many episodes and only continues to --eval-episodes if their mean reaches --solve-score.")
     eval_every_steps: int | None = _opt(100_000, "Run a greedy evaluation every N global env steps; none to only evaluate on the training-mean trigger.")
+    eval_every_seconds: float | None = _opt(None, "Also run a greedy evaluation every N seconds of wall time (bench solve checks every contender this way).")
     solve_window: int = _opt(100, "Training episodes averaged for the evaluation trigger (mean >= --solve-score).")
+    eval_trigger: bool = _opt(True, "Evaluate as soon as the training mean over --solve-window episodes reaches --solve-score.")
 
     # --- output --------------------------------------------------------------
     run_dir: str | None = _opt(None, "Run directory; default runs/<env>-<algo>-<time>.")
@@ -207,6 +209,8 @@ def validate(c: Config) -> None:
     _check(c.screen_episodes >= 1, "screen_episodes", f"must be >= 1, got {c.screen_episodes}")
     _check(c.eval_every_steps is None or c.eval_every_steps >= 1, "eval_every_steps",
            f"must be >= 1 or none, got {c.eval_every_steps}")
+    _check(c.eval_every_seconds is None or c.eval_every_seconds > 0, "eval_every_seconds",
+           f"must be > 0 or none, got {c.eval_every_seconds}")
     _check(c.solve_window >= 1, "solve_window", f"must be >= 1, got {c.solve_window}")
     _check(c.max_episode_steps is None or c.max_episode_steps >= 1, "max_episode_steps",
            f"must be >= 1, got {c.max_episode_steps}")

@@ -192,6 +192,7 @@ class Trainer:
         """Collect episodes and evaluate until a stop rule fires; returns (reason, solve info)."""
         c = self.cfg
         next_eval = c.eval_every_steps
+        next_eval_time = c.eval_every_seconds
         next_trigger = 0
         while True:
             for ep in backend.poll(timeout=0.2):
@@ -202,14 +203,18 @@ class Trainer:
             step = self.shared.counter.value
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
 
-            due = next_eval is not None and step >= next_eval
-            triggered = (c.solve_score is not None and step >= next_trigger
+            wall = time.monotonic() - self.t0
+            due = ((next_eval is not None and step >= next_eval)
+                   or (next_eval_time is not None and wall >= next_eval_time))
+            triggered = (c.eval_trigger and c.solve_score is not None and step >= next_trigger
                          and len(self.window) == self.window.maxlen
                          and float(np.mean(self.window)) >= c.solve_score)
             if due or triggered:
                 result = self._eval_now(step)
                 if c.eval_every_steps is not None:
                     next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
+                if c.eval_every_seconds is not None:  # the next check is due N s after this one ended
+                    next_eval_time = time.monotonic() - self.t0 + c.eval_every_seconds
                 if triggered:  # don't re-trigger on every poll
                     next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
                 if (c.solve_score is not None and result.episodes >= c.eval_episodes
