@@ -72,7 +72,8 @@ def test_process_backend_counts_every_step(tmp_path: Path) -> None:
     # each worker stops at the first segment boundary past the budget
     assert 3000 <= r.total_steps <= 3000 + 2 * seg
     assert sum(meta["per_worker_steps"]) == r.total_steps
-    assert all(n % seg == 0 and n > 0 for n in meta["per_worker_steps"])
+    # whole segments only (a worker spawned late on a loaded machine may find the budget already spent)
+    assert len(meta["per_worker_steps"]) == 2 and all(n % seg == 0 for n in meta["per_worker_steps"])
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ through four small interfaces (see `backends/shared.py` for the implementations)
 One segment (paper Alg. 1 / 3 with a batch of K environments):
   for t in 0..T-1: act epsilon-greedily on all K envs with one numpy forward, step them;
   then one batched target forward, T*K targets, one forward/backward on the shared
-  model, gradient clipping, one shared-optimizer step; then bump the global counter
+  model (hand-written numpy backprop, `algo/mlp_grad.py`), gradient clipping, one
+  shared-optimizer step; then bump the global counter
   and, if this segment crossed a multiple of `target_update_steps`, sync the target
   (exactly one worker crosses each multiple, so exactly one owner per sync).
 """
@@ -32,13 +33,13 @@ from asyncdqn.algo.exploration import (
     linear_epsilon,
     sample_final_epsilons,
 )
+from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
     n_step_targets,
     one_step_targets,
     sarsa_values,
-    td_loss,
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds, make_vector_env
@@ -102,6 +103,14 @@ class ActorLearner:
         d = int(obs.shape[1])
 
         self.online = NumpyMLP.view_of(model)  # acting reads the shared weights in place
+        # Learning by hand-written backprop in numpy (algo/mlp_grad.py): ~4x cheaper than
+        # autograd at these sizes. Weights are views of the shared parameters; gradients
+        # live in this worker's own tensors, handed to the optimizer as p.grad.
+        self._params = list(model.parameters())
+        self._weights = [p.detach().numpy() for p in self._params[0::2]]
+        self._biases = [p.detach().numpy() for p in self._params[1::2]]
+        self._grad_tensors = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self._params]
+        self._grad_arrays = [g.numpy() for g in self._grad_tensors]
         self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
         self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
@@ -217,18 +226,17 @@ class ActorLearner:
 
     def _learn(self, global_step: int) -> None:
         cfg, T, K = self.cfg, self.T, self.K
-        y = torch.from_numpy(self.targets().reshape(T * K))
-        obs = torch.from_numpy(self.obs_buf.reshape(T * K, -1))
-        act = torch.from_numpy(self.act_buf.reshape(T * K, 1))
-        q_taken = self.model(obs).gather(1, act).squeeze(1)  # Q(s_t, a_t) on the shared weights
-        loss = td_loss(q_taken, y, cfg.loss)
-        loss_value = float(loss.detach())
+        y = self.targets().reshape(T * K)
+        # Loss of Q(s_t, a_t) on the shared weights and its gradient, one batch of T*K samples.
+        loss_value = td_loss_and_grads(
+            self._weights, self._biases, self.obs_buf.reshape(T * K, -1), self.act_buf.reshape(T * K), y,
+            cfg.loss, self._grad_arrays[0::2], self._grad_arrays[1::2])
         if not np.isfinite(loss_value):
             raise TrainingError(self._non_finite_source())
-        self.optimizer.zero_grad()
-        loss.backward()
         if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            clip_grad_norm(self._grad_arrays, cfg.grad_clip)
+        for p, g in zip(self._params, self._grad_tensors, strict=True):
+            p.grad = g
         lr = None
         if cfg.lr_anneal and cfg.max_steps:
             lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)

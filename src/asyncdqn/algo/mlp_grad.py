@@ -1,0 +1,80 @@
+"""Gradient of the TD loss of an MLP Q-network, by hand, in numpy.
+
+At the batch sizes of an actor-learner (t_max x envs, ~40 samples) and these
+network widths, torch autograd spends most of its time in per-call overhead:
+forward + backward of a 8-128-128-4 MLP on 40 samples costs ~0.5 ms through
+autograd and ~0.05 ms as the handful of matrix products below. Same math:
+
+    h_0 = x,  z_i = h_{i-1} W_i^T + b_i,  h_i = relu(z_i) (i < L),  Q = z_L
+    loss = mean_b  l(Q[b, a_b] - y_b),   l = huber (delta 1) or squared error
+
+    dloss/dQ[b, a_b] = l'(Q[b, a_b] - y_b) / B,   huber: clip(d, -1, 1),  mse: 2 d
+    g_L = dloss/dz_L;  dW_i = g_i^T h_{i-1};  db_i = sum_b g_i;
+    g_{i-1} = (g_i W_i) * [h_{i-1} > 0]          (relu'(0) = 0, as torch)
+
+`tests/test_mlp_grad.py` checks it against torch autograd (`td_loss`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def td_loss_and_grads(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    x: np.ndarray,
+    actions: np.ndarray,
+    targets: np.ndarray,
+    loss: str,
+    grad_w: Sequence[np.ndarray],
+    grad_b: Sequence[np.ndarray],
+) -> float:
+    """Mean TD loss of Q(x, actions) against constant `targets`; gradients written into grad_w/grad_b.
+
+    weights[i] has torch's Linear layout (out, in); grad arrays have the shapes of
+    weights/biases and are overwritten. Returns the loss value (may be non-finite:
+    the caller decides what that means).
+    """
+    n_layers = len(weights)
+    inputs: list[np.ndarray] = []  # h_{i-1}: the input of each layer
+    h = x
+    for i in range(n_layers):
+        inputs.append(h)
+        h = h @ weights[i].T + biases[i]
+        if i < n_layers - 1:
+            np.maximum(h, 0.0, out=h)
+    batch = x.shape[0]
+    rows = np.arange(batch)
+    diff = h[rows, actions] - targets
+    if loss == "huber":
+        a = np.abs(diff)
+        value = float(np.where(a < 1.0, 0.5 * diff * diff, a - 0.5).mean())
+        dq = np.clip(diff, -1.0, 1.0)
+    elif loss == "mse":
+        value = float((diff * diff).mean())
+        dq = 2.0 * diff
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    g = np.zeros_like(h)
+    g[rows, actions] = dq / batch
+    for i in range(n_layers - 1, -1, -1):
+        np.matmul(g.T, inputs[i], out=grad_w[i])
+        np.sum(g, axis=0, out=grad_b[i])
+        if i > 0:
+            g = g @ weights[i]
+            g *= inputs[i] > 0
+    return value
+
+
+def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most max_norm (torch's rule:
+    coefficient max_norm / (norm + 1e-6), applied only when below 1). Returns the norm before."""
+    total = float(np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads)))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g *= coef
+    return total
