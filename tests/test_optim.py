@@ -387,3 +387,16 @@ def test_concurrent_step_count_exact() -> None:
         assert tiny_opt.step_count == N_WORKERS * K_TINY, name
         assert sorted(ts_tiny.flatten().tolist()) == list(range(1, N_WORKERS * K_TINY + 1)), name
         assert tiny_param.item() < 0.0, name
+
+
+def test_step_follows_parameters_moved_to_shared_memory_after_construction() -> None:
+    """The numpy fast path views parameters at every step, so moving their storage is safe."""
+    model = torch.nn.Linear(3, 2)
+    opt = SharedAdam(model.parameters(), lr=0.1)
+    model.share_memory()  # moves the parameters' storage after the optimizer was built
+    before = model.weight.detach().clone()
+    model.weight.grad = torch.ones_like(model.weight)
+    model.bias.grad = torch.ones_like(model.bias)
+    opt.step()
+    # Adam's first step moves every weight by -lr * sign(g) (up to eps)
+    torch.testing.assert_close(model.weight.detach(), before - 0.1, rtol=0, atol=1e-6)

@@ -61,6 +61,7 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import torch
 
 __all__ = ["SharedAdam", "SharedRMSprop"]
@@ -125,10 +126,17 @@ class _SharedOptimizer:
             if self.weight_decay != 0.0
             else None
         )
+        # numpy views of the same memory (shared state, local scratch): the update is a
+        # dozen tiny elementwise ops per parameter, and a numpy ufunc call costs a fraction
+        # of a torch op's dispatch at these sizes. Parameters are viewed at each step (their
+        # storage may move, e.g. model.share_memory() after the optimizer was built).
+        self._np_state = {name: [t.numpy() for t in ts] for name, ts in self._state.items()}
+        self._np_buf = [b.numpy() for b in self._buf]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_buf"], state["_wd_buf"]
+        for name in ("_buf", "_wd_buf", "_np_state", "_np_buf"):
+            del state[name]  # per-process: numpy views would pickle as copies
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -291,12 +299,22 @@ class SharedAdam(_SharedOptimizer):
         step_size = lr / (1.0 - beta1**t)  # lr / bias_correction1
         bc2_sqrt = (1.0 - beta2**t) ** 0.5  # sqrt(bias_correction2); `**0.5` as torch does
         neg_step = -step_size
-        for i, p, g in self._grads():
-            self._exp_avg[i].lerp_(g, one_minus_beta1)  # m = m + (1-b1)(g - m) = b1 m + (1-b1) g
-            self._exp_avg_sq[i].mul_(beta2).addcmul_(g, g, value=one_minus_beta2)  # v = b2 v + (1-b2) g^2
-            denom = torch.sqrt(self._exp_avg_sq[i], out=self._buf[i])  # sqrt(v)
-            denom.div_(bc2_sqrt).add_(eps)  # sqrt(v / (1-b2^t)) + eps
-            p.addcdiv_(self._exp_avg[i], denom, value=neg_step)  # p -= lr/(1-b1^t) * m / denom
+        m_all, v_all = self._np_state["exp_avg"], self._np_state["exp_avg_sq"]
+        for i, param, grad in self._grads():
+            g, m, v, p, buf = grad.numpy(), m_all[i], v_all[i], param.detach().numpy(), self._np_buf[i]
+            np.subtract(g, m, out=buf)
+            buf *= one_minus_beta1
+            m += buf  # m = m + (1-b1)(g - m) = b1 m + (1-b1) g   (torch's lerp)
+            v *= beta2
+            np.multiply(g, g, out=buf)
+            buf *= one_minus_beta2
+            v += buf  # v = b2 v + (1-b2) g^2
+            np.sqrt(v, out=buf)
+            buf /= bc2_sqrt
+            buf += eps  # denom = sqrt(v / (1-b2^t)) + eps
+            np.divide(m, buf, out=buf)
+            buf *= neg_step
+            p += buf  # p -= lr/(1-b1^t) * m / denom
 
 
 class SharedRMSprop(_SharedOptimizer):
@@ -344,8 +362,15 @@ class SharedRMSprop(_SharedOptimizer):
         alpha, eps = self.alpha, self.eps
         one_minus_alpha = 1.0 - alpha  # weight of g^2 in the running average
         neg_lr = -lr
-        for i, p, g in self._grads():
-            self._square_avg[i].mul_(alpha).addcmul_(g, g, value=one_minus_alpha)  # s = a s + (1-a) g^2
-            denom = torch.sqrt(self._square_avg[i], out=self._buf[i])  # sqrt(s)
-            denom.add_(eps)  # sqrt(s) + eps
-            p.addcdiv_(g, denom, value=neg_lr)  # p -= lr * g / (sqrt(s) + eps)
+        s_all = self._np_state["square_avg"]
+        for i, param, grad in self._grads():
+            g, sq, p, buf = grad.numpy(), s_all[i], param.detach().numpy(), self._np_buf[i]
+            sq *= alpha
+            np.multiply(g, g, out=buf)
+            buf *= one_minus_alpha
+            sq += buf  # s = a s + (1-a) g^2
+            np.sqrt(sq, out=buf)
+            buf += eps  # denom = sqrt(s) + eps
+            np.divide(g, buf, out=buf)
+            buf *= neg_lr
+            p += buf  # p -= lr * g / (sqrt(s) + eps)
