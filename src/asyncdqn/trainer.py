@@ -150,15 +150,10 @@ class Trainer:
         loaded = CheckpointStore(run.path / rundir.CHECKPOINTS, run.config.keep_checkpoints).latest()
         meta, src = loaded.meta, loaded.path
         step = int(meta.get("step", -1))
-        shape = {"env_id": run.config.env_id, "obs_dim": run.obs_dim, "n_actions": run.n_actions,
-                 "hidden_sizes": list(run.config.hidden_sizes)}
-        wrong = [f"{k}: checkpoint {meta.get(k)!r} vs run {v!r}" for k, v in shape.items() if meta.get(k) != v]
+        problem = {"env_id": run.config.env_id, "obs_dim": run.obs_dim, "n_actions": run.n_actions}
+        wrong = [f"{k}: checkpoint {meta.get(k)!r} vs run {v!r}" for k, v in problem.items() if meta.get(k) != v]
         if wrong:
             raise CheckpointError(f"{src} does not belong to this run ({'; '.join(wrong)})")
-        if meta.get("fingerprint") != fingerprint(run.config):
-            diff = fingerprint_diff(meta.get("config") or {}, run.config) or ["no fingerprint in checkpoint"]
-            raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
-                                  + "; ".join(diff))
         count = max(run.config.resume_count, int(meta.get("resume_count", 0))) + 1
         cfg, changed = resume_config(run.config, overrides, count)
         trainer_state = meta.get("trainer") or {}
@@ -186,6 +181,11 @@ class Trainer:
         if len(per_worker) != cfg.resolved_workers():
             raise CheckpointError(f"{src} holds counters of {len(per_worker)} workers; the run has "
                                   f"{cfg.resolved_workers()}")
+        # Shapes matched; anything else that shapes training must match too.
+        if meta.get("fingerprint") != fingerprint(run.config):
+            diff = fingerprint_diff(meta.get("config") or {}, run.config) or ["no fingerprint in checkpoint"]
+            raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
+                                  + "; ".join(diff))
         s.counter.restore(step, per_worker)
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
