@@ -344,9 +344,6 @@ class Trainer:
                 progress.episode(ep.episode_return, ep.epsilon)
             step = self.shared.counter.value
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
-            if next_ckpt is not None and every is not None and step >= next_ckpt:
-                self._periodic_checkpoint(step)
-                next_ckpt = (step // every + 1) * every
 
             due = next_eval is not None and step >= next_eval
             triggered = (c.solve_score is not None and step >= next_trigger
@@ -361,8 +358,12 @@ class Trainer:
                 if (c.solve_score is not None and result.episodes >= c.eval_episodes
                         and result.mean >= c.solve_score):
                     return "solved", (time.monotonic() - self.t0, step, result)
-            if backend.finished():
+            if backend.finished():  # the exit checkpoint follows
                 return "max_steps", None
+            budget_spent = c.max_steps is not None and step >= c.max_steps  # the exit checkpoint follows
+            if next_ckpt is not None and every is not None and step >= next_ckpt and not budget_spent:
+                self._periodic_checkpoint(step)
+                next_ckpt = (step // every + 1) * every
             if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
                 return "max_seconds", None
 
