@@ -241,11 +241,11 @@ class Trainer:
         except TrainingError as exc:
             raise TrainingError(f"training diverged before step {step:,} ({exc}); {kept}") from None
 
-    def _save_full(self, name: str, step: int) -> None:
+    def _save_full(self, name: str, step: int, rotate: bool = True) -> None:
         """The exit checkpoint: into the rotation (for --resume), then `name` (final.safetensors)."""
         tensors, meta = self._snapshot(step)
-        path = self.store.save(step, tensors, meta)
-        self.last_checkpoint = path
+        if rotate:
+            self.last_checkpoint = self.store.save(step, tensors, meta)
         save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
@@ -296,10 +296,13 @@ class Trainer:
         try:
             backend.start()
             stop_reason, solved_at = self._loop(backend, progress)
-        except BaseException:
+        except BaseException as exc:
             # Failure or Ctrl-C: stop the workers, keep what can be kept, re-raise.
+            # Only an interruption adds a resume checkpoint: after a failure (divergence,
+            # dead worker) the last periodic one is the trustworthy state.
             try:
-                self._shutdown(backend, progress, threads, failing=True)
+                self._shutdown(backend, progress, threads, failing=True,
+                               rotate=isinstance(exc, KeyboardInterrupt))
             finally:
                 self.lock.release()
             raise
@@ -367,7 +370,8 @@ class Trainer:
             if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
                 return "max_seconds", None
 
-    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool) -> tuple[float, int]:
+    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool,
+                  rotate: bool = True) -> tuple[float, int]:
         """Stop workers and write the final checkpoint. Returns (wall time, total steps)."""
         backend.stop()
         wall, total = time.monotonic() - self.t0, self.shared.counter.value
@@ -375,7 +379,7 @@ class Trainer:
         torch.set_num_threads(threads)
         kept = f"{self.last_checkpoint} is kept" if self.last_checkpoint else "no earlier checkpoint exists"
         try:
-            self._save_full(rundir.FINAL, total)
+            self._save_full(rundir.FINAL, total, rotate)
         except TrainingError as exc:
             if not failing:
                 raise

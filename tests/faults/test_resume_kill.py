@@ -35,7 +35,7 @@ def _metric_steps(run: Path) -> list[int]:
 def killed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("kill")
     run = root / "RUN"
-    args = ["train", *SMALL, "--backend", "process", "--workers", "1", "--max-steps", "100000000",
+    args = ["train", *SMALL, "--max-steps", "100000000",
             "--checkpoint-every", EVERY, "--run-dir", run]
     proc = subprocess.Popen([*CLI, *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
