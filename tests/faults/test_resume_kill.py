@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_util import CLI, ENV, SMALL, assert_ok, assert_user_error, describe, run_all, run_cli
+from asyncdqn import rundir
+from asyncdqn.errors import RunDirError
+from ckpt_util import CLI, ENV, SMALL, assert_ok, describe, run_all
 
 EVERY = 2000
 
@@ -45,9 +47,13 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no two checkpoints within 150 s"
             time.sleep(0.1)
-        # A second trainer on the same run while the first lives: refused by the lock.
-        second = run_cli(["train", "--resume", run, "--max-steps", 10**9])
-        time.sleep(0.3)
+        # A second trainer on the same run while the first lives: refused by the lock
+        # (taken here in the test process: flock works across processes).
+        try:
+            rundir.RunLock(run)
+            second: str | None = None
+        except RunDirError as exc:
+            second = str(exc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -73,11 +79,13 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "resume2": ["train", "--resume", run2, "--max-steps", steps[-1] + 1000],
     })
     return {"root": root, "run": run, "run2": run2, "steps": steps, "last_logged": last_logged,
-            "second": second, "killed_rc": proc.returncode, **results}
+            "second": second, "pid": proc.pid, "killed_rc": proc.returncode, **results}
 
 
 def test_second_trainer_on_a_live_run_is_refused(killed: dict) -> None:
-    assert_user_error(killed["second"], "in use by another trainer", str(killed["run"]))
+    msg = killed["second"]
+    assert msg is not None and "in use by another trainer" in msg and str(killed["run"]) in msg, msg
+    assert f"(pid {killed['pid']})" in msg
 
 
 def test_resume_after_kill_9_continues_from_the_newest_checkpoint(killed: dict) -> None:
