@@ -87,3 +87,19 @@ def test_read_only_checkpoint_directory(tmp_path: Path) -> None:  # pragma: no c
         ck.chmod(0o755)
     assert_user_error(r, "cannot write the final checkpoint in", str(ck), "Permission denied", f"{CKPT} is kept")
     assert _verify_manifest(ck) == [CKPT]
+
+
+def test_metrics_write_error_names_the_file(tmp_path: Path) -> None:
+    from asyncdqn.errors import RunDirError
+    from asyncdqn.metrics import MetricsWriter
+
+    w = MetricsWriter(tmp_path / "metrics.csv")
+
+    class Full:
+        def writerow(self, row: object) -> None:
+            raise OSError(27, "File too large")
+
+    w._w = Full()  # type: ignore[assignment]
+    with pytest.raises(RunDirError, match=f"cannot write {tmp_path / 'metrics.csv'}: File too large"):
+        w.episode(1, 0.1, 0, 1.0, 1, 0.5)
+    w.close()
