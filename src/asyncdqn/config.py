@@ -94,6 +94,9 @@ class Config:
     resume_count: int = _opt(
         0, "How many times this run was resumed (set by --resume; offsets the workers' env and exploration seeds).",
         internal=True)
+    resume_epsilons: tuple[float, ...] = _opt(
+        (), "episode-decay schedule: each worker's epsilon when the run was checkpointed (set by --resume).",
+        internal=True)
 
     # ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -216,6 +219,8 @@ def validate(c: Config) -> None:
     _check(c.checkpoint_every is None or c.checkpoint_every >= 1, "checkpoint_every",
            f"must be >= 1 or none, got {c.checkpoint_every}")
     _check(c.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {c.keep_checkpoints}")
+    _check(all(0.0 <= e <= 1.0 for e in c.resume_epsilons), "resume_epsilons",
+           f"values must be in [0, 1], got {list(c.resume_epsilons)}")
     _check(c.resume_count >= 0, "resume_count", f"must be >= 0, got {c.resume_count}")
     _check(c.solve_window >= 1, "solve_window", f"must be >= 1, got {c.solve_window}")
     _check(c.max_episode_steps is None or c.max_episode_steps >= 1, "max_episode_steps",

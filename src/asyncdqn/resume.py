@@ -23,7 +23,7 @@ from asyncdqn.fileio import atomic_write_bytes
 RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eval_episodes", "screen_episodes",
              "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label")
 # Not part of the fingerprint: the above, where the run lives, and the resume counter.
-_NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count")
+_NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resume_epsilons")
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
@@ -43,8 +43,11 @@ def fingerprint_diff(saved: dict[str, Any], cfg: Config) -> list[str]:
             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
 
 
-def resume_config(saved: Config, overrides: dict[str, Any], resume_count: int) -> tuple[Config, dict[str, Any]]:
-    """The resumed run's config: config.json plus allowed overrides. Returns (config, changed)."""
+def resume_config(saved: Config, overrides: dict[str, Any], resume_count: int,
+                  epsilons: tuple[float, ...] = ()) -> tuple[Config, dict[str, Any]]:
+    """The resumed run's config: config.json plus allowed overrides. Returns (config, changed).
+
+    `epsilons`: each worker's last epsilon (episode-decay schedule only)."""
     current = saved.to_dict()
     changed: dict[str, Any] = {}
     refused: list[str] = []
@@ -60,7 +63,8 @@ def resume_config(saved: Config, overrides: dict[str, Any], resume_count: int) -
         allowed = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE)
         raise ConfigError(f"{', '.join(refused)} cannot change when resuming (the run's config.json fixes it); "
                           f"only these may: {allowed}")
-    return saved.replace(**changed, resume_count=resume_count), changed
+    eps = epsilons if saved.eps_schedule == "episode-decay" else ()
+    return saved.replace(**changed, resume_count=resume_count, resume_epsilons=list(eps)), changed
 
 
 def truncate_metrics(path: Path, last_step: int) -> int:

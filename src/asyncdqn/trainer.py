@@ -124,6 +124,9 @@ class Trainer:
         self.wall_offset = 0.0  # training seconds of earlier sessions
         self.resumed_from: Path | None = None
         self.last_checkpoint: Path | None = None
+        # each worker's epsilon at its last episode (episode-decay: restored on resume)
+        self.worker_eps: list[float | None] = list(cfg.resume_epsilons) + [None] * (
+            cfg.resolved_workers() - len(cfg.resume_epsilons))
 
     # ---------------------------------------------------------------- resume
     @classmethod
@@ -155,7 +158,8 @@ class Trainer:
         if wrong:
             raise CheckpointError(f"{src} does not belong to this run ({'; '.join(wrong)})")
         count = max(run.config.resume_count, int(meta.get("resume_count", 0))) + 1
-        cfg, changed = resume_config(run.config, overrides, count)
+        eps = tuple(run.config.eps_start if e is None else float(e) for e in meta.get("worker_epsilons", []))
+        cfg, changed = resume_config(run.config, overrides, count, eps)
         trainer_state = meta.get("trainer") or {}
         wall = float(trainer_state.get("wall_time_s", 0.0))
         if cfg.max_steps is not None and cfg.max_steps <= step:
@@ -215,6 +219,7 @@ class Trainer:
         meta = {**self._meta(step), "per_worker_steps": s.counter.per_worker(),
                 "optimizer": c.optimizer, "optimizer_steps": int(s.optimizer.step_count),
                 "target_syncs": s.target.syncs, "target_last_sync_step": s.target.last_sync_step,
+                "worker_epsilons": list(self.worker_eps),
                 "fingerprint": fingerprint(c), "config": fingerprinted(c), "resume_count": c.resume_count,
                 "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count when > 0); "
                                 "actions: default_rng([seed, 7919, worker]) (+ resume_count when > 0)",
@@ -344,6 +349,7 @@ class Trainer:
                 self.metrics.episode(ep.step, time.monotonic() - self.t0, ep.worker,
                                      ep.episode_return, ep.length, ep.epsilon)
                 self.window.append(ep.episode_return)
+                self.worker_eps[ep.worker] = ep.epsilon
                 progress.episode(ep.episode_return, ep.epsilon)
             step = self.shared.counter.value
             progress.update(step, time.monotonic() - self.t0, self.last_eval)

@@ -120,6 +120,8 @@ class ActorLearner:
         finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
         self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
         self.eps = np.full(K, cfg.eps_start, dtype=np.float64)  # current epsilons
+        if cfg.eps_schedule == "episode-decay" and index < len(cfg.resume_epsilons):
+            self.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
         if cfg.resume_count:  # a resumed run: same final epsilons, fresh action randomness
             self.rng = np.random.default_rng([cfg.seed, 7919, index, cfg.resume_count])
 

@@ -207,3 +207,20 @@ def test_disk_errors_warn_then_the_final_checkpoint_failure_stops(tmp_path: Path
     # training did reach the budget despite the failed checkpoints
     rows = _rows(tmp_path / "run")
     assert max(int(r[1]) for r in rows[1:]) > 7000
+
+
+def test_episode_decay_epsilon_continues_after_resume(tmp_path: Path) -> None:
+    """episode-decay epsilons are not a function of the step: each worker's is checkpointed."""
+    run = tmp_path / "run"
+    _train(run, max_steps=2000, eps_schedule="episode-decay", eps_decay=0.95)
+    saved = CheckpointStore(run / "checkpoints").latest().meta["worker_epsilons"]
+    assert len(saved) == 2 and all(e is not None and e < 0.5 for e in saved), saved
+    rows_before = len(_rows(run))
+    trainer = Trainer.resume(run, {"max_steps": 2400})
+    assert list(trainer.cfg.resume_epsilons) == saved
+    trainer.run()
+    new = [r for r in _rows(run)[rows_before:] if r[0] == "episode"]
+    first = {}
+    for r in new:
+        first.setdefault(int(r[3]), float(r[6]))
+    assert first and all(first[w] <= saved[w] + 1e-4 for w in first), (first, saved)  # not back at 1.0
