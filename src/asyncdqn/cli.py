@@ -50,6 +50,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 
     defaults = Config()
     for f in dataclasses.fields(Config):
+        if f.metadata.get("internal"):  # set by the program, not an option
+            continue
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "env_id":
             flags.insert(0, "--env")
@@ -86,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(then --preset), then the defaults shown. Prints the run directory and result.")
     _add_config_options(t)
     t.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest valid checkpoint (config.json is kept; only "
+                        "stop rules, evaluation and output options may be given, and step/time limits count the "
+                        "whole run)")
 
     e = sub.add_parser("evaluate", help="greedy evaluation of a trained run",
                        description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
@@ -207,11 +213,12 @@ def _non_negative(name: str, value: int) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from asyncdqn.config import FIELDS, resolve_config
-    from asyncdqn.trainer import train
+    from asyncdqn.trainer import Trainer
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
-    cfg = resolve_config(overrides)
-    result = train(cfg)
+    trainer = Trainer.resume(args.resume, overrides) if args.resume else Trainer(resolve_config(overrides))
+    cfg = trainer.cfg
+    result = trainer.run()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

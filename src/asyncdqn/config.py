@@ -90,6 +90,15 @@ class Config:
     runs_root: str = _opt("runs", "Parent of the default run directory.")
     label: str | None = _opt(None, "Label for plots; default the run directory name.")
     progress: bool = _opt(True, "Show a live progress bar.")
+    checkpoint_every: int | None = _opt(
+        250_000, "Write a full training checkpoint (for --resume) every N global env steps, and on exit; none: only on exit.")
+    keep_checkpoints: int = _opt(3, "Number of the newest training checkpoints kept in RUN_DIR/checkpoints.")
+    resume_count: int = _opt(
+        0, "How many times this run was resumed (set by --resume; offsets the workers' env and exploration seeds).",
+        internal=True)
+    resume_epsilons: tuple[float, ...] = _opt(
+        (), "episode-decay schedule: each worker's epsilon when the run was checkpointed (set by --resume).",
+        internal=True)
 
     # ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +220,12 @@ def validate(c: Config) -> None:
            f"must be >= 1 or none, got {c.eval_every_steps}")
     _check(c.eval_every_seconds is None or c.eval_every_seconds > 0, "eval_every_seconds",
            f"must be > 0 or none, got {c.eval_every_seconds}")
+    _check(c.checkpoint_every is None or c.checkpoint_every >= 1, "checkpoint_every",
+           f"must be >= 1 or none, got {c.checkpoint_every}")
+    _check(c.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {c.keep_checkpoints}")
+    _check(all(0.0 <= e <= 1.0 for e in c.resume_epsilons), "resume_epsilons",
+           f"values must be in [0, 1], got {list(c.resume_epsilons)}")
+    _check(c.resume_count >= 0, "resume_count", f"must be >= 0, got {c.resume_count}")
     _check(c.solve_window >= 1, "solve_window", f"must be >= 1, got {c.solve_window}")
     _check(c.max_episode_steps is None or c.max_episode_steps >= 1, "max_episode_steps",
            f"must be >= 1, got {c.max_episode_steps}")

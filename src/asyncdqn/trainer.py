@@ -5,6 +5,12 @@
                   stop on solve / step budget / time budget }
         -> stop workers -> final checkpoint -> final evaluation -> eval.json, plot
 
+Checkpoints for `--resume` (model, target, optimizer, counters, trainer state) are
+written every --checkpoint-every global env steps from a snapshot taken in the poll
+loop while the workers keep running, and on exit; see `checkpoint.CheckpointStore`.
+`Trainer.resume` continues a run from its newest valid checkpoint. The run
+directory is locked (flock) for the trainer's life.
+
 "Solved" is decided only by an independent greedy evaluation on fresh seeds,
 never by a worker's epsilon-greedy training returns: those only *trigger* an
 evaluation (training mean over --solve-window episodes >= --solve-score).
@@ -27,16 +33,17 @@ from asyncdqn import rundir
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends import SharedTraining, make_backend
 from asyncdqn.backends.base import SharedCounter, SharedTarget
-from asyncdqn.checkpoint import prefixed, save_checkpoint
+from asyncdqn.checkpoint import CheckpointStore, load_weights, prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
-from asyncdqn.errors import TrainingError
+from asyncdqn.errors import CheckpointError, ConfigError, RunDirError, TrainingError
 from asyncdqn.evaluate import EvalResult, evaluate
 from asyncdqn.fileio import atomic_write_json
 from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
+from asyncdqn.resume import fingerprint, fingerprint_diff, fingerprinted, resume_config, truncate_metrics
 
 
 @dataclass
@@ -92,18 +99,109 @@ def _as_config(config: Config | dict[str, Any] | None, overrides: dict[str, Any]
 
 
 class Trainer:
-    """Runs one training run in a fresh run directory."""
+    """Runs one training run in a fresh run directory (or continues one: `Trainer.resume`)."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
-        self.path = rundir.create_run_dir(cfg, self.spec)
+        self.path, self.lock = rundir.create_locked_run_dir(cfg, self.spec)
+        try:
+            self._setup()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _setup(self) -> None:
+        cfg = self.cfg
         self.ckpt_dir = self.path / rundir.CHECKPOINTS
+        self.store = CheckpointStore(self.ckpt_dir, cfg.keep_checkpoints)
         self.shared = build_shared(cfg, self.spec)
         self.window: deque[float] = deque(maxlen=cfg.solve_window)
         self.eval_round = 0
         self.best: dict[str, Any] | None = None
         self.last_eval: EvalResult | None = None
+        self.start_step = 0  # global env step this session starts from
+        self.wall_offset = 0.0  # training seconds of earlier sessions
+        self.resumed_from: Path | None = None
+        self.last_checkpoint: Path | None = None
+        # each worker's epsilon at its last episode (episode-decay: restored on resume)
+        self.worker_eps: list[float | None] = list(cfg.resume_epsilons) + [None] * (
+            cfg.resolved_workers() - len(cfg.resume_epsilons))
+
+    # ---------------------------------------------------------------- resume
+    @classmethod
+    def resume(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> Trainer:
+        """Continue the run in `run_dir` from its newest valid checkpoint.
+
+        `overrides` may change only `resume.RESUMABLE` options (stop rules, evaluation,
+        output); anything else must equal config.json. Raises RunDirError (missing or
+        locked run), CheckpointError (no valid checkpoint, mismatched shapes or config)
+        or ConfigError (a fixed option changed).
+        """
+        run = rundir.load_run(run_dir)
+        self = cls.__new__(cls)
+        self.path = run.path
+        self.lock = rundir.RunLock(run.path)
+        try:
+            self._resume_from(run, overrides or {})
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def _resume_from(self, run: rundir.Run, overrides: dict[str, Any]) -> None:
+        loaded = CheckpointStore(run.path / rundir.CHECKPOINTS, run.config.keep_checkpoints).latest()
+        meta, src = loaded.meta, loaded.path
+        step = int(meta.get("step", -1))
+        problem = {"env_id": run.config.env_id, "obs_dim": run.obs_dim, "n_actions": run.n_actions}
+        wrong = [f"{k}: checkpoint {meta.get(k)!r} vs run {v!r}" for k, v in problem.items() if meta.get(k) != v]
+        if wrong:
+            raise CheckpointError(f"{src} does not belong to this run ({'; '.join(wrong)})")
+        count = max(run.config.resume_count, int(meta.get("resume_count", 0))) + 1
+        eps = tuple(run.config.eps_start if e is None else float(e) for e in meta.get("worker_epsilons", []))
+        cfg, changed = resume_config(run.config, overrides, count, eps)
+        trainer_state = meta.get("trainer") or {}
+        wall = float(trainer_state.get("wall_time_s", 0.0))
+        if cfg.max_steps is not None and cfg.max_steps <= step:
+            raise ConfigError(f"max_steps: the checkpoint is at step {step:,}; give --max-steps above it to continue")
+        if cfg.max_seconds is not None and cfg.max_seconds <= wall:
+            raise ConfigError(f"max_seconds: the run has trained {wall:.0f} s already (the limit counts the whole "
+                              "run); give a larger --max-seconds to continue")
+        self.cfg = cfg
+        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        if (self.spec.obs_dim, self.spec.n_actions) != (run.obs_dim, run.n_actions):
+            raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
+                                  f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
+                                  f"{run.n_actions}")
+        self._setup()
+        s, t = self.shared, loaded.tensors
+        load_weights(s.model, t, "model.", str(src))
+        load_weights(s.target.model, t, "target.", str(src))
+        try:
+            s.optimizer.load_state_tensors({k[len("optim."):]: v for k, v in t.items() if k.startswith("optim.")})
+        except ValueError as exc:
+            raise CheckpointError(f"{src}: optimizer state does not match ({exc})") from None
+        per_worker = [int(v) for v in meta.get("per_worker_steps", [])]
+        if len(per_worker) != cfg.resolved_workers():
+            raise CheckpointError(f"{src} holds counters of {len(per_worker)} workers; the run has "
+                                  f"{cfg.resolved_workers()}")
+        # Shapes matched; anything else that shapes training must match too.
+        if meta.get("fingerprint") != fingerprint(run.config):
+            diff = fingerprint_diff(meta.get("config") or {}, run.config) or ["no fingerprint in checkpoint"]
+            raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
+                                  + "; ".join(diff))
+        s.counter.restore(step, per_worker)
+        if "rng.torch" in t:
+            torch.set_rng_state(t["rng.torch"])
+        self.eval_round = int(trainer_state.get("eval_round", 0))
+        self.best = trainer_state.get("best")
+        self.window.extend(float(x) for x in trainer_state.get("window", []))
+        self.start_step, self.wall_offset = step, wall
+        self.resumed_from = self.last_checkpoint = src
+        dropped = truncate_metrics(self.path / rundir.METRICS, step)
+        rundir.record_resume(self.path, cfg, step, changed)
+        print(f"asyncdqn: resuming {self.path} from {src.name} (step {step:,}, resume #{count}"
+              + (f", {dropped} metrics rows after it dropped" if dropped else "") + ")", file=sys.stderr)
 
     # ----------------------------------------------------------- checkpoints
     def _meta(self, step: int) -> dict[str, Any]:
@@ -111,13 +209,49 @@ class Trainer:
         return {"env_id": c.env_id, "obs_dim": self.spec.obs_dim, "n_actions": self.spec.n_actions,
                 "hidden_sizes": list(c.hidden_sizes), "algo": c.algo, "step": step}
 
-    def _save_full(self, name: str, step: int) -> None:
-        s = self.shared
+    def _snapshot(self, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Copies of everything a resume needs. Workers may keep running meanwhile."""
+        s, c = self.shared, self.cfg
         tensors = {**prefixed("model.", s.model.state_dict()),
                    **prefixed("target.", s.target.model.state_dict()),
-                   **prefixed("optim.", s.optimizer.state_tensors())}
-        save_checkpoint(self.ckpt_dir / name, tensors,
-                        {**self._meta(step), "per_worker_steps": s.counter.per_worker()})
+                   **prefixed("optim.", s.optimizer.state_tensors()),
+                   "rng.torch": torch.get_rng_state()}
+        meta = {**self._meta(step), "per_worker_steps": s.counter.per_worker(),
+                "optimizer": c.optimizer, "optimizer_steps": int(s.optimizer.step_count),
+                "target_syncs": s.target.syncs, "target_last_sync_step": s.target.last_sync_step,
+                "worker_epsilons": list(self.worker_eps),
+                "fingerprint": fingerprint(c), "config": fingerprinted(c), "resume_count": c.resume_count,
+                "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count when > 0); "
+                                "actions: default_rng([seed, 7919, worker]) (+ resume_count when > 0)",
+                "trainer": {"eval_round": self.eval_round, "best": self.best, "window": list(self.window),
+                            "wall_time_s": time.monotonic() - self.t0}}
+        return tensors, meta
+
+    def _save_training_checkpoint(self, step: int) -> Path:
+        """Write checkpoint `step` to the rotation; OSError / TrainingError leave older ones intact."""
+        tensors, meta = self._snapshot(step)
+        path = self.store.save(step, tensors, meta)
+        self.last_checkpoint = path
+        return path
+
+    def _periodic_checkpoint(self, step: int) -> None:
+        """A periodic checkpoint. A disk error warns and training goes on (the final one decides)."""
+        target = self.ckpt_dir / f"ckpt-{step:012d}.safetensors"
+        kept = f"{self.last_checkpoint.name} kept" if self.last_checkpoint else "no earlier checkpoint"
+        try:
+            self._save_training_checkpoint(step)
+        except OSError as exc:
+            print(f"asyncdqn: warning: checkpoint at step {step:,} not written ({target}: "
+                  f"{exc.strerror or exc}); {kept}; training continues", file=sys.stderr)
+        except TrainingError as exc:
+            raise TrainingError(f"training diverged before step {step:,} ({exc}); {kept}") from None
+
+    def _save_full(self, name: str, step: int, rotate: bool = True) -> None:
+        """The exit checkpoint: into the rotation (for --resume), then `name` (final.safetensors)."""
+        tensors, meta = self._snapshot(step)
+        if rotate:
+            self.last_checkpoint = self.store.save(step, tensors, meta)
+        save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, q: NumpyMLP, episodes: int) -> EvalResult:
@@ -161,16 +295,27 @@ class Trainer:
         progress = Progress(c, enabled=c.progress)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        self.shared.target.sync_from(self.shared.model, 0)  # the target starts as a copy
-        self.t0 = time.monotonic()
+        if self.resumed_from is None:
+            self.shared.target.sync_from(self.shared.model, 0)  # the target starts as a copy
+        self.t0 = time.monotonic() - self.wall_offset  # wall time counts the whole run
         try:
             backend.start()
             stop_reason, solved_at = self._loop(backend, progress)
-        except BaseException:
+        except BaseException as exc:
             # Failure or Ctrl-C: stop the workers, keep what can be kept, re-raise.
-            self._shutdown(backend, progress, threads, failing=True)
+            # Only an interruption adds a resume checkpoint: after a failure (divergence,
+            # dead worker) the last periodic one is the trustworthy state.
+            try:
+                self._shutdown(backend, progress, threads, failing=True,
+                               rotate=isinstance(exc, KeyboardInterrupt))
+            finally:
+                self.lock.release()
             raise
-        wall, total = self._shutdown(backend, progress, threads, failing=False)
+        try:
+            wall, total = self._shutdown(backend, progress, threads, failing=False)
+        except BaseException:
+            self.lock.release()
+            raise
         final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
         if self.best is None:  # no evaluation during training: the final weights are the best known
             weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
@@ -184,21 +329,29 @@ class Trainer:
             solve_eval=solved_at[2].to_dict() if solved_at else None,
             best_eval=self.best, final_eval=final.to_dict(),
         )
-        atomic_write_json(self.path / rundir.EVAL, result.to_dict())
-        plot_run(self.path)
+        try:
+            atomic_write_json(self.path / rundir.EVAL, result.to_dict())
+            plot_run(self.path)
+        finally:
+            self.lock.release()
         return result
 
     def _loop(self, backend: Any, progress: Progress) -> tuple[str, tuple[float, int, EvalResult] | None]:
         """Collect episodes and evaluate until a stop rule fires; returns (reason, solve info)."""
         c = self.cfg
-        next_eval = c.eval_every_steps
-        next_eval_time = c.eval_every_seconds
+        start = self.start_step
+        next_eval = None if c.eval_every_steps is None else (start // c.eval_every_steps + 1) * c.eval_every_steps
+        next_eval_time = (None if c.eval_every_seconds is None
+                          else time.monotonic() - self.t0 + c.eval_every_seconds)
+        every = c.checkpoint_every
+        next_ckpt = None if every is None else (start // every + 1) * every
         next_trigger = 0
         while True:
             for ep in backend.poll(timeout=0.2):
                 self.metrics.episode(ep.step, time.monotonic() - self.t0, ep.worker,
                                      ep.episode_return, ep.length, ep.epsilon)
                 self.window.append(ep.episode_return)
+                self.worker_eps[ep.worker] = ep.epsilon
                 progress.episode(ep.episode_return, ep.epsilon)
             step = self.shared.counter.value
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
@@ -220,24 +373,37 @@ class Trainer:
                 if (c.solve_score is not None and result.episodes >= c.eval_episodes
                         and result.mean >= c.solve_score):
                     return "solved", (time.monotonic() - self.t0, step, result)
-            if backend.finished():
+            if backend.finished():  # the exit checkpoint follows
                 return "max_steps", None
+            budget_spent = c.max_steps is not None and step >= c.max_steps  # the exit checkpoint follows
+            if next_ckpt is not None and every is not None and step >= next_ckpt and not budget_spent:
+                self._periodic_checkpoint(step)
+                next_ckpt = (step // every + 1) * every
             if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
                 return "max_seconds", None
 
-    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool) -> tuple[float, int]:
+    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool,
+                  rotate: bool = True) -> tuple[float, int]:
         """Stop workers and write the final checkpoint. Returns (wall time, total steps)."""
         backend.stop()
         wall, total = time.monotonic() - self.t0, self.shared.counter.value
         progress.close()
         torch.set_num_threads(threads)
+        kept = f"{self.last_checkpoint} is kept" if self.last_checkpoint else "no earlier checkpoint exists"
         try:
-            self._save_full(rundir.FINAL, total)
+            self._save_full(rundir.FINAL, total, rotate)
         except TrainingError as exc:
             if not failing:
                 raise
             # Non-finite weights after a failure: keep whatever was saved before.
-            print(f"asyncdqn: final checkpoint not written: {exc}", file=sys.stderr)
+            print(f"asyncdqn: final checkpoint not written: {exc}; {kept}", file=sys.stderr)
+        except OSError as exc:
+            msg = (f"cannot write the final checkpoint in {self.ckpt_dir}: {exc.strerror or exc}"
+                   + (f" ({exc.filename})" if exc.filename else "") + f"; {kept}")
+            if not failing:
+                self.metrics.close()
+                raise RunDirError(msg) from None
+            print(f"asyncdqn: {msg}", file=sys.stderr)
         if failing:
             self.metrics.close()
         return wall, total
@@ -250,3 +416,12 @@ def train(config: Config | dict[str, Any] | None = None, **overrides: Any) -> Tr
     presets applied first, like the CLI). Keyword overrides win over both.
     """
     return Trainer(_as_config(config, overrides)).run()
+
+
+def resume(run_dir: str | Path, **overrides: Any) -> TrainResult:
+    """Continue the run in `run_dir` from its newest valid checkpoint and return its result.
+
+    Keyword overrides may change only stop rules, evaluation and output options
+    (`asyncdqn.resume.RESUMABLE`); the step and time limits count the whole run.
+    """
+    return Trainer.resume(run_dir, overrides).run()

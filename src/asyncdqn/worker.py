@@ -77,6 +77,15 @@ class Optimizer(Protocol):
     def zero_grad(self) -> None: ...
 
 
+def worker_env_seeds(seed: int, index: int, k: int, resume_count: int = 0) -> list[int]:
+    """Env seeds of worker `index`; a resumed run (resume_count > 0) gets fresh ones,
+    so it does not replay the episodes of the run it continues."""
+    if resume_count == 0:
+        return env_seeds(seed, 1 + index, k)
+    ss = np.random.SeedSequence([seed, 1 + index, resume_count])
+    return [int(s) for s in ss.generate_state(k, dtype=np.uint32)]
+
+
 class ActorLearner:
     """A worker's environments, exploration state and learning step."""
 
@@ -97,7 +106,7 @@ class ActorLearner:
         self.K, self.T = K, T
 
         self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
-        obs, _ = self.envs.reset(seed=env_seeds(cfg.seed, 1 + index, K))
+        obs, _ = self.envs.reset(seed=worker_env_seeds(cfg.seed, index, K, cfg.resume_count))
         self.rng = np.random.default_rng([cfg.seed, 7919, index])
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
         d = int(obs.shape[1])
@@ -120,6 +129,10 @@ class ActorLearner:
         finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
         self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
         self.eps = np.full(K, cfg.eps_start, dtype=np.float64)  # current epsilons
+        if cfg.eps_schedule == "episode-decay" and index < len(cfg.resume_epsilons):
+            self.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
+        if cfg.resume_count:  # a resumed run: same final epsilons, fresh action randomness
+            self.rng = np.random.default_rng([cfg.seed, 7919, index, cfg.resume_count])
 
         # Segment buffers, reused every segment.
         self.obs_buf = np.zeros((T, K, d), dtype=np.float32)
