@@ -2,7 +2,9 @@
 
 Every user error (bad option, unknown environment, unsupported spaces, corrupt or
 mismatched checkpoint, missing run directory) is printed as one line
-`asyncdqn: error: ...` with exit code 2; Ctrl-C exits with 130.
+`asyncdqn: error: ...` with exit code 2; a failed run (worker out of restarts,
+non-finite values) exits 1; SIGINT (Ctrl-C) exits 130 and SIGTERM 143, after the
+workers are stopped and the final checkpoint written.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdqn.errors import AsyncDQNError, TrainingError
+from asyncdqn.signals import Terminated, exit_code_for
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -261,9 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = exc.filename2 or exc.filename
         print(f"asyncdqn: error: {exc.strerror or exc}" + (f": {where}" if where else ""), file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("asyncdqn: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as exc:  # 130 for SIGINT, 143 for SIGTERM
+        print(f"asyncdqn: interrupted ({'SIGINT' if isinstance(exc, KeyboardInterrupt) else exc})", file=sys.stderr)
+        return exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

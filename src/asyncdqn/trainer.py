@@ -37,6 +37,7 @@ from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
+from asyncdqn.signals import Terminated, TerminationSignals
 
 
 @dataclass
@@ -45,7 +46,7 @@ class TrainResult:
 
     run_dir: Path
     solved: bool
-    stop_reason: str  # solved | max_steps | max_seconds | interrupted
+    stop_reason: str  # solved | max_steps | max_seconds | interrupted | failed
     total_steps: int
     wall_time_s: float
     steps_per_second: float
@@ -54,6 +55,8 @@ class TrainResult:
     solve_eval: dict[str, Any] | None = None
     best_eval: dict[str, Any] | None = None
     final_eval: dict[str, Any] = field(default_factory=dict)
+    worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
+    error: str | None = None  # why an interrupted or failed run stopped
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -81,6 +84,11 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         target=SharedTarget(target_model),
         counter=SharedCounter(cfg.resolved_workers()),
     )
+
+
+def _restart_log(backend: Any) -> list[dict[str, Any]]:
+    """The backend's worker restarts ({worker, reason, step} each); [] for a backend without restarts."""
+    return list(getattr(getattr(backend, "restarts", None), "log", []))
 
 
 def _as_config(config: Config | dict[str, Any] | None, overrides: dict[str, Any]) -> Config:
@@ -155,6 +163,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
+        with TerminationSignals() as signals:  # SIGINT/SIGTERM unwind into the shutdown below
+            return self._run(signals)
+
+    def _run(self, signals: TerminationSignals) -> TrainResult:
         c = self.cfg
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
@@ -166,12 +178,22 @@ class Trainer:
         try:
             backend.start()
             stop_reason, solved_at = self._loop(backend, progress)
-        except BaseException:
-            # Failure or Ctrl-C: stop the workers, keep what can be kept, re-raise.
-            self._shutdown(backend, progress, threads, failing=True)
+        except BaseException as exc:
+            # Failure or a signal: stop the workers, keep what can be kept, re-raise.
+            with signals.deferred():
+                wall, total = self._shutdown(backend, progress, threads, failing=True)
+                self._write_stopped(exc, backend, wall, total)
             raise
-        wall, total = self._shutdown(backend, progress, threads, failing=False)
-        final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
+        try:
+            with signals.deferred():
+                wall, total = self._shutdown(backend, progress, threads, failing=False)
+            signals.raise_pending()
+            final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
+        except BaseException as exc:  # a signal during the final evaluation: the checkpoint is written
+            with signals.deferred():
+                self.metrics.close()
+                self._write_stopped(exc, backend, time.monotonic() - self.t0, self.shared.counter.value)
+            raise
         if self.best is None:  # no evaluation during training: the final weights are the best known
             weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
             self._record_eval(final, total, weights)
@@ -182,7 +204,7 @@ class Trainer:
             time_to_solve_s=solved_at[0] if solved_at else None,
             steps_to_solve=solved_at[1] if solved_at else None,
             solve_eval=solved_at[2].to_dict() if solved_at else None,
-            best_eval=self.best, final_eval=final.to_dict(),
+            best_eval=self.best, final_eval=final.to_dict(), worker_restarts=_restart_log(backend),
         )
         atomic_write_json(self.path / rundir.EVAL, result.to_dict())
         plot_run(self.path)
@@ -219,6 +241,20 @@ class Trainer:
                 return "max_steps", None
             if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
                 return "max_seconds", None
+
+    def _write_stopped(self, exc: BaseException, backend: Any, wall: float, total: int) -> None:
+        """eval.json of a run cut short by a signal or a failure (no final evaluation)."""
+        reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
+        result = TrainResult(
+            run_dir=self.path, solved=False, stop_reason=reason, total_steps=total, wall_time_s=wall,
+            steps_per_second=total / max(wall, 1e-9), best_eval=self.best,
+            worker_restarts=_restart_log(backend),
+            error=str(exc) or type(exc).__name__,
+        )
+        try:
+            atomic_write_json(self.path / rundir.EVAL, result.to_dict())
+        except OSError as err:
+            print(f"asyncdqn: {rundir.EVAL} not written: {err}", file=sys.stderr)
 
     def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool) -> tuple[float, int]:
         """Stop workers and write the final checkpoint. Returns (wall time, total steps)."""

@@ -88,7 +88,9 @@ class ActorLearner:
         target: TargetStore,
         counter: StepCounter,
         sink: EpisodeSink,
+        generation: int = 0,
     ) -> None:
+        """`generation` counts restarts of worker `index`: each restart gets fresh env seeds."""
         self.cfg, self.index = cfg, index
         self.model, self.optimizer = model, optimizer
         self.target, self.counter, self.sink = target, counter, sink
@@ -96,8 +98,12 @@ class ActorLearner:
         self.K, self.T = K, T
 
         self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
-        obs, _ = self.envs.reset(seed=env_seeds(cfg.seed, 1 + index, K))
-        self.rng = np.random.default_rng([cfg.seed, 7919, index])
+        if generation == 0:
+            seeds = env_seeds(cfg.seed, 1 + index, K)
+        else:  # a restarted worker: a seed stream of its own, disjoint from every first generation's
+            seeds = [int(x) for x in np.random.SeedSequence([cfg.seed, 1 + index, generation]).generate_state(K)]
+        obs, _ = self.envs.reset(seed=seeds)
+        self.rng = np.random.default_rng([cfg.seed, 7919, index] + ([generation] if generation else []))
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
         d = int(obs.shape[1])
 
