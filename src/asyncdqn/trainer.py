@@ -26,7 +26,7 @@ import torch
 from asyncdqn import rundir
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends import SharedTraining, make_backend
-from asyncdqn.backends.base import SharedCounter, SharedTarget
+from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget
 from asyncdqn.checkpoint import prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
@@ -64,10 +64,10 @@ class TrainResult:
         return d
 
 
-def make_optimizer(cfg: Config, model: torch.nn.Module) -> SharedAdam | SharedRMSprop:
+def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
     if cfg.optimizer == "rmsprop":
-        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
-    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps, lock=lock)
+    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
 
 
 def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
@@ -78,9 +78,11 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         p.requires_grad_(False)
     model.share_memory()
     target_model.share_memory()
+    optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it
     return SharedTraining(
         model=model,
-        optimizer=make_optimizer(cfg, model),
+        optimizer=make_optimizer(cfg, model, optimizer_lock),
+        optimizer_lock=optimizer_lock,
         target=SharedTarget(target_model),
         counter=SharedCounter(cfg.resolved_workers()),
     )

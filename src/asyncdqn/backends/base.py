@@ -151,10 +151,13 @@ class SharedTraining:
     optimizer: Any  # SharedAdam / SharedRMSprop over model.parameters()
     target: SharedTarget
     counter: SharedCounter
+    optimizer_lock: OwnedLock | None = None  # the lock the optimizer was built with, if an OwnedLock
 
     def break_locks_of(self, pid: int) -> list[str]:
         """After process `pid` died: release every shared lock it still held. Returns their names."""
         locks = {"step counter": self.counter.lock, "target network": self.target.lock}
+        if self.optimizer_lock is not None:
+            locks["optimizer"] = self.optimizer_lock
         return [name for name, lock in locks.items() if lock.break_if_held_by(pid)]
 
 

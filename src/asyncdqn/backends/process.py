@@ -82,7 +82,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _hold_lock_for_test(index: int, generation: int, shared: SharedTraining) -> None:
-    """Test hook: with ASYNCDQN_TEST_HOLD_LOCK="<worker>:<counter|target>:<pid file>" set,
+    """Test hook: with ASYNCDQN_TEST_HOLD_LOCK="<worker>:<counter|target|optimizer>:<pid file>" set,
     the first generation of that worker takes that shared lock, writes its pid to the
     file and sleeps while holding it (the test then SIGKILLs it)."""
     spec = os.environ.get(HOLD_LOCK_HOOK)
@@ -91,7 +91,8 @@ def _hold_lock_for_test(index: int, generation: int, shared: SharedTraining) -> 
     worker, which, pid_file = spec.split(":", 2)
     if int(worker) != index:
         return
-    lock = shared.counter.lock if which == "counter" else shared.target.lock
+    lock = {"counter": shared.counter.lock, "target": shared.target.lock, "optimizer": shared.optimizer_lock}[which]
+    assert lock is not None
     lock.__enter__()
     Path(pid_file).write_text(str(os.getpid()))
     while True:
@@ -123,7 +124,8 @@ def worker_main(cfg: Config, index: int, generation: int, shared: SharedTraining
         sink.send("done")
     except BaseException as exc:  # report every failure to the parent, then die
         fatal = isinstance(exc, TrainingError)  # non-finite values: never worth a restart
-        sink.send("error", fatal, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        message = str(exc) if fatal else f"{type(exc).__name__}: {exc}"  # TrainingError names the worker
+        sink.send("error", fatal, message, traceback.format_exc())
         failed = True
     finally:
         if worker is not None:
@@ -246,7 +248,7 @@ class ProcessBackend(Backend):
             slot.conn.close()
             slot.conn = None
         if slot.error is not None and slot.error[0]:
-            raise TrainingError(f"worker {i} failed: {slot.error[1]}")
+            raise TrainingError(slot.error[1])
         reason = slot.error[1] if slot.error is not None else _describe_exit(slot.proc.exitcode)
         slot.done = True  # not running any more (if the budget is exhausted, it stays so)
         self.restarts.charge(i, reason, self.shared.counter.value)  # raises past --max-restarts
