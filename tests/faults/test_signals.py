@@ -43,11 +43,10 @@ def _check_stopped_run(run_dir: Path, proc_out: str) -> None:
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # no leftover temporary file
 
 
+# SIGTERM is covered by the evaluation test below; each run costs seconds of start-up.
 @pytest.mark.parametrize(("signals", "code"), [
-    ((signal.SIGINT,), 130),
-    ((signal.SIGTERM,), 143),
-    ((signal.SIGINT, signal.SIGINT), 130),  # a second Ctrl-C during the shutdown
-], ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+    ((signal.SIGINT, signal.SIGINT), 130),  # a second Ctrl-C arrives during the shutdown
+], ids=["SIGINT-twice"])
 def test_signal_stops_training_cleanly(tmp_path: Path, signals: tuple[signal.Signals, ...], code: int) -> None:
     run_dir = tmp_path / "run"
     proc = start_cli(train_args("Walk-v0", run_dir, "--max-steps", "100000000"))

@@ -82,18 +82,20 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _hold_lock_for_test(index: int, generation: int, shared: SharedTraining) -> None:
-    """Test hook: with ASYNCDQN_TEST_HOLD_LOCK="<worker>:<counter|target|optimizer>:<pid file>" set,
-    the first generation of that worker takes that shared lock, writes its pid to the
-    file and sleeps while holding it (the test then SIGKILLs it)."""
+    """Test hook: with ASYNCDQN_TEST_HOLD_LOCK="<worker>:<lock>[,<lock>...]:<pid file>" set (locks:
+    counter, target, optimizer), the first generation of that worker takes those shared
+    locks, writes its pid to the file and sleeps holding them (the test then SIGKILLs it)."""
     spec = os.environ.get(HOLD_LOCK_HOOK)
     if not spec or generation != 0:
         return
-    worker, which, pid_file = spec.split(":", 2)
+    worker, names, pid_file = spec.split(":", 2)
     if int(worker) != index:
         return
-    lock = {"counter": shared.counter.lock, "target": shared.target.lock, "optimizer": shared.optimizer_lock}[which]
-    assert lock is not None
-    lock.__enter__()
+    locks = {"counter": shared.counter.lock, "target": shared.target.lock, "optimizer": shared.optimizer_lock}
+    for name in names.split(","):
+        lock = locks[name]
+        assert lock is not None
+        lock.__enter__()
     Path(pid_file).write_text(str(os.getpid()))
     while True:
         time.sleep(1.0)
@@ -274,3 +276,5 @@ class ProcessBackend(Backend):
             if s.conn is not None:
                 s.conn.close()
                 s.conn = None
+            if s.proc.exitcode != 0:  # killed (by us or otherwise): the final checkpoint needs its locks
+                self.shared.break_locks_of(s.proc.pid)
