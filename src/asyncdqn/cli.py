@@ -188,6 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         b = result.best_eval
         print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
     print(f"final weights, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
+    if result.worker_restarts:
+        print(f"worker restarts: {len(result.worker_restarts)} (see eval.json)")
     return 0
 
 
