@@ -236,6 +236,8 @@ class ProcessBackend(Backend):
             while slot.conn is not None and time.monotonic() < deadline:
                 if slot.conn.poll(0.1):
                     self._read(slot, out, _MAX_MESSAGES_PER_POLL)
+            if not slot.done and slot.error is None and slot.proc.exitcode == 0:
+                slot.done = True  # a clean exit is a finished worker, even if its "done" got lost
             if not slot.done:
                 self._after_death(slot)
         return out
