@@ -112,7 +112,7 @@ def test_killed_lock_holder_and_env_exception_restart_process_workers(tmp_path: 
     os.kill(holder, signal.SIGKILL)
     flag.touch()  # the next env.step of any worker raises, once
     wait_for(lambda: not flag.exists(), 120, "the injected env failure", proc)
-    after = max([int(r["step"]) for r in episode_rows(run_dir)], default=0) + 1000
+    after = max([int(r["step"]) for r in episode_rows(run_dir)], default=0) + 500
 
     def both_workers_past(step: int) -> bool:
         rows = episode_rows(run_dir)
