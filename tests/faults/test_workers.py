@@ -111,7 +111,9 @@ def test_killed_lock_holder_and_env_exception_restart_process_workers(tmp_path: 
     time.sleep(1.0)  # let worker 1 run into the held locks
     os.kill(holder, signal.SIGKILL)
     flag.touch()  # the next env.step of any worker raises, once
+    killed = time.monotonic()
     wait_for(lambda: not flag.exists(), 120, "the injected env failure", proc)
+    print(f"env failure {time.monotonic() - killed:.1f} s after the kill")
     after = max([int(r["step"]) for r in episode_rows(run_dir)], default=0) + 500
 
     def both_workers_past(step: int) -> bool:
@@ -119,6 +121,7 @@ def test_killed_lock_holder_and_env_exception_restart_process_workers(tmp_path: 
         return all(any(int(r["worker"]) == w and int(r["step"]) > step for r in rows) for w in (0, 1))
 
     wait_for(lambda: both_workers_past(after), 120, "both workers training again", proc)
+    print(f"both workers training {time.monotonic() - killed:.1f} s after the kill")
     os.kill(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=60)
