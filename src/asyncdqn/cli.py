@@ -2,7 +2,9 @@
 
 Every user error (bad option, unknown environment, unsupported spaces, corrupt or
 mismatched checkpoint, missing run directory) is printed as one line
-`asyncdqn: error: ...` with exit code 2; Ctrl-C exits with 130.
+`asyncdqn: error: ...` with exit code 2; a failed run (worker out of restarts,
+non-finite values) exits 1; SIGINT (Ctrl-C) exits 130 and SIGTERM 143, after the
+workers are stopped and the final checkpoint written.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdqn.errors import AsyncDQNError, TrainingError
+from asyncdqn.signals import Terminated, exit_code_for
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -237,6 +240,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         b = result.best_eval
         print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
     print(f"final weights, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
+    if result.worker_restarts:
+        print(f"worker restarts: {len(result.worker_restarts)} (see eval.json)")
     return 0
 
 
@@ -313,9 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = exc.filename2 or exc.filename
         print(f"asyncdqn: error: {exc.strerror or exc}" + (f": {where}" if where else ""), file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("asyncdqn: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as exc:  # 130 for SIGINT, 143 for SIGTERM
+        print(f"asyncdqn: interrupted ({'SIGINT' if isinstance(exc, KeyboardInterrupt) else exc})", file=sys.stderr)
+        return exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ import torch
 from asyncdqn import rundir
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends import SharedTraining, make_backend
-from asyncdqn.backends.base import SharedCounter, SharedTarget
+from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget
 from asyncdqn.checkpoint import CheckpointStore, load_weights, prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
@@ -44,6 +44,7 @@ from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
 from asyncdqn.resume import fingerprint, fingerprint_diff, fingerprinted, resume_config, truncate_metrics
+from asyncdqn.signals import Terminated, TerminationSignals
 
 
 @dataclass
@@ -52,7 +53,7 @@ class TrainResult:
 
     run_dir: Path
     solved: bool
-    stop_reason: str  # solved | max_steps | max_seconds | interrupted
+    stop_reason: str  # solved | max_steps | max_seconds | interrupted | failed
     total_steps: int
     wall_time_s: float
     steps_per_second: float
@@ -61,6 +62,8 @@ class TrainResult:
     solve_eval: dict[str, Any] | None = None
     best_eval: dict[str, Any] | None = None
     final_eval: dict[str, Any] = field(default_factory=dict)
+    worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
+    error: str | None = None  # why an interrupted or failed run stopped
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -68,10 +71,10 @@ class TrainResult:
         return d
 
 
-def make_optimizer(cfg: Config, model: torch.nn.Module) -> SharedAdam | SharedRMSprop:
+def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
     if cfg.optimizer == "rmsprop":
-        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
-    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps, lock=lock)
+    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
 
 
 def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
@@ -82,12 +85,19 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         p.requires_grad_(False)
     model.share_memory()
     target_model.share_memory()
+    optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it
     return SharedTraining(
         model=model,
-        optimizer=make_optimizer(cfg, model),
+        optimizer=make_optimizer(cfg, model, optimizer_lock),
+        optimizer_lock=optimizer_lock,
         target=SharedTarget(target_model),
         counter=SharedCounter(cfg.resolved_workers()),
     )
+
+
+def _restart_log(backend: Any) -> list[dict[str, Any]]:
+    """The backend's worker restarts ({worker, reason, step} each); [] for a backend without restarts."""
+    return list(getattr(getattr(backend, "restarts", None), "log", []))
 
 
 def _as_config(config: Config | dict[str, Any] | None, overrides: dict[str, Any]) -> Config:
@@ -289,6 +299,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
+        with TerminationSignals() as signals:  # SIGINT/SIGTERM unwind into the shutdown below
+            return self._run(signals)
+
+    def _run(self, signals: TerminationSignals) -> TrainResult:
         c = self.cfg
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
@@ -302,21 +316,30 @@ class Trainer:
             backend.start()
             stop_reason, solved_at = self._loop(backend, progress)
         except BaseException as exc:
-            # Failure or Ctrl-C: stop the workers, keep what can be kept, re-raise.
+            # Failure or a signal: stop the workers, keep what can be kept, re-raise.
             # Only an interruption adds a resume checkpoint: after a failure (divergence,
             # dead worker) the last periodic one is the trustworthy state.
             try:
-                self._shutdown(backend, progress, threads, failing=True,
-                               rotate=isinstance(exc, KeyboardInterrupt))
+                with signals.deferred():
+                    wall, total = self._shutdown(backend, progress, threads, failing=True,
+                                                 rotate=isinstance(exc, (KeyboardInterrupt, Terminated)))
+                    self._write_stopped(exc, backend, wall, total)
             finally:
                 self.lock.release()
             raise
         try:
-            wall, total = self._shutdown(backend, progress, threads, failing=False)
-        except BaseException:
-            self.lock.release()
+            with signals.deferred():
+                wall, total = self._shutdown(backend, progress, threads, failing=False)
+            signals.raise_pending()
+            final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
+        except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
+            try:
+                with signals.deferred():
+                    self.metrics.close()
+                    self._write_stopped(exc, backend, time.monotonic() - self.t0, self.shared.counter.value)
+            finally:
+                self.lock.release()
             raise
-        final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
         if self.best is None:  # no evaluation during training: the final weights are the best known
             weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
             self._record_eval(final, total, weights)
@@ -327,7 +350,7 @@ class Trainer:
             time_to_solve_s=solved_at[0] if solved_at else None,
             steps_to_solve=solved_at[1] if solved_at else None,
             solve_eval=solved_at[2].to_dict() if solved_at else None,
-            best_eval=self.best, final_eval=final.to_dict(),
+            best_eval=self.best, final_eval=final.to_dict(), worker_restarts=_restart_log(backend),
         )
         try:
             atomic_write_json(self.path / rundir.EVAL, result.to_dict())
@@ -381,6 +404,20 @@ class Trainer:
                 next_ckpt = (step // every + 1) * every
             if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
                 return "max_seconds", None
+
+    def _write_stopped(self, exc: BaseException, backend: Any, wall: float, total: int) -> None:
+        """eval.json of a run cut short by a signal or a failure (no final evaluation)."""
+        reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
+        result = TrainResult(
+            run_dir=self.path, solved=False, stop_reason=reason, total_steps=total, wall_time_s=wall,
+            steps_per_second=total / max(wall, 1e-9), best_eval=self.best,
+            worker_restarts=_restart_log(backend),
+            error=str(exc) or type(exc).__name__,
+        )
+        try:
+            atomic_write_json(self.path / rundir.EVAL, result.to_dict())
+        except OSError as err:
+            print(f"asyncdqn: {rundir.EVAL} not written: {err}", file=sys.stderr)
 
     def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool,
                   rotate: bool = True) -> tuple[float, int]:

@@ -77,12 +77,12 @@ class Optimizer(Protocol):
     def zero_grad(self) -> None: ...
 
 
-def worker_env_seeds(seed: int, index: int, k: int, resume_count: int = 0) -> list[int]:
-    """Env seeds of worker `index`; a resumed run (resume_count > 0) gets fresh ones,
-    so it does not replay the episodes of the run it continues."""
-    if resume_count == 0:
+def worker_env_seeds(seed: int, index: int, k: int, resume_count: int = 0, generation: int = 0) -> list[int]:
+    """Env seeds of worker `index`; a resumed run (resume_count > 0) or a restarted worker
+    (generation > 0) gets fresh ones, so it does not replay episodes already played."""
+    if resume_count == 0 and generation == 0:
         return env_seeds(seed, 1 + index, k)
-    ss = np.random.SeedSequence([seed, 1 + index, resume_count])
+    ss = np.random.SeedSequence([seed, 1 + index, resume_count, *([generation] if generation else [])])
     return [int(s) for s in ss.generate_state(k, dtype=np.uint32)]
 
 
@@ -98,7 +98,9 @@ class ActorLearner:
         target: TargetStore,
         counter: StepCounter,
         sink: EpisodeSink,
+        generation: int = 0,
     ) -> None:
+        """`generation` counts restarts of worker `index`: each restart gets fresh env seeds."""
         self.cfg, self.index = cfg, index
         self.model, self.optimizer = model, optimizer
         self.target, self.counter, self.sink = target, counter, sink
@@ -106,7 +108,7 @@ class ActorLearner:
         self.K, self.T = K, T
 
         self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
-        obs, _ = self.envs.reset(seed=worker_env_seeds(cfg.seed, index, K, cfg.resume_count))
+        obs, _ = self.envs.reset(seed=worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation))
         self.rng = np.random.default_rng([cfg.seed, 7919, index])
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
         d = int(obs.shape[1])
@@ -131,8 +133,9 @@ class ActorLearner:
         self.eps = np.full(K, cfg.eps_start, dtype=np.float64)  # current epsilons
         if cfg.eps_schedule == "episode-decay" and index < len(cfg.resume_epsilons):
             self.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
-        if cfg.resume_count:  # a resumed run: same final epsilons, fresh action randomness
-            self.rng = np.random.default_rng([cfg.seed, 7919, index, cfg.resume_count])
+        if cfg.resume_count or generation:  # resumed run / restarted worker: same final epsilons,
+            # fresh action randomness
+            self.rng = np.random.default_rng([cfg.seed, 7919, index, cfg.resume_count, generation])
 
         # Segment buffers, reused every segment.
         self.obs_buf = np.zeros((T, K, d), dtype=np.float32)

@@ -9,31 +9,83 @@ from __future__ import annotations
 
 import abc
 import multiprocessing as mp
-from dataclasses import dataclass
+import os
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from asyncdqn.errors import TrainingError
 from asyncdqn.worker import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
+
+
+class OwnedLock:
+    """A cross-process lock that records its holder's pid, so a dead holder's hold can be broken.
+
+    A worker SIGKILLed while holding a plain multiprocessing lock leaves it locked
+    forever and every other process hangs on it. Here the holder writes its pid into
+    shared memory right after acquiring (and clears it right before releasing); the
+    parent, once it has seen a worker die, calls `break_if_held_by(pid)`. The few
+    instructions between acquiring and writing the pid are covered too: if the lock
+    stays taken for `probe_s` with no live holder recorded, it is broken as well.
+    Holds are short (a counter add, one copy of the target network), so a live holder
+    never keeps it for anything near `probe_s`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = SPAWN.Lock()
+        self._holder = SPAWN.Value("q", 0, lock=False)
+
+    def __enter__(self) -> OwnedLock:
+        self._lock.acquire()
+        self._holder.value = os.getpid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._holder.value = 0
+        self._lock.release()
+
+    @property
+    def holder(self) -> int:
+        """Pid of the process holding the lock, 0 if none is recorded."""
+        return int(self._holder.value)
+
+    def break_if_held_by(self, pid: int, probe_s: float = 1.0) -> bool:
+        """Called by the parent after process `pid` died: release a hold it left. True if broken."""
+        if self.holder != pid:
+            if not self._lock.acquire(timeout=probe_s):
+                if self.holder not in (0, pid):  # a live process holds it: not ours to break
+                    return False
+            else:  # free (or freed meanwhile): nothing to repair
+                self._lock.release()
+                return False
+        self._holder.value = 0
+        try:
+            self._lock.release()
+        except ValueError:  # released meanwhile
+            return False
+        return True
 
 
 class SharedCounter:
     """Global env-step count (one locked add per segment) plus per-worker counts."""
 
     def __init__(self, n_workers: int) -> None:
-        self._total = SPAWN.Value("q", 0)  # carries its own lock
+        self._total = SPAWN.Value("q", 0, lock=False)
+        self.lock = OwnedLock()  # guards read-modify-write of _total; reads need no lock
         self._per_worker = SPAWN.Array("q", n_workers, lock=False)
 
     @property
     def value(self) -> int:
-        return int(self._total.value)
+        return int(self._total.value)  # one aligned 64-bit load: never torn
 
     def add(self, worker: int, n: int) -> tuple[int, int]:
         """Atomically add n; returns (old, new). Exactly one caller sees any given (old, new]."""
-        with self._total.get_lock():
+        with self.lock:
             old = self._total.value
             self._total.value = old + n
         self._per_worker[worker] += n  # only this worker writes its slot
@@ -43,7 +95,7 @@ class SharedCounter:
         return [int(v) for v in self._per_worker]
 
     def restore(self, total: int, per_worker: list[int]) -> None:
-        with self._total.get_lock():
+        with self.lock:
             self._total.value = total
         for i, v in enumerate(per_worker[: len(self._per_worker)]):
             self._per_worker[i] = v
@@ -59,7 +111,7 @@ class SharedTarget:
 
     def __init__(self, target_model: nn.Module) -> None:
         self.model = target_model
-        self._lock = SPAWN.Lock()
+        self.lock = OwnedLock()
         self._version = SPAWN.Value("q", 0, lock=False)
         self._syncs = SPAWN.Value("q", 0, lock=False)
         self._last_sync_step = SPAWN.Value("q", 0, lock=False)
@@ -77,13 +129,13 @@ class SharedTarget:
         return int(self._last_sync_step.value)
 
     def read_into(self, arrays: list[np.ndarray]) -> int:
-        with self._lock:
+        with self.lock:
             for dst, p in zip(arrays, self.model.parameters(), strict=True):
                 np.copyto(dst, p.detach().numpy())
             return int(self._version.value)
 
     def sync_from(self, model: nn.Module, step: int) -> None:
-        with self._lock:
+        with self.lock:
             for tp, p in zip(self.model.parameters(), model.parameters(), strict=True):
                 tp.data.copy_(p.data)
             self._version.value += 1
@@ -99,6 +151,38 @@ class SharedTraining:
     optimizer: Any  # SharedAdam / SharedRMSprop over model.parameters()
     target: SharedTarget
     counter: SharedCounter
+    optimizer_lock: OwnedLock | None = None  # the lock the optimizer was built with, if an OwnedLock
+
+    def break_locks_of(self, pid: int) -> list[str]:
+        """After process `pid` died: release every shared lock it still held. Returns their names."""
+        locks = {"step counter": self.counter.lock, "target network": self.target.lock}
+        if self.optimizer_lock is not None:
+            locks["optimizer"] = self.optimizer_lock
+        return [name for name, lock in locks.items() if lock.break_if_held_by(pid)]
+
+
+def log(message: str) -> None:
+    print(f"asyncdqn: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class RestartBudget:
+    """Bounded worker restarts for a whole run (--max-restarts), and their log.
+
+    `charge` records one failure of a worker; it returns normally if the worker may
+    be restarted and raises TrainingError once the run has used up its restarts.
+    """
+
+    max_restarts: int
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def charge(self, worker: int, reason: str, step: int) -> None:
+        if len(self.log) >= self.max_restarts:
+            raise TrainingError(f"worker {worker} failed: {reason}; giving up after "
+                                f"{len(self.log)} restart(s) (--max-restarts {self.max_restarts})")
+        self.log.append({"worker": worker, "reason": reason, "step": step})
+        log(f"worker {worker} failed at step {step:,}: {reason}; restarting it "
+            f"({len(self.log)}/{self.max_restarts} restarts used)")
 
 
 class ListSink:
@@ -116,14 +200,20 @@ class ListSink:
 
 
 class Backend(abc.ABC):
-    """Runs the workers. The trainer calls start(), then poll() in a loop, then stop()."""
+    """Runs the workers. The trainer calls start(), then poll() in a loop, then stop().
+
+    A worker whose failure may be transient (an exception from its environment, a
+    kill) is restarted up to --max-restarts times per run; `restarts` logs them.
+    """
+
+    restarts: RestartBudget
 
     @abc.abstractmethod
     def start(self) -> None: ...
 
     @abc.abstractmethod
     def poll(self, timeout: float) -> list[EpisodeRecord]:
-        """Episodes finished since the last call. Raises TrainingError if a worker failed."""
+        """Episodes finished since the last call. Raises TrainingError if the run cannot go on."""
 
     @abc.abstractmethod
     def finished(self) -> bool:

@@ -1,9 +1,17 @@
-"""Serial backend: the same workers, round-robin in this process. Deterministic for a seed."""
+"""Serial backend: the same workers, round-robin in this process. Deterministic for a seed.
+
+A worker whose segment raises (other than TrainingError, a numerical fault that
+stops the run) is rebuilt like a restarted process worker: same index, fresh env
+seeds, within the run's --max-restarts budget.
+"""
 
 from __future__ import annotations
 
-from asyncdqn.backends.base import Backend, ListSink, SharedTraining
+import contextlib
+
+from asyncdqn.backends.base import Backend, ListSink, RestartBudget, SharedTraining
 from asyncdqn.config import Config
+from asyncdqn.errors import TrainingError
 from asyncdqn.worker import ActorLearner, EpisodeRecord
 
 
@@ -13,27 +21,51 @@ class SerialBackend(Backend):
         self.chunk_steps = chunk_steps
         self.sink = ListSink()
         self.workers: list[ActorLearner] = []
+        self.generations: list[int] = []
+        self.restarts = RestartBudget(cfg.max_restarts)
         self._done = False
 
-    def start(self) -> None:
+    def _make(self, index: int, generation: int) -> ActorLearner:
         s = self.shared
-        self.workers = [
-            ActorLearner(self.cfg, i, s.model, s.optimizer, s.target, s.counter, self.sink)
-            for i in range(self.cfg.resolved_workers())
-        ]
+        return ActorLearner(self.cfg, index, s.model, s.optimizer, s.target, s.counter, self.sink, generation)
+
+    def start(self) -> None:
+        n = self.cfg.resolved_workers()
+        self.generations = [0] * n
+        self.workers = [self._make(i, 0) for i in range(n)]
 
     def _budget_reached(self) -> bool:
         return self.cfg.max_steps is not None and self.shared.counter.value >= self.cfg.max_steps
+
+    def _restart(self, index: int, exc: Exception) -> None:
+        """Charge a restart (raises TrainingError past the budget) and rebuild worker `index`."""
+        with contextlib.suppress(Exception):
+            self.workers[index].close()
+        while True:
+            self.restarts.charge(index, f"{type(exc).__name__}: {exc}", self.shared.counter.value)
+            self.generations[index] += 1
+            try:
+                self.workers[index] = self._make(index, self.generations[index])
+                return
+            except TrainingError:
+                raise
+            except Exception as again:  # e.g. the environment cannot be created any more
+                exc = again
 
     def poll(self, timeout: float) -> list[EpisodeRecord]:
         """Run about `chunk_steps` env steps (one segment per worker in turn), return episodes."""
         start = self.shared.counter.value
         while not self._done and self.shared.counter.value - start < self.chunk_steps:
-            for w in self.workers:
+            for i, w in enumerate(self.workers):
                 if self._budget_reached():  # same rule as a process worker, checked before each segment
                     self._done = True
                     break
-                w.run_segment()
+                try:
+                    w.run_segment()
+                except TrainingError:
+                    raise
+                except Exception as exc:
+                    self._restart(i, exc)
         return self.sink.drain()
 
     def finished(self) -> bool:
@@ -41,6 +73,7 @@ class SerialBackend(Backend):
 
     def stop(self) -> None:
         for w in self.workers:
-            w.close()
+            with contextlib.suppress(Exception):
+                w.close()
         self.workers = []
         self._done = True
