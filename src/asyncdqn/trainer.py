@@ -234,8 +234,13 @@ class Trainer:
                 "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count when > 0); "
                                 "actions: default_rng([seed, 7919, worker]) (+ resume_count when > 0)",
                 "trainer": {"eval_round": self.eval_round, "best": self.best, "window": list(self.window),
-                            "wall_time_s": time.monotonic() - self.t0}}
+                            "wall_time_s": self._wall()}}
         return tensors, meta
+
+    def _wall(self) -> float:
+        """Training seconds of the whole run so far (earlier sessions included)."""
+        t0 = getattr(self, "t0", None)  # set when run() starts
+        return self.wall_offset if t0 is None else time.monotonic() - t0
 
     def _save_training_checkpoint(self, step: int) -> Path:
         """Write checkpoint `step` to the rotation; OSError / TrainingError leave older ones intact."""
