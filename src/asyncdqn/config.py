@@ -43,9 +43,12 @@ class Config:
     max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode).")
 
     # --- execution -----------------------------------------------------------
-    backend: Literal["process", "serial"] = _opt(
-        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic.")
+    backend: Literal["process", "serial", "ray"] = _opt(
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster.")
     workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
+    ray_address: str | None = _opt(
+        None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
+    ray_max_restarts: int = _opt(3, "--backend ray: restarts allowed per actor-learner before the run fails.")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
 
     # --- network and learning ------------------------------------------------
@@ -180,6 +183,8 @@ def validate(c: Config) -> None:
     _check(bool(c.env_id.strip()), "env_id", "must not be empty")
     _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
+    _check(c.ray_max_restarts >= 0, "ray_max_restarts", f"must be >= 0, got {c.ray_max_restarts}")
+    _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
     _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
            f"needs at least one positive width, got {list(c.hidden_sizes)}")
