@@ -54,6 +54,7 @@ class TrainResult:
     solve_eval: dict[str, Any] | None = None
     best_eval: dict[str, Any] | None = None
     final_eval: dict[str, Any] = field(default_factory=dict)
+    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's staleness and restarts
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -183,6 +184,7 @@ class Trainer:
             steps_to_solve=solved_at[1] if solved_at else None,
             solve_eval=solved_at[2].to_dict() if solved_at else None,
             best_eval=self.best, final_eval=final.to_dict(),
+            backend_stats=backend.stats() if hasattr(backend, "stats") else None,
         )
         atomic_write_json(self.path / rundir.EVAL, result.to_dict())
         plot_run(self.path)

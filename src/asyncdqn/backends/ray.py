@@ -25,7 +25,7 @@ Ray is an optional dependency: it is imported only when this backend starts.
 from __future__ import annotations
 
 import sys
-import time
+import uuid
 from collections import deque
 from typing import Any
 
@@ -97,7 +97,7 @@ class ParameterServer:
         self.staleness_sum = 0
         self.staleness_max = 0
         self.recent: deque[int] = deque(maxlen=1000)
-        self.restarts: dict[int, int] = {}
+        self.started_incarnation: dict[int, int] = {}
 
     def _stop(self) -> bool:
         budget = self.cfg.max_steps is not None and self.total >= self.cfg.max_steps
@@ -105,8 +105,7 @@ class ParameterServer:
 
     def hello(self, worker: int, incarnation: int) -> dict[str, Any]:
         """An actor-learner (re)starting: current weights and counters."""
-        if incarnation > 0:
-            self.restarts[worker] = incarnation
+        self.started_incarnation[worker] = incarnation
         return {"weights": _arrays(self.model), "version": self.version,
                 "target_version": self.target_version, "step": self.total, "stop": self._stop()}
 
@@ -145,7 +144,11 @@ class ParameterServer:
         return {"updates": n, "staleness_mean": self.staleness_sum / n if n else 0.0,
                 "staleness_max": self.staleness_max,
                 "staleness_recent_mean": float(np.mean(self.recent)) if self.recent else 0.0,
-                "target_syncs": self.target_syncs, "restarts": sum(self.restarts.values())}
+                "target_syncs": self.target_syncs}
+
+    def started(self, worker: int) -> int:
+        """The latest incarnation of `worker` that started training (-1: none yet)."""
+        return self.started_incarnation.get(worker, -1)
 
     def state(self) -> dict[str, Any]:
         """Everything the driver mirrors: counters, new episodes, weights, target, optimizer."""
@@ -245,9 +248,11 @@ class _ServerTarget:
 class RemoteActorLearner:
     """A Ray actor running one `ActorLearner` until the server says stop."""
 
-    def __init__(self, cfg: Config, index: int, obs_dim: int, n_actions: int, server: Any) -> None:
+    def __init__(self, cfg: Config, index: int, obs_dim: int, n_actions: int, server_name: str) -> None:
+        # The server is found by name (not passed as a handle) so that Ray can
+        # restart this actor from its plain constructor arguments alone.
         torch.set_num_threads(1)
-        self.cfg, self.index, self.server = cfg, index, server
+        self.cfg, self.index, self.server_name = cfg, index, server_name
         self.obs_dim, self.n_actions = obs_dim, n_actions
 
     def run(self, incarnation: int) -> int:
@@ -255,6 +260,7 @@ class RemoteActorLearner:
         import ray
 
         cfg = self.cfg
+        self.server = ray.get_actor(self.server_name)
         if incarnation > 0:  # a restarted actor-learner must not replay the same episodes
             cfg = cfg.replace(seed=cfg.seed + incarnation * RESTART_SEED_STRIDE)
         link = _Link(ray, self.server, self.index, cfg.t_max * cfg.envs_per_worker)
@@ -290,6 +296,7 @@ class RayBackend(Backend):
         self.actors: list[Any] = []
         self.runs: dict[int, Any] = {}  # worker -> ObjectRef of its running `run` task
         self.restarts = [0] * self.n
+        self.incarnation = [0] * self.n  # of the `run` task last sent to each worker
         self.done: set[int] = set()
         self.last_stats: dict[str, Any] = {}
         self._owns_ray = False
@@ -319,11 +326,12 @@ class RayBackend(Backend):
         init = {"model": _arrays(model), "target": _arrays(s.target.model),
                 "optim": {k: v.numpy() for k, v in s.optimizer.state_tensors().items()},
                 "total": s.counter.value, "per_worker": s.counter.per_worker()}
+        name = f"asyncdqn-ps-{uuid.uuid4().hex[:12]}"
         server_cls = ray.remote(num_cpus=0, max_restarts=0)(ParameterServer)
-        self.server = server_cls.remote(self.cfg, obs_dim, n_actions, init)
+        self.server = server_cls.options(name=name).remote(self.cfg, obs_dim, n_actions, init)
         actor_cls = ray.remote(num_cpus=1, max_restarts=self.cfg.ray_max_restarts, max_task_retries=0)(
             RemoteActorLearner)
-        self.actors = [actor_cls.remote(self.cfg, i, obs_dim, n_actions, self.server) for i in range(self.n)]
+        self.actors = [actor_cls.remote(self.cfg, i, obs_dim, n_actions, name) for i in range(self.n)]
         self.runs = {i: a.run.remote(0) for i, a in enumerate(self.actors)}
 
     # ------------------------------------------------------------------- poll
@@ -346,15 +354,24 @@ class RayBackend(Backend):
             self.done.add(i)
             del self.runs[i]
             return
-        except (ex.ActorDiedError, ex.ActorUnavailableError, ex.RayActorError) as exc:
+        except ex.RayActorError as exc:
             self._check_server()
-            self.restarts[i] += 1
-            if self.restarts[i] > self.cfg.ray_max_restarts:
-                raise TrainingError(f"worker {i} died {self.restarts[i]} times (more than "
-                                    f"--ray-max-restarts {self.cfg.ray_max_restarts}): {type(exc).__name__}") from None
-            print(f"asyncdqn: ray: worker {i} died, restart {self.restarts[i]}/{self.cfg.ray_max_restarts}",
-                  file=sys.stderr)
-            self.runs[i] = self.actors[i].run.remote(self.restarts[i])
+            if isinstance(exc, ex.ActorDiedError):  # Ray gave up on it (restarts exhausted)
+                raise TrainingError(f"worker {i} died and Ray did not restart it "
+                                    f"(--ray-max-restarts {self.cfg.ray_max_restarts})") from None
+            # ActorUnavailableError: the actor died and is being restarted by Ray. Count a
+            # restart only if the failed task had started (said hello to the server); a task
+            # sent while the actor was still restarting fails the same way and is just re-sent.
+            started = self.ray.get(self.server.started.remote(i), timeout=STATE_TIMEOUT_S)
+            if started >= self.incarnation[i]:
+                self.restarts[i] += 1
+                self.incarnation[i] += 1
+                if self.restarts[i] > self.cfg.ray_max_restarts:
+                    raise TrainingError(f"worker {i} died {self.restarts[i]} times (more than "
+                                        f"--ray-max-restarts {self.cfg.ray_max_restarts})") from None
+                print(f"asyncdqn: ray: worker {i} died, restart {self.restarts[i]}/{self.cfg.ray_max_restarts}",
+                      file=sys.stderr)
+            self.runs[i] = self.actors[i].run.remote(self.incarnation[i])
         except ex.RayTaskError as exc:
             self._check_server()
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
