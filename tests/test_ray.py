@@ -165,3 +165,13 @@ def test_losing_the_parameter_server_stops_the_run_and_keeps_the_checkpoint(loca
     tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
     assert meta["step"] > 0  # the weights last pulled from the server, with their counters
     assert int(tensors["optim.step"][0]) > 0
+
+
+def test_bench_throughput_measures_ray_beside_process(local_ray: Any) -> None:
+    from asyncdqn.bench import format_table, run_throughput
+
+    report = run_throughput("CartPole-v1", ("n-step-q",), 1, 0.5, log=lambda m: None, backends=("process", "ray"))
+    rows = [(r["backend"], r["kind"]) for r in report["rows"]]
+    assert rows == [("-", "ceiling"), ("process", "n-step-q"), ("ray", "n-step-q")]
+    assert all(r["steps"] > 0 for r in report["rows"])
+    assert " ray " in format_table(report)

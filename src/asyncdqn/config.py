@@ -49,6 +49,8 @@ class Config:
     ray_address: str | None = _opt(
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
     ray_max_restarts: int = _opt(3, "--backend ray: restarts allowed per actor-learner before the run fails.")
+    ray_pipeline: bool = _opt(
+        True, "--backend ray: keep one gradient push in flight while the next segment runs (hides the round trip to the parameter server, adds about one update of staleness).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
 
     # --- network and learning ------------------------------------------------

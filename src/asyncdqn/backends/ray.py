@@ -192,10 +192,17 @@ class _Link:
 
 
 class _PushOptimizer:
-    """`step()` ships the local gradient (and the segment's steps and episodes) to the server."""
+    """`step()` ships the local gradient (and the segment's steps and episodes) to the server.
 
-    def __init__(self, link: _Link, model: torch.nn.Module) -> None:
-        self.link, self.model = link, model
+    Synchronous: wait for the reply (fresh weights) before the next segment. Pipelined:
+    keep this push in flight and load the *previous* push's reply, so the next segment's
+    env steps overlap the round trip (Ray runs one caller's calls to an actor in order).
+    """
+
+    def __init__(self, link: _Link, model: torch.nn.Module, pipeline: bool) -> None:
+        self.link, self.model, self.pipeline = link, model, pipeline
+        self.pending: Any = None
+        self.t = 0
 
     def zero_grad(self) -> None:
         for p in self.model.parameters():
@@ -205,10 +212,23 @@ class _PushOptimizer:
         grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().numpy().copy()
                  for p in self.model.parameters()]
         link = self.link
-        reply = link.call(link.server.push.remote(link.worker, grads, link.version, link.steps_per_push,
-                                                  link.sink.drain(), lr))
-        link.apply(reply)
-        return int(reply["t"])
+        ref = link.server.push.remote(link.worker, grads, link.version, link.steps_per_push, link.sink.drain(), lr)
+        if self.pipeline:
+            ref, self.pending = self.pending, ref
+        if ref is not None:
+            self._receive(ref)
+        return self.t
+
+    def _receive(self, ref: Any) -> None:
+        reply = self.link.call(ref)
+        self.link.apply(reply)
+        self.t = int(reply["t"])
+
+    def flush(self) -> None:
+        """Wait for the push still in flight (its steps and episodes are then counted)."""
+        if self.pending is not None:
+            ref, self.pending = self.pending, None
+            self._receive(ref)
 
 
 class _ServerCounter:
@@ -267,13 +287,14 @@ class RemoteActorLearner:
         model = _network(cfg, self.obs_dim, self.n_actions)
         link.model = model
         link.apply(link.call(self.server.hello.remote(self.index, incarnation)))
-        worker = ActorLearner(cfg, self.index, model, _PushOptimizer(link, model), _ServerTarget(link),
-                              _ServerCounter(link), link.sink)
+        optimizer = _PushOptimizer(link, model, cfg.ray_pipeline)
+        worker = ActorLearner(cfg, self.index, model, optimizer, _ServerTarget(link), _ServerCounter(link), link.sink)
         try:
             while not link.stop:
                 if cfg.max_steps is not None and link.step >= cfg.max_steps:
                     break
                 worker.run_segment()
+            optimizer.flush()
         finally:
             worker.close()
         return worker.steps_done
