@@ -6,8 +6,10 @@ One local Ray for the whole module: 2 CPUs, no dashboard, bound to loopback.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -28,6 +30,15 @@ from asyncdqn.trainer import build_shared
 from asyncdqn.envs import inspect_env
 
 ray = pytest.importorskip("ray")
+
+
+@contextlib.contextmanager
+def socket_closed_port() -> Any:
+    """A loopback port nothing listens on (bound then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +186,19 @@ def test_bench_throughput_measures_ray_beside_process(local_ray: Any) -> None:
     assert rows == [("-", "ceiling"), ("process", "n-step-q"), ("ray", "n-step-q")]
     assert all(r["steps"] > 0 for r in report["rows"])
     assert " ray " in format_table(report)
+
+
+def test_unreachable_ray_address_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import os
+
+    with socket_closed_port() as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
+             "--ray-address", f"127.0.0.1:{port}", "--max-steps", "1000", "--no-progress",
+             "--run-dir", str(tmp_path / "run")],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert proc.returncode == 2, proc.stderr
+    assert "asyncdqn: error: ray_address: cannot reach Ray at 127.0.0.1:" in proc.stderr
+    assert "Traceback" not in proc.stderr

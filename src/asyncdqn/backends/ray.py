@@ -25,6 +25,7 @@ Ray is an optional dependency: it is imported only when this backend starts.
 from __future__ import annotations
 
 import sys
+import socket
 import uuid
 from collections import deque
 from typing import Any
@@ -42,7 +43,8 @@ from asyncdqn.worker import ActorLearner, EpisodeRecord
 RESTART_SEED_STRIDE = 1_000_003  # a restarted actor-learner's envs use seed + incarnation * stride
 PUSH_TIMEOUT_S = 120.0  # an actor-learner waiting longer than this for the server gives up
 STATE_TIMEOUT_S = 30.0  # the driver waiting longer than this for the server declares it lost
-STOP_WAIT_S = 10.0  # how long stop() lets actor-learners finish their segment
+STOP_WAIT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray  # how long stop() lets actor-learners finish their segment
 
 
 def import_ray() -> Any:
@@ -306,6 +308,19 @@ class RemoteActorLearner:
 
 
 # --------------------------------------------------------------------------- driver
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on an unreachable HOST:PORT (Ray itself retries for minutes)."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"ray_address: expected auto or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(f"ray_address: cannot reach Ray at {address}: {exc}") from None
+
+
 class RayBackend(Backend):
     """The trainer's side: starts the actors, mirrors the server into SharedTraining."""
 
@@ -328,6 +343,7 @@ class RayBackend(Backend):
         ray = self.ray
         if ray.is_initialized():
             return
+        _check_reachable(self.cfg.ray_address)
         try:
             if self.cfg.ray_address is not None:
                 ray.init(address=self.cfg.ray_address, log_to_driver=False, logging_level="WARNING")
