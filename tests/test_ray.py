@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,14 +23,13 @@ import pytest
 import torch
 
 from asyncdqn import train
-from asyncdqn.backends.base import SharedCounter
 from asyncdqn.backends.ray import ParameterServer, RayBackend, _arrays
 from asyncdqn.checkpoint import load_checkpoint
 from asyncdqn.config import Config, resolve_config
 from asyncdqn.errors import TrainingError
+from asyncdqn.envs import inspect_env
 from asyncdqn.model import build_model
 from asyncdqn.trainer import build_shared
-from asyncdqn.envs import inspect_env
 
 ray = pytest.importorskip("ray")
 
@@ -91,6 +93,7 @@ def test_pushed_gradients_are_applied_like_torch_adam() -> None:
     # steps 20, 40, 60 cross 30 and 60: two target syncs, the target equals the online net now
     assert stats["target_syncs"] == 2 and reply["target_version"] == 2
     version, target = server.target_weights()
+    assert version == 2
     for t, w in zip(target, reply["weights"], strict=True):
         np.testing.assert_array_equal(t, w)
     state = server.state()
@@ -124,7 +127,7 @@ def test_ray_backend_learns_cartpole(local_ray: Any, tmp_path: Path) -> None:
     assert int(tensors["optim.step"][0]) == stats["updates"]  # optimizer state came back from the server
 
 
-def _poll_until(backend: RayBackend, shared_counter: SharedCounter, predicate: Any, limit_s: float) -> None:
+def _poll_until(backend: RayBackend, predicate: Any, limit_s: float) -> None:
     end = time.monotonic() + limit_s
     while not predicate():
         assert time.monotonic() < end, "timed out"
@@ -138,10 +141,10 @@ def test_killed_actor_learner_is_restarted_and_training_continues(local_ray: Any
     backend.start()
     try:
         c = shared.counter
-        _poll_until(backend, c, lambda: min(c.per_worker()) >= 2000, 60)
+        _poll_until(backend, lambda: min(c.per_worker()) >= 2000, 60)
         local_ray.kill(backend.actors[0], no_restart=False)  # Ray restarts it (max_restarts)
         killed_at = c.per_worker()[0]
-        _poll_until(backend, c, backend.finished, 90)
+        _poll_until(backend, backend.finished, 90)
         assert backend.restarts == [1, 0]
         assert c.value >= cfg.max_steps
         assert c.per_worker()[0] > killed_at + 1000  # the restarted actor-learner trained again
@@ -189,10 +192,6 @@ def test_bench_throughput_measures_ray_beside_process(local_ray: Any) -> None:
 
 
 def test_unreachable_ray_address_is_a_clear_error(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import os
-
     with socket_closed_port() as port:
         proc = subprocess.run(
             [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",

@@ -24,8 +24,9 @@ Ray is an optional dependency: it is imported only when this backend starts.
 
 from __future__ import annotations
 
-import sys
 import socket
+import sys
+import time
 import uuid
 from collections import deque
 from typing import Any
@@ -44,7 +45,8 @@ RESTART_SEED_STRIDE = 1_000_003  # a restarted actor-learner's envs use seed + i
 PUSH_TIMEOUT_S = 120.0  # an actor-learner waiting longer than this for the server gives up
 STATE_TIMEOUT_S = 30.0  # the driver waiting longer than this for the server declares it lost
 STOP_WAIT_S = 10.0
-CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray  # how long stop() lets actor-learners finish their segment
+CONNECT_TIMEOUT_S = 5.0
+STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the actors cannot be scheduled  # to reach --ray-address before handing it to Ray  # how long stop() lets actor-learners finish their segment
 
 
 def import_ray() -> Any:
@@ -301,13 +303,13 @@ class RemoteActorLearner:
             worker.close()
         return worker.steps_done
 
-    def pid(self) -> int:
-        import os
-
-        return os.getpid()
-
 
 # --------------------------------------------------------------------------- driver
+def _first_line(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def _check_reachable(address: str | None) -> None:
     """Fail fast on an unreachable HOST:PORT (Ray itself retries for minutes)."""
     if address is None or address == "auto" or "://" in address:
@@ -337,6 +339,8 @@ class RayBackend(Backend):
         self.last_stats: dict[str, Any] = {}
         self._owns_ray = False
         self._stopped = False
+        self._t_start = 0.0
+        self._step0: int | None = None
 
     # ------------------------------------------------------------------ start
     def _init_ray(self) -> None:
@@ -370,6 +374,7 @@ class RayBackend(Backend):
             RemoteActorLearner)
         self.actors = [actor_cls.remote(self.cfg, i, obs_dim, n_actions, name) for i in range(self.n)]
         self.runs = {i: a.run.remote(0) for i, a in enumerate(self.actors)}
+        self._t_start, self._step0 = time.monotonic(), s.counter.value
 
     # ------------------------------------------------------------------- poll
     def _server_lost(self, exc: BaseException) -> TrainingError:
@@ -395,7 +400,7 @@ class RayBackend(Backend):
             self._check_server()
             if isinstance(exc, ex.ActorDiedError):  # Ray gave up on it (restarts exhausted)
                 raise TrainingError(f"worker {i} died and Ray did not restart it "
-                                    f"(--ray-max-restarts {self.cfg.ray_max_restarts})") from None
+                                    f"(--ray-max-restarts {self.cfg.ray_max_restarts}): {_first_line(exc)}") from None
             # ActorUnavailableError: the actor died and is being restarted by Ray. Count a
             # restart only if the failed task had started (said hello to the server); a task
             # sent while the actor was still restarting fails the same way and is just re-sent.
@@ -433,7 +438,14 @@ class RayBackend(Backend):
             ready, _ = self.ray.wait(list(self.runs.values()), num_returns=1, timeout=timeout)
             for ref in ready:
                 self._collect(ref)
-        return self._pull()
+        episodes = self._pull()
+        if self._step0 is not None:
+            if self.shared.counter.value > self._step0:
+                self._step0 = None  # training has started
+            elif time.monotonic() - self._t_start > STARTUP_TIMEOUT_S:
+                raise TrainingError(f"no actor-learner started within {STARTUP_TIMEOUT_S:.0f} s: does the "
+                                    f"cluster have {self.n} free CPUs for --workers {self.n}? (see `ray status`)")
+        return episodes
 
     def finished(self) -> bool:
         return len(self.done) == self.n
