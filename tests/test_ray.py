@@ -114,7 +114,7 @@ def test_server_says_stop_at_the_step_budget_or_on_request() -> None:
 # --------------------------------------------------------------------- with Ray
 @pytest.mark.slow
 def test_ray_backend_learns_cartpole(local_ray: Any, tmp_path: Path) -> None:
-    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "max_seconds": 90.0,
+    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "max_seconds": 120.0,
                     "eval_episodes": 20, "progress": False, "run_dir": str(tmp_path / "run")})
     assert result.solved, result.final_eval
     assert result.solve_eval is not None and result.solve_eval["mean"] >= 475.0
@@ -135,20 +135,20 @@ def _poll_until(backend: RayBackend, predicate: Any, limit_s: float) -> None:
 
 
 def test_killed_actor_learner_is_restarted_and_training_continues(local_ray: Any) -> None:
-    cfg = _cfg(max_steps=30_000, ray_max_restarts=2)
+    cfg = _cfg(max_steps=10**9, ray_max_restarts=2)
     shared = build_shared(cfg, inspect_env(cfg.env_id))
     backend = RayBackend(cfg, shared)
     backend.start()
     try:
         c = shared.counter
-        _poll_until(backend, lambda: min(c.per_worker()) >= 2000, 60)
+        _poll_until(backend, lambda: min(c.per_worker()) >= 2000, 90)
         local_ray.kill(backend.actors[0], no_restart=False)  # Ray restarts it (max_restarts)
-        killed_at = c.per_worker()[0]
-        _poll_until(backend, backend.finished, 90)
+        killed_at, total_at = c.per_worker()[0], c.value
+        # the restarted actor-learner trains again (the other one never stopped)
+        _poll_until(backend, lambda: c.per_worker()[0] >= killed_at + 2000, 120)
         assert backend.restarts == [1, 0]
-        assert c.value >= cfg.max_steps
-        assert c.per_worker()[0] > killed_at + 1000  # the restarted actor-learner trained again
         assert backend.stats()["restarts"] == 1
+        assert c.value >= total_at + 2000 and not backend.finished()
     finally:
         backend.stop()
 
