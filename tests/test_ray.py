@@ -201,3 +201,12 @@ def test_unreachable_ray_address_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "asyncdqn: error: ray_address: cannot reach Ray at 127.0.0.1:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_ray_package_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncdqn.backends.ray import import_ray
+    from asyncdqn.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(ConfigError, match=r"asyncdqn\[ray\]"):
+        import_ray()
