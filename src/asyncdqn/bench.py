@@ -115,7 +115,7 @@ def memory_report(worker_pids: list[int], model: Any) -> dict[str, Any]:
 
 
 def measure_trainer(cfg: Config, seconds: float) -> Measurement:
-    """Steps/s of the process backend learning from every transition (no evaluation)."""
+    """Steps/s of cfg's backend learning from every transition (no evaluation)."""
     from asyncdqn.backends import make_backend
     from asyncdqn.trainer import build_shared
 
@@ -145,8 +145,9 @@ def run_throughput(
     seconds: float = 10.0,
     overrides: dict[str, Any] | None = None,
     log: Any = print,
+    backends: tuple[str, ...] = ("process",),
 ) -> dict[str, Any]:
-    """Ceiling and trainer throughput for 1..max_workers workers; returns a JSON-able report."""
+    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report."""
     max_workers = max_workers or (os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     for w in range(1, max_workers + 1):
@@ -154,27 +155,31 @@ def run_throughput(
                                **(overrides or {})})
         ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds)
         log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s")
-        rows.append({**ceiling.__dict__, "steps_per_second": ceiling.steps_per_second, "ratio": 1.0})
+        rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
+                     "ratio": 1.0})
         for algo in algos:
-            m = measure_trainer(base.replace(algo=algo), seconds)
-            ratio = m.steps_per_second / ceiling.steps_per_second
-            mem = m.memory or {}
-            peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
-            log(f"workers={w} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} of the ceiling; "
-                f"peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
-                f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB")
-            rows.append({**m.__dict__, "steps_per_second": m.steps_per_second, "ratio": ratio})
+            for backend in backends:
+                m = measure_trainer(base.replace(algo=algo, backend=backend), seconds)
+                ratio = m.steps_per_second / ceiling.steps_per_second
+                mem = m.memory or {}
+                peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
+                memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
+                          f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
+                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
+                    f"of the ceiling{memory}")
+                rows.append({**m.__dict__, "backend": backend, "steps_per_second": m.steps_per_second,
+                             "ratio": ratio})
     return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'workers':>7}  {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
+    lines = [f"{'workers':>7}  {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
              f"{'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
     for r in report["rows"]:
         mem = r.get("memory") or {}
         peaks = [w["peak_rss_mb"] for w in mem.get("workers", []) if "peak_rss_mb" in w]
         peak = f"{max(peaks):.0f}" if peaks else "-"
-        pss = f"{mem['total_pss_mb']:.0f}" if mem.get("total_pss_mb") else "-"
-        lines.append(f"{r['workers']:>7}  {r['kind']:<15} {r['envs_per_worker']:>11} "
+        pss = f"{mem['total_pss_mb']:.0f}" if peaks and mem.get("total_pss_mb") else "-"
+        lines.append(f"{r['workers']:>7}  {r.get('backend', 'process'):<8} {r['kind']:<15} {r['envs_per_worker']:>11} "
                      f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {peak:>18} {pss:>12}")
     return "\n".join(lines)

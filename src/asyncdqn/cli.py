@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--algos", nargs="+", default=None, help="algorithms to measure (default: all three)")
     bt.add_argument("--max-workers", type=int, default=None, help="measure 1..N workers (default: CPU cores)")
     bt.add_argument("--envs-per-worker", type=int, default=None, help="override the preset's envs per worker")
+    bt.add_argument("--backend", dest="backends", nargs="+", choices=["process", "serial", "ray"],
+                    default=["process"], help="backend(s) measured, each beside the same ceiling (default: process)")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
     bs = bsub.add_parser(
@@ -197,7 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
     report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
-                            log=lambda m: print(m, file=sys.stderr))
+                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)))
     atomic_write_json(args.out, report)
     print(format_table(report))
     print(f"report: {args.out}")

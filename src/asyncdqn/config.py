@@ -43,11 +43,15 @@ class Config:
     max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode).")
 
     # --- execution -----------------------------------------------------------
-    backend: Literal["process", "serial"] = _opt(
-        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic.")
+    backend: Literal["process", "serial", "ray"] = _opt(
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster.")
     workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
+    ray_address: str | None = _opt(
+        None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
+    ray_pipeline: bool = _opt(
+        True, "--backend ray: keep one gradient push in flight while the next segment runs (hides the round trip to the parameter server, adds about one update of staleness).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
-    max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run; past that the run stops. Non-finite values never restart.")
+    max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run (ray: per actor-learner); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
     hidden_sizes: tuple[int, ...] = _opt((128, 128), "Hidden layer widths of the MLP Q-network.", nargs="+")
@@ -193,6 +197,7 @@ def validate(c: Config) -> None:
     _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
     _check(c.max_restarts >= 0, "max_restarts", f"must be >= 0, got {c.max_restarts}")
+    _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
     _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
            f"needs at least one positive width, got {list(c.hidden_sizes)}")

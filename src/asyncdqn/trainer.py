@@ -64,6 +64,7 @@ class TrainResult:
     final_eval: dict[str, Any] = field(default_factory=dict)
     worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
     error: str | None = None  # why an interrupted or failed run stopped
+    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's staleness and restarts
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -356,6 +357,7 @@ class Trainer:
             steps_to_solve=solved_at[1] if solved_at else None,
             solve_eval=solved_at[2].to_dict() if solved_at else None,
             best_eval=self.best, final_eval=final.to_dict(), worker_restarts=_restart_log(backend),
+            backend_stats=backend.stats() if hasattr(backend, "stats") else None,
         )
         try:
             atomic_write_json(self.path / rundir.EVAL, result.to_dict())

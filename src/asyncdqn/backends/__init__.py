@@ -1,4 +1,4 @@
-"""How workers run: `serial` (in-process, deterministic) or `process` (Hogwild, spawn).
+"""How workers run: `serial` (in-process, deterministic), `process` (Hogwild, spawn) or `ray`.
 
 Both run the very same `ActorLearner` code against the same shared objects.
 """
@@ -14,6 +14,10 @@ def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
         from asyncdqn.backends.serial import SerialBackend
 
         return SerialBackend(cfg, shared)
+    if cfg.backend == "ray":
+        from asyncdqn.backends.ray import RayBackend  # imports ray lazily, in start()
+
+        return RayBackend(cfg, shared)
     from asyncdqn.backends.process import ProcessBackend
 
     return ProcessBackend(cfg, shared)
