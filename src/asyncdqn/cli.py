@@ -128,13 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from asyncdqn.bench import format_table, run_throughput
-    from asyncdqn.config import ALGOS
+    from asyncdqn.config import ASYNC_ALGOS
     from asyncdqn.fileio import atomic_write_json
 
-    algos = tuple(args.algos or ALGOS)
+    algos = tuple(args.algos or ASYNC_ALGOS)
     for a in algos:
-        if a not in ALGOS:
-            raise AsyncDQNError(f"--algos: unknown algorithm {a!r}; known: {', '.join(ALGOS)}")
+        if a not in ASYNC_ALGOS:
+            raise AsyncDQNError(f"--algos: unknown algorithm {a!r}; known: {', '.join(ASYNC_ALGOS)}")
     if args.max_workers is not None:
         _positive("max-workers", args.max_workers)
     if args.envs_per_worker is not None:
