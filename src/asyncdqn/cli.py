@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
+    c = sub.add_parser("compare", help="compare runs (e.g. async vs replay DQN): figure + summary table",
+                       description="Group runs by label (config label, else algo and env), plot the greedy "
+                                   "evaluation mean against env steps and wall time (mean and min-max band over "
+                                   "runs) and write a Markdown table: runs, solved n/N, median time- and "
+                                   "steps-to-solve, final greedy mean ± std.")
+    c.add_argument("run_dirs", nargs="+", help="run directories")
+    c.add_argument("--out", default="compare", help="output prefix: writes PREFIX.png and PREFIX.md (default: compare)")
     b = sub.add_parser("bench", help="benchmarks (throughput against the raw environment ceiling)",
                        description="Benchmarks. `bench throughput` measures the raw environment ceiling "
                                    "(random actions, same processes and envs per worker, no learning) and the "
@@ -230,6 +237,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from asyncdqn.compare import compare
+
+    png, md, _ = compare(args.run_dirs, args.out)
+    print(md.read_text(), end="")
+    print(f"figure: {png}\ntable: {md}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from asyncdqn.render import render_gif
 
@@ -244,7 +260,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
