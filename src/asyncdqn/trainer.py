@@ -37,6 +37,7 @@ from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
+from asyncdqn.tblog import NullLog, open_log
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Trainer:
         self.eval_round = 0
         self.best: dict[str, Any] | None = None
         self.last_eval: EvalResult | None = None
+        self.tb: NullLog = NullLog()  # --tensorboard sink, opened in run()
 
     # ----------------------------------------------------------- checkpoints
     def _meta(self, step: int) -> dict[str, Any]:
@@ -142,6 +144,7 @@ class Trainer:
     def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
         wall = time.monotonic() - self.t0
         self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
+        self.tb.evaluation(step, result.mean, result.std)
         self.last_eval = result
         # A full evaluation outranks a short screen, whatever the screen's mean.
         full = result.episodes >= self.cfg.eval_episodes
@@ -156,6 +159,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
         c = self.cfg
+        self.tb = open_log(c, self.path)  # first: a missing extra fails before any file is opened
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
         progress = Progress(c, enabled=c.progress)
@@ -176,6 +180,7 @@ class Trainer:
             weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
             self._record_eval(final, total, weights)
         self.metrics.close()
+        self.tb.close()
         result = TrainResult(
             run_dir=self.path, solved=solved_at is not None, stop_reason=stop_reason,
             total_steps=total, wall_time_s=wall, steps_per_second=total / max(wall, 1e-9),
@@ -199,7 +204,9 @@ class Trainer:
                                      ep.episode_return, ep.length, ep.epsilon)
                 self.window.append(ep.episode_return)
                 progress.episode(ep.episode_return, ep.epsilon)
+                self.tb.episode(ep)
             step = self.shared.counter.value
+            self.tb.rates(step, time.monotonic() - self.t0, self.shared.counter.per_worker())
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
 
             due = next_eval is not None and step >= next_eval
@@ -235,6 +242,7 @@ class Trainer:
             print(f"asyncdqn: final checkpoint not written: {exc}", file=sys.stderr)
         if failing:
             self.metrics.close()
+            self.tb.close()
         return wall, total
 
 
