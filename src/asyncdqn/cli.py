@@ -102,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="output PNG (default: RUN_DIR/learning_curve.png for one run, comparison.png for several)")
     pl.add_argument("--window", type=int, default=100, help="moving-average window in episodes (default: 100)")
 
-    r = sub.add_parser("render", help="record greedy episodes as a GIF",
-                       description="Play greedy episodes with a run's checkpoint and save the frames as an animated GIF.")
+    r = sub.add_parser("render", help="record greedy episodes as a GIF or MP4",
+                       description="Play greedy episodes with a run's checkpoint and save the frames, the "
+                                   "running return drawn on each, as an animated GIF or (--out NAME.mp4, "
+                                   "needs the video extra) an MP4 video.")
     r.add_argument("run_dir", help="run directory written by `asyncdqn train`")
-    r.add_argument("--out", default="game.gif", help="output GIF (default: game.gif)")
+    r.add_argument("--out", default="game.gif", help="output file: NAME.mp4 for a video, else a GIF (default: game.gif)")
     r.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
     r.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
@@ -247,13 +249,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from asyncdqn.render import render_gif
+    from asyncdqn.render import render_video
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
-    path, returns = render_gif(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
+    path, returns = render_video(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
                                fps=args.fps, max_steps=args.max_steps)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
