@@ -2,8 +2,9 @@
 
 Runs sharing a label (config `label`, else "<algo> <env_id>") are seeds of one
 method. For each group the figure shows the greedy evaluation mean (the
-`eval` rows of metrics.csv) against env steps and against wall time: the mean
-over runs and the min-max band, on a common grid. A run's curve is a step
+`eval` rows of metrics.csv, screens included) against env steps and against wall
+time: the mean over runs and the min-max band, on a common grid, from the point
+where every run of the group has been evaluated once. A run's curve is a step
 function (each evaluation holds until the next one) and holds its last value
 after the run stopped, so a run that solved early keeps counting as solved.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,12 +130,13 @@ def step_curve(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def band(group: GroupSummary, axis: str, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, min, max) over the group's runs on `grid`; axis is "step" or "time"."""
+    """(mean, min, max) over the group's runs on `grid`; axis is "step" or "time".
+
+    NaN wherever some run has not been evaluated yet."""
     curves = np.stack([step_curve(r.eval_step if axis == "step" else r.eval_time, r.eval_mean, grid)
                        for r in group.runs])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any evaluation
-        return np.nanmean(curves, axis=0), np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+    # NaN until every run has its first evaluation, so the mean never averages a changing subset.
+    return curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
 
 
 def _fmt(v: float | None, spec: str) -> str:
