@@ -120,13 +120,16 @@ class DQNLearner:
     def targets(self, batch: ReplayBatch) -> np.ndarray:
         """(B,) n-step TD targets of a sampled batch from the local target network."""
         n, B = batch.rewards.shape
-        flat_next = batch.next_obs.reshape(n * B, -1)
-        q_next = self.target_net(flat_next).reshape(n, B, -1)
+        rows, cols = batch.bootstrap_index(), np.arange(B)
+        boot_obs = batch.next_obs[rows, cols]  # (B, obs_dim): the only next states that matter
+        q_next = self.target_net(boot_obs)
         if self.cfg.double_q:
-            v_next = double_q_values(q_next, self.online(flat_next).reshape(n, B, -1))
+            v = double_q_values(q_next, self.online(boot_obs))
         else:
-            v_next = greedy_values(q_next)
-        return n_step_returns(batch, v_next.astype(np.float32), self.cfg.gamma)
+            v = greedy_values(q_next)
+        next_values = np.zeros((n, B), dtype=np.float32)  # other rows are never read by the return
+        next_values[rows, cols] = v
+        return n_step_returns(batch, next_values, self.cfg.gamma)
 
     def _learn(self, batch: ReplayBatch, global_step: int) -> None:
         cfg = self.cfg

@@ -44,6 +44,13 @@ class ReplayBatch:
     def n_step(self) -> int:
         return int(self.rewards.shape[0])
 
+    def bootstrap_index(self) -> np.ndarray:
+        """(B,) row of each window whose next state the return bootstraps from: its first
+        episode end, else the last row. Only V(next_obs) at these rows affects the
+        window's n-step return, so a learner may evaluate just those B states."""
+        ended = self.done.any(axis=0)
+        return np.where(ended, self.done.argmax(axis=0), self.n_step - 1)
+
 
 class ReplayBuffer:
     """Fixed-capacity ring of transitions from `n_envs` environments stepped together.
