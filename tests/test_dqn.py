@@ -120,3 +120,16 @@ def test_dqn_solves_cartpole(tmp_path):
     assert result.final_eval["episodes"] == 20
     assert result.solved, result.to_dict()
     assert result.solve_eval["mean"] >= 475.0
+
+
+def test_cli_rejects_several_dqn_workers(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "asyncdqn.cli", "train", "--algo", "dqn", "--env", "CartPole-v1",
+                        "--workers", "2", "--runs-root", str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith("asyncdqn: error: workers:") and "one replay learner" in r.stderr
+    assert not any(tmp_path.iterdir())  # rejected before a run directory was made
