@@ -73,7 +73,6 @@ class Config:
     train_freq: int = _opt(1, "dqn: vector-env steps (each one step of every env) between training phases.")
     gradient_steps: int = _opt(1, "dqn: gradient steps per training phase.")
     n_step: int = _opt(1, "dqn: n of the n-step return sampled from the buffer (1 = classic DQN).")
-    tensorboard: bool = _opt(False, "Also log scalars to a TensorBoard log in RUN_DIR/tensorboard (needs the tensorboard extra).")
 
     # --- exploration ---------------------------------------------------------
     eps_schedule: Literal["linear", "episode-decay"] = _opt(
@@ -100,6 +99,7 @@ class Config:
     runs_root: str = _opt("runs", "Parent of the default run directory.")
     label: str | None = _opt(None, "Label for plots; default the run directory name.")
     progress: bool = _opt(True, "Show a live progress bar.")
+    tensorboard: bool = _opt(False, "Also log scalars to a TensorBoard log in RUN_DIR/tensorboard (needs the tensorboard extra).")
 
     # ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -159,7 +159,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
         c = self.cfg
-        self.tb = open_log(c, self.path)  # first: a missing extra fails before any file is opened
+        self.tb = open_log(c, self.path)  # first: a missing extra fails before metrics.csv is opened
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
         progress = Progress(c, enabled=c.progress)
