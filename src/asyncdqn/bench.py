@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from asyncdqn.backends.base import SPAWN
-from asyncdqn.config import ALGOS, Config, resolve_config
+from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
 
 
@@ -140,7 +140,7 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
 
 def run_throughput(
     env_id: str = "LunarLander-v3",
-    algos: tuple[str, ...] = ALGOS,
+    algos: tuple[str, ...] = ASYNC_ALGOS,
     max_workers: int | None = None,
     seconds: float = 10.0,
     overrides: dict[str, Any] | None = None,

@@ -111,15 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="output PNG (default: RUN_DIR/learning_curve.png for one run, comparison.png for several)")
     pl.add_argument("--window", type=int, default=100, help="moving-average window in episodes (default: 100)")
 
-    r = sub.add_parser("render", help="record greedy episodes as a GIF",
-                       description="Play greedy episodes with a run's checkpoint and save the frames as an animated GIF.")
+    r = sub.add_parser("render", help="record greedy episodes as a GIF or MP4",
+                       description="Play greedy episodes with a run's checkpoint and save the frames, the "
+                                   "running return drawn on each, as an animated GIF or (--out NAME.mp4, "
+                                   "needs the video extra) an MP4 video.")
     r.add_argument("run_dir", help="run directory written by `asyncdqn train`")
-    r.add_argument("--out", default="game.gif", help="output GIF (default: game.gif)")
+    r.add_argument("--out", default="game.gif", help="output file: NAME.mp4 for a video, else a GIF (default: game.gif)")
     r.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
     r.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
+    c = sub.add_parser("compare", help="compare runs (e.g. async vs replay DQN): figure + summary table",
+                       description="Group runs by label (config label, else algo and env), plot the greedy "
+                                   "evaluation mean against env steps and wall time (mean and min-max band over "
+                                   "runs) and write a Markdown table: runs, solved n/N, median time- and "
+                                   "steps-to-solve, final greedy mean ± std.")
+    c.add_argument("run_dirs", nargs="+", help="run directories")
+    c.add_argument("--out", default="compare", help="output prefix: writes PREFIX.png and PREFIX.md (default: compare)")
     b = sub.add_parser("bench", help="benchmarks (throughput against the raw environment ceiling)",
                        description="Benchmarks. `bench throughput` measures the raw environment ceiling "
                                    "(random actions, same processes and envs per worker, no learning) and the "
@@ -184,13 +193,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "solve":
         return cmd_bench_solve(args)
     from asyncdqn.bench import format_table, run_throughput
-    from asyncdqn.config import ALGOS
+    from asyncdqn.config import ASYNC_ALGOS
     from asyncdqn.fileio import atomic_write_json
 
-    algos = tuple(args.algos or ALGOS)
+    algos = tuple(args.algos or ASYNC_ALGOS)
     for a in algos:
-        if a not in ALGOS:
-            raise AsyncDQNError(f"--algos: unknown algorithm {a!r}; known: {', '.join(ALGOS)}")
+        if a not in ASYNC_ALGOS:
+            raise AsyncDQNError(f"--algos: unknown algorithm {a!r}; known: {', '.join(ASYNC_ALGOS)}")
     if args.max_workers is not None:
         _positive("max-workers", args.max_workers)
     if args.envs_per_worker is not None:
@@ -289,21 +298,30 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from asyncdqn.compare import compare
+
+    png, md, _ = compare(args.run_dirs, args.out)
+    print(md.read_text(), end="")
+    print(f"figure: {png}\ntable: {md}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    from asyncdqn.render import render_gif
+    from asyncdqn.render import render_video
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
-    path, returns = render_gif(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
+    path, returns = render_video(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
                                fps=args.fps, max_steps=args.max_steps)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,8 @@
 metadata, and the CLI builds its options from those, so `--help` and the code
 cannot disagree. Values are resolved in this order (later wins):
 
-    defaults  <  environment preset  <  named preset (--preset)  <  explicit options
+    defaults  <  environment preset  <  (environment, algo) preset  <  named preset (--preset)
+              <  explicit options
 
 `resolve_config` applies that order and validates the result; any invalid value
 raises `ConfigError` naming the field.
@@ -22,7 +23,8 @@ from typing import Any, Literal
 
 from asyncdqn.errors import ConfigError
 
-ALGOS = ("one-step-q", "n-step-q", "one-step-sarsa")
+ASYNC_ALGOS = ("one-step-q", "n-step-q", "one-step-sarsa")  # the Hogwild actor-learners
+ALGOS = (*ASYNC_ALGOS, "dqn")  # dqn: the replay-buffer baseline (one learner, in-process)
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -36,8 +38,9 @@ class Config:
 
     # --- problem -------------------------------------------------------------
     env_id: str = _opt("LunarLander-v3", "Gymnasium environment id (1-D Box observation, Discrete actions).")
-    algo: Literal["one-step-q", "n-step-q", "one-step-sarsa"] = _opt(
-        "n-step-q", "Algorithm: one-step-q, n-step-q (paper Alg. 3) or one-step-sarsa.")
+    algo: Literal["one-step-q", "n-step-q", "one-step-sarsa", "dqn"] = _opt(
+        "n-step-q", "Algorithm: one-step-q, n-step-q (paper Alg. 3), one-step-sarsa, or dqn "
+        "(replay-buffer baseline: one in-process learner).")
     preset: str | None = _opt(None, "Named preset applied over the environment preset (e.g. seed-compat).")
     seed: int = _opt(0, "Base random seed: network init, every worker's envs and exploration.")
     max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode).")
@@ -67,6 +70,14 @@ class Config:
     grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value; none to disable.")
     double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")
     target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps.")
+
+    # --- replay-buffer DQN (--algo dqn only) --------------------------------
+    buffer_size: int = _opt(100_000, "dqn: replay buffer capacity in transitions.")
+    batch_size: int = _opt(64, "dqn: transitions per gradient step.")
+    learning_starts: int = _opt(1_000, "dqn: env steps collected before the first gradient step.")
+    train_freq: int = _opt(1, "dqn: vector-env steps (each one step of every env) between training phases.")
+    gradient_steps: int = _opt(1, "dqn: gradient steps per training phase.")
+    n_step: int = _opt(1, "dqn: n of the n-step return sampled from the buffer (1 = classic DQN).")
 
     # --- exploration ---------------------------------------------------------
     eps_schedule: Literal["linear", "episode-decay"] = _opt(
@@ -104,6 +115,7 @@ class Config:
     resume_epsilons: tuple[float, ...] = _opt(
         (), "episode-decay schedule: each worker's epsilon when the run was checkpointed (set by --resume).",
         internal=True)
+    tensorboard: bool = _opt(False, "Also log scalars to a TensorBoard log in RUN_DIR/tensorboard (needs the tensorboard extra).")
 
     # ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +129,8 @@ class Config:
         return from_dict({**self.to_dict(), **changes})
 
     def resolved_workers(self) -> int:
+        if self.algo == "dqn":
+            return 1  # one replay learner (validate() rejects workers > 1)
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
 
 
@@ -238,6 +252,17 @@ def validate(c: Config) -> None:
            f"must be >= 1, got {c.max_episode_steps}")
     _check(not (c.double_q and c.algo == "one-step-sarsa"), "double_q",
            "has no meaning for one-step-sarsa (its target uses the action taken, not a max)")
+    _check(c.buffer_size >= 1, "buffer_size", f"must be >= 1, got {c.buffer_size}")
+    _check(c.batch_size >= 1, "batch_size", f"must be >= 1, got {c.batch_size}")
+    _check(c.learning_starts >= 0, "learning_starts", f"must be >= 0, got {c.learning_starts}")
+    _check(c.train_freq >= 1, "train_freq", f"must be >= 1, got {c.train_freq}")
+    _check(c.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {c.gradient_steps}")
+    _check(c.n_step >= 1, "n_step", f"must be >= 1, got {c.n_step}")
+    if c.algo == "dqn":
+        _check(c.workers <= 1, "workers",
+               f"dqn runs one replay learner in-process; use --workers 1 (or 0), got {c.workers}")
+        _check(c.buffer_size // c.envs_per_worker >= c.n_step, "buffer_size",
+               f"must hold at least n_step={c.n_step} steps of each of the {c.envs_per_worker} envs")
     _check(not c.lr_anneal or c.max_steps is not None, "lr_anneal", "needs --max-steps (the annealing horizon)")
     _check(c.max_steps is not None or c.max_seconds is not None or c.solve_score is not None, "max_steps",
            "the run would never stop: set --max-steps, --max-seconds or --solve-score")
@@ -248,7 +273,7 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> Config:
 
     `overrides` holds only the options the user set explicitly.
     """
-    from asyncdqn.presets import env_preset, named_preset
+    from asyncdqn.presets import algo_preset, env_preset, named_preset
 
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(FIELDS))
@@ -256,7 +281,10 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> Config:
         raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
     named = named_preset(overrides["preset"]) if overrides.get("preset") is not None else {}
     env_id = overrides.get("env_id", named.get("env_id", Config.env_id))
-    merged: dict[str, Any] = {**env_preset(env_id), **named, **overrides}
+    env_settings = env_preset(env_id)
+    algo = overrides.get("algo", named.get("algo", env_settings.get("algo", Config.algo)))
+    # An (env, algo) preset (e.g. LunarLander-v3 + dqn) refines the env preset.
+    merged: dict[str, Any] = {**env_settings, **algo_preset(env_id, algo), **named, **overrides}
     base = Config().to_dict()
     base.update(merged)
     return from_dict(base)

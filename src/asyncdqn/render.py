@@ -1,4 +1,8 @@
-"""Greedy episodes recorded as an animated GIF (the notebook's rendering, as a file)."""
+"""Greedy episodes recorded as an animated GIF or an MP4 video, the running return drawn on each frame.
+
+GIF needs only Pillow; MP4 needs the optional `video` extra (imageio + imageio-ffmpeg,
+which bundles an ffmpeg binary) and is imported only when asked for.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from asyncdqn.envs import env_seeds, make_env
-from asyncdqn.errors import EnvError
+from asyncdqn.errors import ConfigError, EnvError
 from asyncdqn.evaluate import QFunction
 from asyncdqn.fileio import atomic_write_bytes
 
@@ -74,3 +78,39 @@ def render_gif(
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
                    duration=max(1, round(1000 / fps)), loop=0)
     return atomic_write_bytes(out, buf.getvalue()), returns
+
+
+VIDEO_SUFFIXES = (".mp4",)
+
+
+def _encode_mp4(frames: list[Image.Image], fps: int) -> bytes:
+    """H.264 MP4 bytes of the frames (encoded through a temporary file: ffmpeg needs a path)."""
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary)
+    except ImportError as exc:
+        raise ConfigError(f"out: writing .mp4 needs the optional 'video' extra "
+                          f"(pip install 'asyncdqn[video]'), or use a .gif: {exc}") from None
+    fd, tmp = tempfile.mkstemp(suffix=".mp4")
+    os.close(fd)
+    try:
+        # macro_block_size 2: keep the frame size (H.264 only needs even sizes; odd ones are padded)
+        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                macro_block_size=2, ffmpeg_log_level="error") as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame.convert("RGB")))
+        with open(tmp, "rb") as fh:
+            return fh.read()
+    finally:
+        os.unlink(tmp)
+
+
+def render_video(
+    q: QFunction, env_id: str, out: str | Path, episodes: int = 1, seed: int = 0,
+    fps: int = 30, max_steps: int = 1000,
+) -> tuple[Path, list[float]]:
+    """An MP4 if `out` ends in .mp4, else an animated GIF; written atomically. Returns (path, returns)."""
+    if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
+        return render_gif(q, env_id, out, episodes=episodes, seed=seed, fps=fps, max_steps=max_steps)
+    frames, returns = play_frames(q, env_id, episodes, seed, max_steps)
+    return atomic_write_bytes(out, _encode_mp4(frames, fps)), returns

@@ -45,6 +45,7 @@ from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
 from asyncdqn.resume import fingerprint, fingerprint_diff, fingerprinted, resume_config, truncate_metrics
 from asyncdqn.signals import Terminated, TerminationSignals
+from asyncdqn.tblog import NullLog, open_log
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Trainer:
         self.eval_round = 0
         self.best: dict[str, Any] | None = None
         self.last_eval: EvalResult | None = None
+        self.tb: NullLog = NullLog()  # --tensorboard sink, opened in run()
         self.start_step = 0  # global env step this session starts from
         self.wall_offset = 0.0  # training seconds of earlier sessions
         self.resumed_from: Path | None = None
@@ -292,6 +294,7 @@ class Trainer:
     def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
         wall = time.monotonic() - self.t0
         self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
+        self.tb.evaluation(step, result.mean, result.std)
         self.last_eval = result
         # A full evaluation outranks a short screen, whatever the screen's mean.
         full = result.episodes >= self.cfg.eval_episodes
@@ -310,6 +313,11 @@ class Trainer:
 
     def _run(self, signals: TerminationSignals) -> TrainResult:
         c = self.cfg
+        try:
+            self.tb = open_log(c, self.path)  # first: a missing extra fails before metrics.csv is opened
+        except BaseException:
+            self.lock.release()
+            raise
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
         progress = Progress(c, enabled=c.progress)
@@ -350,6 +358,7 @@ class Trainer:
             weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
             self._record_eval(final, total, weights)
         self.metrics.close()
+        self.tb.close()
         result = TrainResult(
             run_dir=self.path, solved=solved_at is not None, stop_reason=stop_reason,
             total_steps=total, wall_time_s=wall, steps_per_second=total / max(wall, 1e-9),
@@ -383,7 +392,9 @@ class Trainer:
                 self.window.append(ep.episode_return)
                 self.worker_eps[ep.worker] = ep.epsilon
                 progress.episode(ep.episode_return, ep.epsilon)
+                self.tb.episode(ep)
             step = self.shared.counter.value
+            self.tb.rates(step, time.monotonic() - self.t0, self.shared.counter.per_worker())
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
 
             wall = time.monotonic() - self.t0
@@ -450,6 +461,7 @@ class Trainer:
             print(f"asyncdqn: {msg}", file=sys.stderr)
         if failing:
             self.metrics.close()
+            self.tb.close()
         return wall, total
 
 

@@ -21,7 +21,8 @@ One segment (paper Alg. 1 / 3 with a batch of K environments):
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -47,12 +48,16 @@ from asyncdqn.errors import TrainingError
 from asyncdqn.model import NumpyMLP
 
 
-class EpisodeRecord(NamedTuple):
+@dataclass(frozen=True)
+class EpisodeRecord:
     worker: int
     step: int  # global env step at which the episode ended (approximate across workers)
     episode_return: float
     length: int
     epsilon: float
+    # Mean TD loss over this worker's updates since its previous record (NaN if none);
+    # diagnostic only, so records compare equal without it.
+    mean_loss: float = field(default=float("nan"), compare=False)
 
 
 class StepCounter(Protocol):
@@ -151,6 +156,7 @@ class ActorLearner:
         self.obs = obs.astype(np.float32)
         self.steps_done = 0  # this worker's env steps
         self.last_loss = float("nan")
+        self._loss_sum, self._loss_count = 0.0, 0  # updates since the last EpisodeRecord
         self._update_epsilon(counter.value)
         self.actions = self._act(self.obs)
 
@@ -168,8 +174,11 @@ class ActorLearner:
 
     def _end_episodes(self, ended: np.ndarray, t: int, base_step: int) -> None:
         for k in np.flatnonzero(ended):
+            mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
+            self._loss_sum, self._loss_count = 0.0, 0
             self.sink.put(EpisodeRecord(self.index, base_step + (t + 1) * self.K,
-                                        float(self.ep_return[k]), int(self.ep_len[k]), float(self.eps[k])))
+                                        float(self.ep_return[k]), int(self.ep_len[k]), float(self.eps[k]),
+                                        mean_loss))
             if self.cfg.eps_schedule == "episode-decay":
                 self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
         self.ep_return[ended] = 0.0
@@ -258,6 +267,8 @@ class ActorLearner:
             lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
         self.optimizer.step(lr)
         self.last_loss = loss_value
+        self._loss_sum += loss_value
+        self._loss_count += 1
 
     def _non_finite_source(self) -> str:
         where = f"worker {self.index}"

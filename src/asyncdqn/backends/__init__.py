@@ -10,6 +10,10 @@ from asyncdqn.config import Config
 
 
 def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
+    if cfg.algo == "dqn":  # the replay-buffer baseline: one learner, always in-process
+        from asyncdqn.backends.replay import ReplayBackend
+
+        return ReplayBackend(cfg, shared)
     if cfg.backend == "serial":
         from asyncdqn.backends.serial import SerialBackend
 

@@ -1,0 +1,168 @@
+"""Vanilla DQN with a replay buffer: the baseline the asynchronous methods are compared to.
+
+One learner, in-process, with the same pieces as an ActorLearner (worker.py): a
+vector env of `envs_per_worker` environments acted on with one numpy forward per
+step, the same epsilon schedules, the shared Q-network, shared optimizer, shared
+target network (synced every `target_update_steps` global env steps) and the same
+EpisodeRecord stream, so the Trainer's evaluation, stop rules, metrics, run
+directory and checkpoints apply unchanged.
+
+One call of `run_segment` (a "training phase"):
+  for `train_freq` vector steps: act epsilon-greedily in all K envs, store the K
+  transitions (true next state, terminated, done) in the replay buffer;
+  then, once `learning_starts` env steps have been collected, `gradient_steps`
+  times: sample `batch_size` n-step windows uniformly, bootstrap them from the
+  target network (double-Q optional) with `n_step_returns`, one Huber/MSE
+  forward/backward on the shared model, gradient clipping, one optimizer step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from asyncdqn.algo.exploration import decay_per_episode, epsilon_greedy, linear_epsilon, sample_final_epsilons
+from asyncdqn.algo.replay import ReplayBatch, ReplayBuffer, n_step_returns
+from asyncdqn.algo.targets import double_q_values, greedy_values, td_loss
+from asyncdqn.config import Config
+from asyncdqn.envs import env_seeds, make_vector_env
+from asyncdqn.errors import TrainingError
+from asyncdqn.model import NumpyMLP
+from asyncdqn.worker import EpisodeRecord, EpisodeSink, Optimizer, StepCounter, TargetStore
+
+
+class DQNLearner:
+    """Replay-buffer DQN over K environments. Same interface as ActorLearner.run_segment."""
+
+    def __init__(self, cfg: Config, model: nn.Module, optimizer: Optimizer, target: TargetStore,
+                 counter: StepCounter, sink: EpisodeSink, index: int = 0) -> None:
+        self.cfg, self.index = cfg, index
+        self.model, self.optimizer = model, optimizer
+        self.target, self.counter, self.sink = target, counter, sink
+        K = self.K = cfg.envs_per_worker
+
+        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
+        obs, _ = self.envs.reset(seed=env_seeds(cfg.seed, 1 + index, K))
+        self.rng = np.random.default_rng([cfg.seed, 7919, index])
+        self.obs = obs.astype(np.float32)
+        self.buffer = ReplayBuffer(cfg.buffer_size, K, int(obs.shape[1]), cfg.n_step)
+
+        self.online = NumpyMLP.view_of(model)  # acting and double-Q argmax read the live weights
+        self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
+        self.target_net = NumpyMLP(self._target_arrays)
+        self._target_version = -1
+
+        n_draws = 1 if cfg.eps_draw == "worker" else K
+        finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
+        self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
+        self.eps = np.full(K, cfg.eps_start, dtype=np.float64)
+
+        self.ep_return = np.zeros(K, dtype=np.float64)
+        self.ep_len = np.zeros(K, dtype=np.int64)
+        self.steps_done = 0
+        self.updates = 0
+        self.last_loss = float("nan")
+        self._loss_sum, self._loss_count = 0.0, 0
+
+    # ------------------------------------------------------------------ acting
+    def _update_epsilon(self, global_step: int) -> None:
+        if self.cfg.eps_schedule == "linear":
+            self.eps = np.asarray(linear_epsilon(global_step, self.cfg.eps_start, self.final_eps,
+                                                 self.cfg.eps_anneal_steps), dtype=np.float64)
+
+    def _end_episodes(self, ended: np.ndarray, step: int) -> None:
+        for k in np.flatnonzero(ended):
+            mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
+            self._loss_sum, self._loss_count = 0.0, 0
+            self.sink.put(EpisodeRecord(self.index, step, float(self.ep_return[k]), int(self.ep_len[k]),
+                                        float(self.eps[k]), mean_loss))
+            if self.cfg.eps_schedule == "episode-decay":
+                self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
+        self.ep_return[ended] = 0.0
+        self.ep_len[ended] = 0
+
+    def epsilon(self) -> float:
+        return float(self.eps.mean())
+
+    def run_segment(self) -> int:
+        """`train_freq` vector steps into the buffer, then `gradient_steps` updates. Returns env steps."""
+        cfg, K = self.cfg, self.K
+        if self.target.version != self._target_version:
+            self._target_version = self.target.read_into(self._target_arrays)
+        base_step = self.counter.value
+        for t in range(cfg.train_freq):
+            self._update_epsilon(base_step + t * K)
+            actions = epsilon_greedy(self.online(self.obs), self.eps, self.rng)
+            obs, rew, term, trunc, info = self.envs.step(actions)
+            done = term | trunc
+            next_obs = obs.astype(np.float32, copy=True)
+            self.ep_return += rew
+            self.ep_len += 1
+            if done.any():  # the true next state of an ended episode is its final observation
+                idx = np.flatnonzero(done)
+                next_obs[idx] = np.stack(info["final_obs"][idx])
+                self._end_episodes(done, base_step + (t + 1) * K)
+            self.buffer.add(self.obs, actions, rew, next_obs, term, done)
+            self.obs = obs.astype(np.float32, copy=False)
+
+        steps = cfg.train_freq * K
+        self.steps_done += steps
+        old, new = self.counter.add(self.index, steps)
+        if new >= cfg.learning_starts and self.buffer.valid_starts() > 0:
+            for _ in range(cfg.gradient_steps):
+                self._learn(self.buffer.sample(cfg.batch_size, self.rng), new)
+        if new // cfg.target_update_steps > old // cfg.target_update_steps:
+            self.target.sync_from(self.model, new)
+        return steps
+
+    # --------------------------------------------------------------- learning
+    def targets(self, batch: ReplayBatch) -> np.ndarray:
+        """(B,) n-step TD targets of a sampled batch from the local target network."""
+        n, B = batch.rewards.shape
+        rows, cols = batch.bootstrap_index(), np.arange(B)
+        boot_obs = batch.next_obs[rows, cols]  # (B, obs_dim): the only next states that matter
+        q_next = self.target_net(boot_obs)
+        if self.cfg.double_q:
+            v = double_q_values(q_next, self.online(boot_obs))
+        else:
+            v = greedy_values(q_next)
+        next_values = np.zeros((n, B), dtype=np.float32)  # other rows are never read by the return
+        next_values[rows, cols] = v
+        return n_step_returns(batch, next_values, self.cfg.gamma)
+
+    def _learn(self, batch: ReplayBatch, global_step: int) -> None:
+        cfg = self.cfg
+        y = torch.from_numpy(np.ascontiguousarray(self.targets(batch), dtype=np.float32))
+        obs = torch.from_numpy(np.ascontiguousarray(batch.obs))
+        act = torch.from_numpy(batch.actions.reshape(-1, 1))
+        q_taken = self.model(obs).gather(1, act).squeeze(1)
+        loss = td_loss(q_taken, y, cfg.loss)
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise TrainingError(self._non_finite_source())
+        self.optimizer.zero_grad()
+        loss.backward()
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = None
+        if cfg.lr_anneal and cfg.max_steps:
+            lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
+        self.optimizer.step(lr)
+        self.updates += 1
+        self.last_loss = loss_value
+        self._loss_sum += loss_value
+        self._loss_count += 1
+
+    def _non_finite_source(self) -> str:
+        b = self.buffer
+        if not np.isfinite(b.obs).all() or not np.isfinite(b.next_obs).all():
+            return "dqn: the environment returned a non-finite observation (NaN/inf)"
+        if not np.isfinite(b.rewards).all():
+            return "dqn: the environment returned a non-finite reward (NaN/inf)"
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            return "dqn: the Q-network's parameters became non-finite: training diverged (lower --lr?)"
+        return "dqn: the TD loss became non-finite: training diverged (lower --lr?)"
+
+    def close(self) -> None:
+        self.envs.close()
