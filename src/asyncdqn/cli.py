@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--eval-episodes", type=int, default=100, help="episodes of the solving evaluation (default: 100)")
     bs.add_argument("--screen-episodes", type=int, default=10, help="episodes of the screen before it (default: 10)")
     bs.add_argument("--parallel", type=int, default=1,
-                    help="run this many single-process (sb3-dqn) runs side by side, one core each (default: 1)")
+                    help="run this many single-process (sb3-dqn) runs side by side, sharing the cores (default: 1: every run alone, SB3 with one torch thread per core)")
     bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
     return parser
 
