@@ -75,7 +75,7 @@ def test_bench_solve_smoke(tmp_path: Path) -> None:
     out = tmp_path / "solve"
     cmd = [sys.executable, "-m", "asyncdqn.cli", "bench", "solve", "--env", "CartPole-v1", "--seeds", "1",
            "--budget", "3", "--check-every", "1", "--eval-episodes", "3", "--screen-episodes", "2",
-           "--out", str(out)]
+           "--set", "hidden_sizes=[32, 16]", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -84,6 +84,10 @@ def test_bench_solve_smoke(tmp_path: Path) -> None:
         rec = json.loads((out / f"{name}-seed0.json").read_text())
         assert rec["protocol"]["budget_s"] == 3.0 and rec["final_eval"]["episodes"] == 3
         assert rec["peak_rss"]["main_mb"] > 0
+    ours = json.loads((out / "asyncdqn-seed0.json").read_text())
+    assert ours["overrides"] == {"hidden_sizes": [32, 16]}  # --set reaches the asyncdqn contender only
+    assert json.loads((out / "asyncdqn-seed0" / "config.json").read_text())["hidden_sizes"] == [32, 16]
+    assert json.loads((out / "seed-compat-seed0" / "config.json").read_text())["hidden_sizes"] == [128, 128]
     assert (out / "solve_curves.png").stat().st_size > 0 and "| asyncdqn |" in (out / "summary.md").read_text()
     # A second invocation finds every run done and only re-summarizes.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -101,3 +105,12 @@ def test_bench_solve_rejects_bad_options(tmp_path: Path, args: list[str], messag
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_solve_rejects_invalid_preset_overrides(tmp_path: Path) -> None:
+    for bad, message in ((["--set", "no_such_field=1"], "unknown configuration key(s): no_such_field"),
+                         (["--set", "lr=-1"], "lr: must be > 0"), (["--set", "lr"], "expected FIELD=VALUE")):
+        proc = subprocess.run([sys.executable, "-m", "asyncdqn.cli", "bench", "solve", "--out", str(tmp_path / "o"),
+                               *bad], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()  # refused before any run

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncdqn.errors import AsyncDQNError
+from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.fileio import atomic_write_json
 
 CONTENDERS = ("asyncdqn", "seed-compat", "sb3-dqn")
@@ -64,6 +64,9 @@ RL_ZOO_LUNARLANDER: dict[str, Any] = {
 }
 RL_ZOO_EXPLORATION_STEPS = 12_000  # 0.12 x n_timesteps (1e5)
 
+# Evaluation round of the closing re-evaluation: its episode seeds differ from every check's.
+REEVAL_ROUND = 10**6
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -83,11 +86,12 @@ def _peak_rss_mb() -> dict[str, float]:
 
 
 # ----------------------------------------------------------------- contenders
-def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path) -> dict[str, Any]:
-    from asyncdqn.plotting import read_run
+def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from asyncdqn.trainer import train
 
-    overrides: dict[str, Any] = {
+    options: dict[str, Any] = {
+        **(overrides or {}),
         "env_id": p.env_id, "seed": seed, "solve_score": p.solve_score,
         "eval_episodes": p.eval_episodes, "screen_episodes": p.screen_episodes,
         "eval_every_steps": None, "eval_every_seconds": p.check_every_s, "eval_trigger": False,
@@ -95,20 +99,58 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path) -> dict
         "label": f"{contender} seed {seed}",
     }
     if contender == "seed-compat":
-        overrides["preset"] = "seed-compat"
-    result = train(overrides)
-    curves = read_run(run_dir)
-    evals = [
-        {"wall_s": float(t), "steps": int(s), "mean": float(m), "std": float(sd)}
-        for t, s, m, sd in zip(curves.eval_time, curves.eval_step, curves.eval_mean, curves.eval_std, strict=True)
-    ]
+        # the notebook as it was: no runaway-divergence stop (it would end some of its runs early)
+        options.update(preset="seed-compat", runaway_check=False)
+    try:
+        result = train(options)
+    except TrainingError as exc:  # a failed run (e.g. diverged) is an unsolved run, not a broken benchmark
+        return _failed_record(run_dir, p, seed, exc)
+    returned = reevaluate_best(run_dir, p, seed)
+    evals = _evals(run_dir)
     return {
         "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
         "steps_to_solve": result.steps_to_solve, "wall_time_s": result.wall_time_s,
         "total_steps": result.total_steps, "steps_per_second": result.steps_per_second,
-        "final_eval": {k: result.final_eval[k] for k in ("mean", "std", "episodes")},
+        "final_eval": returned,
+        "final_weights_eval": {k: result.final_eval[k] for k in ("mean", "std", "episodes")},
         "evals": evals, "workers": json.loads((run_dir / "config.json").read_text())["workers"],
     }
+
+
+def _evals(run_dir: Path) -> list[dict[str, float]]:
+    from asyncdqn.plotting import read_run
+
+    c = read_run(run_dir)
+    return [{"wall_s": float(t), "steps": int(s), "mean": float(m), "std": float(sd)}
+            for t, s, m, sd in zip(c.eval_time, c.eval_step, c.eval_mean, c.eval_std, strict=True)]
+
+
+def _failed_record(run_dir: Path, p: Protocol, seed: int, exc: Exception) -> dict[str, Any]:
+    report = json.loads((run_dir / "eval.json").read_text())
+    best = run_dir / "checkpoints" / "best.safetensors"
+    nan = {"mean": float("nan"), "std": float("nan"), "episodes": 0, "policy": "none"}
+    return {
+        "solved": False, "time_to_solve_s": None, "steps_to_solve": None, "failed": str(exc),
+        "wall_time_s": report["wall_time_s"], "total_steps": report["total_steps"],
+        "steps_per_second": report["steps_per_second"],
+        "final_eval": reevaluate_best(run_dir, p, seed) if best.exists() else nan,
+        "evals": _evals(run_dir), "workers": json.loads((run_dir / "config.json").read_text())["workers"],
+    }
+
+
+def reevaluate_best(run_dir: Path, p: Protocol, seed: int) -> dict[str, Any]:
+    """A fresh greedy evaluation of the policy asyncdqn hands its user: the best checkpoint
+    (the solving snapshot, when solved), which `evaluate` and `render` load by default."""
+    from asyncdqn.checkpoint import load_checkpoint, load_weights
+    from asyncdqn.evaluate import evaluate
+    from asyncdqn.model import NumpyMLP, build_model
+
+    cfg = json.loads((run_dir / "config.json").read_text())
+    model = build_model(cfg["env_spec"]["obs_dim"], cfg["env_spec"]["n_actions"], cfg["hidden_sizes"], 0)
+    tensors, _ = load_checkpoint(run_dir / "checkpoints" / "best.safetensors")
+    load_weights(model, tensors, "model.", "best.safetensors")
+    r = evaluate(NumpyMLP.copy_of(model), p.env_id, p.eval_episodes, seed, REEVAL_ROUND)
+    return {"mean": r.mean, "std": r.std, "episodes": r.episodes, "policy": "best checkpoint"}
 
 
 def _run_sb3(seed: int, p: Protocol, run_dir: Path) -> dict[str, Any]:
@@ -171,20 +213,21 @@ def _run_sb3(seed: int, p: Protocol, run_dir: Path) -> dict[str, Any]:
     model.learn(total_timesteps=total, callback=Protocolled())
     wall = time.monotonic() - t0
     steps = int(model.num_timesteps)
-    final = evaluate(q, p.env_id, p.eval_episodes, seed, state["round"] + 1)
+    final = evaluate(q, p.env_id, p.eval_episodes, seed, REEVAL_ROUND)  # the model learn() returns
     model.save(run_dir / "sb3_dqn_final.zip")
     solved = state["solved"]
     return {
         "solved": solved is not None, "time_to_solve_s": solved[0] if solved else None,
         "steps_to_solve": solved[1] if solved else None, "wall_time_s": wall, "total_steps": steps,
         "steps_per_second": steps / max(wall, 1e-9),
-        "final_eval": {"mean": final.mean, "std": final.std, "episodes": final.episodes},
+        "final_eval": {"mean": final.mean, "std": final.std, "episodes": final.episodes, "policy": "final model"},
         "evals": state["evals"], "workers": 1, "torch_threads": torch.get_num_threads(),
         "hyperparameters": {**hp, "exploration_steps": RL_ZOO_EXPLORATION_STEPS},
     }
 
 
-def run_one(contender: str, seed: int, p: Protocol, out_dir: Path) -> dict[str, Any]:
+def run_one(contender: str, seed: int, p: Protocol, out_dir: Path,
+            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one contender with one seed in this process; returns its record."""
     if contender not in CONTENDERS:
         raise AsyncDQNError(f"unknown contender {contender!r}; known: {', '.join(CONTENDERS)}")
@@ -194,9 +237,10 @@ def run_one(contender: str, seed: int, p: Protocol, out_dir: Path) -> dict[str, 
         record = _run_sb3(seed, p, run_dir)
         rss = {**_peak_rss_mb(), "largest_worker_mb": None}  # single process: no workers
     else:
-        record = _run_asyncdqn(contender, seed, p, run_dir)
+        record = _run_asyncdqn(contender, seed, p, run_dir, overrides if contender == "asyncdqn" else None)
         rss = _peak_rss_mb()
     return {"contender": contender, "seed": seed, "protocol": asdict(p), "run_dir": str(run_dir),
+            "overrides": overrides if contender == "asyncdqn" else {},
             "peak_rss": rss, **record}
 
 
@@ -214,7 +258,7 @@ def summarize(records: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
             continue
         times = [r["time_to_solve_s"] if r["solved"] else budget_s for r in rs]
         steps = [r["steps_to_solve"] if r["solved"] else r["total_steps"] for r in rs]
-        finals = [r["final_eval"]["mean"] for r in rs]
+        finals = [r["final_eval"]["mean"] for r in rs if np.isfinite(r["final_eval"]["mean"])] or [float("nan")]
         out[name] = {
             "runs": len(rs), "solved": sum(r["solved"] for r in rs), "seeds": [r["seed"] for r in rs],
             "time_s": {"median": _median(times), "min": min(times), "max": max(times), "each": times},
@@ -302,8 +346,12 @@ def run_solve(
     p: Protocol,
     parallel: int = 1,
     log: Callable[[str], None] = print,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every (contender, seed) missing from `out_dir` as a subprocess, then summarize.
+
+    `overrides` (options over the asyncdqn contender's preset) serve preset searches:
+    give each variant its own `out_dir`.
 
     `parallel` > 1 runs that many single-process runs (sb3-dqn) side by side, one
     core each; the asynchronous contenders always run alone (they use every core).
@@ -317,16 +365,16 @@ def run_solve(
     single = [(c, s) for c, s in todo if c == "sb3-dqn"]
     if parallel <= 1:
         for c, s in todo:
-            _run_batch([(c, s)], p, out_dir, log)
+            _run_batch([(c, s)], p, out_dir, log, overrides)
     else:
         for c, s in [(c, s) for c, s in todo if c != "sb3-dqn"]:
-            _run_batch([(c, s)], p, out_dir, log)
+            _run_batch([(c, s)], p, out_dir, log, overrides)
         for i in range(0, len(single), parallel):
             _run_batch(single[i:i + parallel], p, out_dir, log)
     records = [json.loads((out_dir / f"{c}-seed{s}.json").read_text())
                for c in contenders for s in seeds if (out_dir / f"{c}-seed{s}.json").exists()]
     summary = summarize(records, p.budget_s)
-    report = {"protocol": asdict(p), "machine": machine_info(), "summary": summary,
+    report = {"protocol": asdict(p), "machine": machine_info(), "summary": summary, "overrides": overrides or {},
               "command": " ".join(sys.argv)}
     atomic_write_json(out_dir / "summary.json", report)
     table = format_summary(summary, p)
@@ -335,13 +383,15 @@ def run_solve(
     return {"report": report, "table": table, "records": records}
 
 
-def _run_batch(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log: Callable[[str], None]) -> None:
+def _run_batch(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log: Callable[[str], None],
+               overrides: dict[str, Any] | None = None) -> None:
     procs = []
     env = {**os.environ, "ASYNCDQN_SB3_THREADS": str(max(1, (os.cpu_count() or 1) // len(batch)))}
     for c, s in batch:
         log(f"running {c} seed {s} (budget {p.budget_s:g} s) ...")
         cmd = [sys.executable, "-m", "asyncdqn.bench_solve", "--contender", c, "--seed", str(s),
-               "--out-dir", str(out_dir), "--protocol", json.dumps(asdict(p))]
+               "--out-dir", str(out_dir), "--protocol", json.dumps(asdict(p)),
+               "--overrides", json.dumps(overrides or {})]
         procs.append((c, s, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)))
     for c, s, proc in procs:
         _, err = proc.communicate()
@@ -377,9 +427,10 @@ def _child_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--protocol", required=True)
+    ap.add_argument("--overrides", default="{}", help="JSON: options over asyncdqn's preset (preset searches)")
     a = ap.parse_args(argv)
     out_dir = Path(a.out_dir)
-    record = run_one(a.contender, a.seed, Protocol(**json.loads(a.protocol)), out_dir)
+    record = run_one(a.contender, a.seed, Protocol(**json.loads(a.protocol)), out_dir, json.loads(a.overrides))
     atomic_write_json(out_dir / f"{a.contender}-seed{a.seed}.json", record)
     return 0
 

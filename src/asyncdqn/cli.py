@@ -163,8 +163,26 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--screen-episodes", type=int, default=10, help="episodes of the screen before it (default: 10)")
     bs.add_argument("--parallel", type=int, default=1,
                     help="run this many single-process (sb3-dqn) runs side by side, sharing the cores (default: 1: every run alone, SB3 with one torch thread per core)")
+    bs.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                    help="option over the asyncdqn contender's preset, e.g. --set target_update_steps=1000 "
+                         "(repeatable; for preset searches: give each variant its own --out)")
     bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
     return parser
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """--set FIELD=VALUE pairs; values are JSON when they parse as JSON (numbers, true, null, lists)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise AsyncDQNError(f"--set: expected FIELD=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def cmd_bench_solve(args: argparse.Namespace) -> int:
@@ -180,10 +198,15 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     from asyncdqn.envs import inspect_env
 
     inspect_env(args.env_id, None)  # unknown env / unsupported spaces: one clear line, before any run
+    overrides = _parse_sets(args.overrides)
+    from asyncdqn.config import resolve_config
+
+    resolve_config({"env_id": args.env_id, **overrides})  # unknown or invalid options: fail before any run
     p = Protocol(env_id=args.env_id, solve_score=args.score, eval_episodes=args.eval_episodes,
                  screen_episodes=args.screen_episodes, check_every_s=args.check_every, budget_s=args.budget)
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
-    out = run_solve(Path(args.out), tuple(args.contenders or CONTENDERS), seeds, p, parallel=args.parallel)
+    out = run_solve(Path(args.out), tuple(args.contenders or CONTENDERS), seeds, p, parallel=args.parallel,
+                    overrides=overrides)
     print(out["table"])
     print(f"wrote {Path(args.out) / 'summary.json'}, summary.md and solve_curves.png")
     return 0

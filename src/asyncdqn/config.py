@@ -68,6 +68,7 @@ class Config:
     rms_eps: float = _opt(0.1, "RMSProp epsilon.")
     loss: Literal["huber", "mse"] = _opt("huber", "TD loss: huber (delta 1) or mse.")
     grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value; none to disable.")
+    runaway_check: bool = _opt(True, "Stop as diverged when the TD loss implies Q-values 1000x beyond any return the rewards seen allow (max|r|/(1-gamma)), even while finite.")
     double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")
     target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps.")
 

@@ -25,3 +25,7 @@ class RunDirError(AsyncDQNError, ValueError):
 
 class TrainingError(AsyncDQNError, RuntimeError):
     """Training stopped because of a failure (dead worker, non-finite values)."""
+
+
+class DivergedError(TrainingError):
+    """The shared model diverged (non-finite or runaway values): its weights are not worth saving."""

@@ -36,7 +36,7 @@ from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget
 from asyncdqn.checkpoint import CheckpointStore, load_weights, prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
-from asyncdqn.errors import CheckpointError, ConfigError, RunDirError, TrainingError
+from asyncdqn.errors import CheckpointError, ConfigError, DivergedError, RunDirError, TrainingError
 from asyncdqn.evaluate import EvalResult, evaluate
 from asyncdqn.fileio import atomic_write_json
 from asyncdqn.metrics import MetricsWriter
@@ -336,7 +336,8 @@ class Trainer:
             try:
                 with signals.deferred():
                     wall, total = self._shutdown(backend, progress, threads, failing=True,
-                                                 rotate=isinstance(exc, (KeyboardInterrupt, Terminated)))
+                                                 rotate=isinstance(exc, (KeyboardInterrupt, Terminated)),
+                                                 diverged=isinstance(exc, DivergedError))
                     self._write_stopped(exc, backend, wall, total)
             finally:
                 self.lock.release()
@@ -438,14 +439,16 @@ class Trainer:
             print(f"asyncdqn: {rundir.EVAL} not written: {err}", file=sys.stderr)
 
     def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool,
-                  rotate: bool = True) -> tuple[float, int]:
-        """Stop workers and write the final checkpoint. Returns (wall time, total steps)."""
+                  rotate: bool = True, diverged: bool = False) -> tuple[float, int]:
+        """Stop workers and write the final checkpoint (not of diverged weights). Returns (wall time, total steps)."""
         backend.stop()
         wall, total = time.monotonic() - self.t0, self.shared.counter.value
         progress.close()
         torch.set_num_threads(threads)
         kept = f"{self.last_checkpoint} is kept" if self.last_checkpoint else "no earlier checkpoint exists"
         try:
+            if diverged:  # finite perhaps, but runaway: saving them would only bury the last good state
+                raise TrainingError("the weights diverged")
             self._save_full(rundir.FINAL, total, rotate)
         except TrainingError as exc:
             if not failing:

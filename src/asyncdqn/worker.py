@@ -44,7 +44,7 @@ from asyncdqn.algo.targets import (
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds, make_vector_env
-from asyncdqn.errors import TrainingError
+from asyncdqn.errors import DivergedError, TrainingError
 from asyncdqn.model import NumpyMLP
 
 
@@ -127,6 +127,7 @@ class ActorLearner:
         self._biases = [p.detach().numpy() for p in self._params[1::2]]
         self._grad_tensors = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self._params]
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
+        self._max_abs_reward = 0.0  # largest |reward| seen: bounds every plausible Q-value
         self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
         self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
@@ -257,7 +258,8 @@ class ActorLearner:
             self._weights, self._biases, self.obs_buf.reshape(T * K, -1), self.act_buf.reshape(T * K), y,
             cfg.loss, self._grad_arrays[0::2], self._grad_arrays[1::2])
         if not np.isfinite(loss_value):
-            raise TrainingError(self._non_finite_source())
+            raise self._non_finite_error()
+        self._check_runaway(loss_value)
         if cfg.grad_clip is not None:
             clip_grad_norm(self._grad_arrays, cfg.grad_clip)
         for p, g in zip(self._params, self._grad_tensors, strict=True):
@@ -270,15 +272,36 @@ class ActorLearner:
         self._loss_sum += loss_value
         self._loss_count += 1
 
-    def _non_finite_source(self) -> str:
+    def _check_runaway(self, loss_value: float) -> None:
+        """Stop a run whose Q-values left every range the rewards allow, while still finite.
+
+        No return exceeds max|r| / (1 - gamma) in magnitude, so neither can a Q-value that
+        learning is converging to. A loss implying |Q - y| a thousand times beyond that
+        bound (with Adam's bounded steps, e.g. --lr 1e10, weights blow up but stay finite)
+        is divergence, not learning; healthy runs stay orders of magnitude below it.
+        """
+        gamma = self.cfg.gamma
+        self._max_abs_reward = max(self._max_abs_reward, float(np.abs(self.rew_buf).max()))
+        if gamma >= 1.0 or not self.cfg.runaway_check:
+            return
+        limit = 1e3 * (self._max_abs_reward / (1.0 - gamma) + 1.0)
+        if loss_value > (limit if self.cfg.loss == "huber" else limit * limit):
+            raise DivergedError(
+                f"worker {self.index}: the TD loss ({loss_value:.3g}) implies Q-values far beyond any return "
+                f"the rewards seen allow (|r| <= {self._max_abs_reward:.3g}, gamma {gamma:g}): "
+                "training diverged (lower --lr?)")
+
+    def _non_finite_error(self) -> TrainingError:
+        """The error naming the source of a non-finite loss: the environment, or divergence."""
         where = f"worker {self.index}"
         if not np.isfinite(self.obs_buf).all() or not np.isfinite(self.next_obs_buf).all():
-            return f"{where}: the environment returned a non-finite observation (NaN/inf)"
+            return TrainingError(f"{where}: the environment returned a non-finite observation (NaN/inf)")
         if not np.isfinite(self.rew_buf).all():
-            return f"{where}: the environment returned a non-finite reward (NaN/inf)"
+            return TrainingError(f"{where}: the environment returned a non-finite reward (NaN/inf)")
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            return f"{where}: the Q-network's parameters became non-finite: training diverged (lower --lr?)"
-        return f"{where}: the TD loss became non-finite: training diverged (lower --lr?)"
+            return DivergedError(
+                f"{where}: the Q-network's parameters became non-finite: training diverged (lower --lr?)")
+        return DivergedError(f"{where}: the TD loss became non-finite: training diverged (lower --lr?)")
 
     def close(self) -> None:
         self.envs.close()

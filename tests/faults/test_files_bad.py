@@ -111,7 +111,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             extra = ["--episodes", 1] + (["--out", run / "x.gif", "--max-steps", 5] if cmd == "render" else [])
             cli(f"{cmd}-{name}", [cmd, run, "--checkpoint", "final", *extra])
     cli("evaluate-rotating", ["evaluate", base, "--checkpoint", CKPT, "--episodes", 1])
-    cli("diverge", ["train", *SMALL, "--lr", "1e10", "--loss", "mse", "--max-steps", 20000,
+    # the example, default loss (Huber), clipping and Adam: the weights run away but stay finite
+    cli("diverge", ["train", *SMALL, "--lr", "1e10", "--max-steps", 20000,
                     "--checkpoint-every", 200, "--run-dir", root / "diverge"])
     return out
 
@@ -148,6 +149,8 @@ def test_diverging_run_stops_with_exit_1_and_writes_no_bad_checkpoint(results: d
     r = results["diverge"]
     assert r.code == 1, r
     assert "asyncdqn: training failed:" in r.err and "diverged" in r.err, r
+    assert "implies Q-values far beyond any return the rewards seen allow" in r.err, r
     ck = results["root"] / "diverge" / "checkpoints"
-    # no resume checkpoint of the diverged state (the failure path adds none)
+    # no resume checkpoint of the diverged state (the failure path adds none), no final one either
     assert not list(ck.glob("ckpt-*.safetensors")), sorted(p.name for p in ck.iterdir())
+    assert not (ck / "final.safetensors").exists() and "final checkpoint not written: the weights diverged" in r.err

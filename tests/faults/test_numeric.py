@@ -50,7 +50,7 @@ def test_non_finite_values_stop_the_run_naming_the_source(runs: dict[str, tuple[
     report = eval_json(run_dir)
     assert report["stop_reason"] == "failed" and fragment in report["error"]
     if name == "diverge":  # the weights are inf: no checkpoint of them
-        assert "final checkpoint not written" in err and "is not finite" in err, err
+        assert "final checkpoint not written: the weights diverged" in err, err
         assert not (run_dir / "checkpoints" / "final.safetensors").exists()
     else:  # the check runs before the update: the weights are still good and are saved
         load_final(run_dir)
@@ -70,3 +70,29 @@ def test_non_finite_weights_never_replace_a_good_checkpoint(tmp_path: Path) -> N
     assert path.read_bytes() == good
     assert load_checkpoint(path)[1]["step"] == 7
     assert not list(trainer.ckpt_dir.glob(".*.tmp"))
+
+
+def test_runaway_q_values_are_divergence_even_while_finite() -> None:
+    """The bound is 1000 x (max|r| / (1 - gamma) + 1), from the rewards the worker has seen."""
+    import numpy as np
+
+    from asyncdqn.errors import DivergedError
+    from asyncdqn.worker import ActorLearner
+
+    class Probe:  # just the state _check_runaway reads
+        _check_runaway = ActorLearner._check_runaway
+
+        def __init__(self, gamma: float, loss: str) -> None:
+            self.cfg = resolve_config({"env_id": "CartPole-v1", "gamma": gamma, "loss": loss, "max_steps": 10})
+            self.index, self._max_abs_reward = 3, 0.0
+            self.rew_buf = np.array([[0.5, -2.0], [1.0, 0.0]], dtype=np.float32)  # max |r| = 2
+
+    huber = Probe(0.9, "huber")  # limit = 1000 * (2 / 0.1 + 1) = 21,000
+    huber._check_runaway(20_999.0)
+    with pytest.raises(DivergedError, match=r"worker 3: the TD loss \(2.1e\+04\) implies Q-values far beyond"):
+        huber._check_runaway(21_001.0)
+    mse = Probe(0.9, "mse")  # squared error: the limit squared
+    mse._check_runaway(21_000.0**2 * 0.999)
+    with pytest.raises(DivergedError):
+        mse._check_runaway(21_000.0**2 * 1.001)
+    Probe(1.0, "huber")._check_runaway(1e30)  # gamma = 1: no bound on returns, no check

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
+@np.errstate(all="ignore")  # diverged weights overflow: the caller checks the loss for non-finite values
 def td_loss_and_grads(
     weights: Sequence[np.ndarray],
     biases: Sequence[np.ndarray],
@@ -38,20 +39,6 @@ def td_loss_and_grads(
     weights/biases and are overwritten. Returns the loss value (may be non-finite:
     the caller decides what that means).
     """
-    with np.errstate(all="ignore"):  # diverged weights: the caller checks the loss for non-finite values
-        return _td_loss_and_grads(weights, biases, x, actions, targets, loss, grad_w, grad_b)
-
-
-def _td_loss_and_grads(
-    weights: Sequence[np.ndarray],
-    biases: Sequence[np.ndarray],
-    x: np.ndarray,
-    actions: np.ndarray,
-    targets: np.ndarray,
-    loss: str,
-    grad_w: Sequence[np.ndarray],
-    grad_b: Sequence[np.ndarray],
-) -> float:
     n_layers = len(weights)
     inputs: list[np.ndarray] = []  # h_{i-1}: the input of each layer
     h = x

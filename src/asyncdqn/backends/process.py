@@ -35,7 +35,7 @@ from typing import Any
 
 from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, log
 from asyncdqn.config import Config
-from asyncdqn.errors import TrainingError
+from asyncdqn.errors import DivergedError, TrainingError
 from asyncdqn.worker import ActorLearner, EpisodeRecord
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -125,7 +125,8 @@ def worker_main(cfg: Config, index: int, generation: int, shared: SharedTraining
             worker.run_segment()
         sink.send("done")
     except BaseException as exc:  # report every failure to the parent, then die
-        fatal = isinstance(exc, TrainingError)  # non-finite values: never worth a restart
+        # non-finite values / divergence: never worth a restart
+        fatal: bool | str = "diverged" if isinstance(exc, DivergedError) else isinstance(exc, TrainingError)
         message = str(exc) if fatal else f"{type(exc).__name__}: {exc}"  # TrainingError names the worker
         sink.send("error", fatal, message, traceback.format_exc())
         failed = True
@@ -147,7 +148,7 @@ class _Slot:
     proc: Any
     conn: Any  # parent's end of the pipe; None once closed
     done: bool = False
-    error: tuple[bool, str] | None = None  # (fatal, message) reported by the worker
+    error: tuple[bool | str, str] | None = None  # (fatal or "diverged", message) reported by the worker
 
 
 def _describe_exit(code: int | None) -> str:
@@ -208,7 +209,7 @@ class ProcessBackend(Backend):
             elif kind == "done":
                 slot.done = True
             elif kind == "error":
-                slot.error = (bool(msg[1]), str(msg[2]))
+                slot.error = (msg[1], str(msg[2]))
         return n
 
     def _receive(self, timeout: float, out: list[EpisodeRecord]) -> None:
@@ -252,7 +253,7 @@ class ProcessBackend(Backend):
             slot.conn.close()
             slot.conn = None
         if slot.error is not None and slot.error[0]:
-            raise TrainingError(slot.error[1])
+            raise (DivergedError if slot.error[0] == "diverged" else TrainingError)(slot.error[1])
         reason = slot.error[1] if slot.error is not None else _describe_exit(slot.proc.exitcode)
         slot.done = True  # not running any more (if the budget is exhausted, it stays so)
         self.restarts.charge(i, reason, self.shared.counter.value)  # raises past --max-restarts

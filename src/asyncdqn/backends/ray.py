@@ -44,9 +44,9 @@ from asyncdqn.worker import ActorLearner, EpisodeRecord
 RESTART_SEED_STRIDE = 1_000_003  # a restarted actor-learner's envs use seed + incarnation * stride
 PUSH_TIMEOUT_S = 120.0  # an actor-learner waiting longer than this for the server gives up
 STATE_TIMEOUT_S = 30.0  # the driver waiting longer than this for the server declares it lost
-STOP_WAIT_S = 10.0
-CONNECT_TIMEOUT_S = 5.0
-STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the actors cannot be scheduled  # to reach --ray-address before handing it to Ray  # how long stop() lets actor-learners finish their segment
+STOP_WAIT_S = 10.0  # how long stop() lets actor-learners finish their segment
+CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray
+STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the actors cannot be scheduled
 
 
 def import_ray() -> Any:
