@@ -234,8 +234,8 @@ class Trainer:
                 "target_syncs": s.target.syncs, "target_last_sync_step": s.target.last_sync_step,
                 "worker_epsilons": list(self.worker_eps),
                 "fingerprint": fingerprint(c), "config": fingerprinted(c), "resume_count": c.resume_count,
-                "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count when > 0); "
-                                "actions: default_rng([seed, 7919, worker]) (+ resume_count when > 0)",
+                "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count, restart generation when "
+                                "> 0); actions: default_rng([seed, 7919, worker]) (+ the same)",
                 "trainer": {"eval_round": self.eval_round, "best": self.best, "window": list(self.window),
                             "wall_time_s": self._wall()}}
         return tensors, meta

@@ -1,7 +1,7 @@
 """One actor-learner: steps K environments, learns from T-step segments.
 
 It knows nothing of processes. Whatever it shares with other workers comes in
-through four small interfaces (see `backends/shared.py` for the implementations):
+through four small interfaces (see `backends/base.py` for the implementations):
 
 - `StepCounter.add(worker, n) -> (old, new)`: the global env-step count, bumped
   once per segment (never per step);
