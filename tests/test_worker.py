@@ -406,8 +406,8 @@ def test_episode_records_terminated():
         EpisodeRecord(0, 12, 3.0, 3, 0.0), EpisodeRecord(0, 12, 3.0, 3, 0.0),
     ]
     # the third episode (2 steps so far) is not reported, its return is still running
-    np.testing.assert_array_equal(worker.ep_return, [2.0, 2.0])
-    np.testing.assert_array_equal(worker.ep_len, [2, 2])
+    np.testing.assert_array_equal(worker.book.ep_return, [2.0, 2.0])
+    np.testing.assert_array_equal(worker.book.ep_len, [2, 2])
 
 
 def test_episode_records_ramp_return():
@@ -437,36 +437,36 @@ def test_episode_decay_epsilon_in_records():
     for _ in range(4):
         worker.run_segment()
     assert [r.epsilon for r in sink.records] == pytest.approx([1.0, 0.5, 0.25, 0.2])
-    assert worker.eps == pytest.approx([0.2])
+    assert worker.book.eps == pytest.approx([0.2])
 
 
 # ================================================================ exploration
 def test_eps_draw_worker_one_final_epsilon_for_all_envs():
     cfg = make_cfg(env_id=LONG_ID, envs_per_worker=8, seed=3, eps_draw="worker")
     worker = make_worker(cfg, make_shared(cfg))
-    assert worker.final_eps.shape == (8,)
-    assert len(set(worker.final_eps.tolist())) == 1
-    assert worker.final_eps[0] in (0.1, 0.01, 0.5)
+    assert worker.book.final_eps.shape == (8,)
+    assert len(set(worker.book.final_eps.tolist())) == 1
+    assert worker.book.final_eps[0] in (0.1, 0.01, 0.5)
 
 
 def test_eps_draw_env_one_final_epsilon_per_env():
     cfg = make_cfg(env_id=LONG_ID, envs_per_worker=8, seed=3, eps_draw="env")
     worker = make_worker(cfg, make_shared(cfg))
-    assert worker.final_eps.shape == (8,)
-    assert set(worker.final_eps.tolist()) <= {0.1, 0.01, 0.5}
-    assert len(set(worker.final_eps.tolist())) >= 2, worker.final_eps
+    assert worker.book.final_eps.shape == (8,)
+    assert set(worker.book.final_eps.tolist()) <= {0.1, 0.01, 0.5}
+    assert len(set(worker.book.final_eps.tolist())) >= 2, worker.book.final_eps
 
 
 def test_eps_draw_env_linear_schedule_reaches_each_final_epsilon():
     # anneal over 8 steps, segment = 2*4 = 8 steps: at the 2nd segment's start (global 8) eps = final.
     cfg = make_cfg(env_id=LONG_ID, envs_per_worker=4, t_max=2, seed=3, eps_draw="env", eps_anneal_steps=8)
     worker = make_worker(cfg, make_shared(cfg))
-    np.testing.assert_allclose(worker.eps, [1.0] * 4)
+    np.testing.assert_allclose(worker.book.eps, [1.0] * 4)
     worker.run_segment()  # eps at global 0: still 1
-    np.testing.assert_allclose(worker.eps, [1.0] * 4)
+    np.testing.assert_allclose(worker.book.eps, [1.0] * 4)
     worker.run_segment()  # eps at global 8: the per-env finals
-    np.testing.assert_allclose(worker.eps, worker.final_eps)
-    assert worker.epsilon() == pytest.approx(float(np.mean(worker.final_eps)))
+    np.testing.assert_allclose(worker.book.eps, worker.book.final_eps)
+    assert worker.epsilon() == pytest.approx(float(np.mean(worker.book.final_eps)))
 
 
 def test_eps_draw_differs_between_workers():
@@ -474,7 +474,7 @@ def test_eps_draw_differs_between_workers():
     # workers do not all get the same final epsilon (seed 0, 8 workers).
     cfg = make_cfg(env_id=LONG_ID, workers=8, seed=0, eps_draw="worker")
     shared = make_shared(cfg)
-    finals = [make_worker(cfg, shared, i).final_eps[0] for i in range(8)]
+    finals = [make_worker(cfg, shared, i).book.final_eps[0] for i in range(8)]
     assert len(set(finals)) >= 2, finals
 
 

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from asyncdqn.algo.exploration import decay_per_episode, epsilon_greedy, linear_epsilon, sample_final_epsilons
+from asyncdqn.algo.exploration import epsilon_greedy
 from asyncdqn.algo.replay import ReplayBatch, ReplayBuffer, n_step_returns
 from asyncdqn.algo.targets import double_q_values, greedy_values, td_loss
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds, make_vector_env
 from asyncdqn.errors import TrainingError
 from asyncdqn.model import NumpyMLP
-from asyncdqn.worker import EpisodeRecord, EpisodeSink, Optimizer, StepCounter, TargetStore
+from asyncdqn.worker import EpisodeBook, EpisodeSink, Optimizer, StepCounter, TargetStore
 
 
 class DQNLearner:
@@ -53,37 +53,13 @@ class DQNLearner:
         self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
 
-        n_draws = 1 if cfg.eps_draw == "worker" else K
-        finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
-        self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
-        self.eps = np.full(K, cfg.eps_start, dtype=np.float64)
-
-        self.ep_return = np.zeros(K, dtype=np.float64)
-        self.ep_len = np.zeros(K, dtype=np.int64)
+        self.book = EpisodeBook(cfg, index, K, self.rng, sink)  # epsilons, episodes, mean loss
         self.steps_done = 0
         self.updates = 0
         self.last_loss = float("nan")
-        self._loss_sum, self._loss_count = 0.0, 0
-
-    # ------------------------------------------------------------------ acting
-    def _update_epsilon(self, global_step: int) -> None:
-        if self.cfg.eps_schedule == "linear":
-            self.eps = np.asarray(linear_epsilon(global_step, self.cfg.eps_start, self.final_eps,
-                                                 self.cfg.eps_anneal_steps), dtype=np.float64)
-
-    def _end_episodes(self, ended: np.ndarray, step: int) -> None:
-        for k in np.flatnonzero(ended):
-            mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
-            self._loss_sum, self._loss_count = 0.0, 0
-            self.sink.put(EpisodeRecord(self.index, step, float(self.ep_return[k]), int(self.ep_len[k]),
-                                        float(self.eps[k]), mean_loss))
-            if self.cfg.eps_schedule == "episode-decay":
-                self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
-        self.ep_return[ended] = 0.0
-        self.ep_len[ended] = 0
 
     def epsilon(self) -> float:
-        return float(self.eps.mean())
+        return self.book.mean_epsilon()
 
     def run_segment(self) -> int:
         """`train_freq` vector steps into the buffer, then `gradient_steps` updates. Returns env steps."""
@@ -92,17 +68,16 @@ class DQNLearner:
             self._target_version = self.target.read_into(self._target_arrays)
         base_step = self.counter.value
         for t in range(cfg.train_freq):
-            self._update_epsilon(base_step + t * K)
-            actions = epsilon_greedy(self.online(self.obs), self.eps, self.rng)
+            self.book.update_epsilon(base_step + t * K)
+            actions = epsilon_greedy(self.online(self.obs), self.book.eps, self.rng)
             obs, rew, term, trunc, info = self.envs.step(actions)
             done = term | trunc
             next_obs = obs.astype(np.float32, copy=True)
-            self.ep_return += rew
-            self.ep_len += 1
+            self.book.step(rew)
             if done.any():  # the true next state of an ended episode is its final observation
                 idx = np.flatnonzero(done)
                 next_obs[idx] = np.stack(info["final_obs"][idx])
-                self._end_episodes(done, base_step + (t + 1) * K)
+                self.book.end(done, base_step + (t + 1) * K)
             self.buffer.add(self.obs, actions, rew, next_obs, term, done)
             self.obs = obs.astype(np.float32, copy=False)
 
@@ -151,8 +126,7 @@ class DQNLearner:
         self.optimizer.step(lr)
         self.updates += 1
         self.last_loss = loss_value
-        self._loss_sum += loss_value
-        self._loss_count += 1
+        self.book.add_loss(loss_value)
 
     def _non_finite_source(self) -> str:
         b = self.buffer

@@ -91,6 +91,51 @@ def worker_env_seeds(seed: int, index: int, k: int, resume_count: int = 0, gener
     return [int(s) for s in ss.generate_state(k, dtype=np.uint32)]
 
 
+class EpisodeBook:
+    """A learner's K environments' bookkeeping: exploration rates, running episodes, and the
+    mean TD loss reported with each finished episode. Serves ActorLearner and DQNLearner."""
+
+    def __init__(self, cfg: Config, index: int, k: int, rng: np.random.Generator, sink: EpisodeSink) -> None:
+        self.cfg, self.index, self.sink = cfg, index, sink
+        # Final epsilon per worker (paper) or per environment, drawn from `rng`.
+        n_draws = 1 if cfg.eps_draw == "worker" else k
+        finals = sample_final_epsilons(rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
+        self.final_eps = np.broadcast_to(finals, (k,)).astype(np.float64)
+        self.eps = np.full(k, cfg.eps_start, dtype=np.float64)  # current epsilons
+        self.ep_return = np.zeros(k, dtype=np.float64)
+        self.ep_len = np.zeros(k, dtype=np.int64)
+        self._loss_sum, self._loss_count = 0.0, 0  # updates since the last EpisodeRecord
+
+    def update_epsilon(self, global_step: int) -> None:
+        if self.cfg.eps_schedule == "linear":
+            self.eps = np.asarray(linear_epsilon(
+                global_step, self.cfg.eps_start, self.final_eps, self.cfg.eps_anneal_steps), dtype=np.float64)
+        # episode-decay epsilons change only at episode ends (see end)
+
+    def step(self, rewards: np.ndarray) -> None:
+        self.ep_return += rewards
+        self.ep_len += 1
+
+    def add_loss(self, value: float) -> None:
+        self._loss_sum += value
+        self._loss_count += 1
+
+    def end(self, ended: np.ndarray, step: int) -> None:
+        """Report the episodes of the envs `ended` (at global env step `step`) and reset them."""
+        for k in np.flatnonzero(ended):
+            mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
+            self._loss_sum, self._loss_count = 0.0, 0
+            self.sink.put(EpisodeRecord(self.index, step, float(self.ep_return[k]), int(self.ep_len[k]),
+                                        float(self.eps[k]), mean_loss))
+            if self.cfg.eps_schedule == "episode-decay":
+                self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
+        self.ep_return[ended] = 0.0
+        self.ep_len[ended] = 0
+
+    def mean_epsilon(self) -> float:
+        return float(self.eps.mean())
+
+
 class ActorLearner:
     """A worker's environments, exploration state and learning step."""
 
@@ -132,13 +177,9 @@ class ActorLearner:
         self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
 
-        # Exploration: final epsilon per worker (paper) or per environment.
-        n_draws = 1 if cfg.eps_draw == "worker" else K
-        finals = sample_final_epsilons(self.rng, n_draws, cfg.final_epsilons, cfg.final_epsilon_probs)
-        self.final_eps = np.broadcast_to(finals, (K,)).astype(np.float64)
-        self.eps = np.full(K, cfg.eps_start, dtype=np.float64)  # current epsilons
+        self.book = EpisodeBook(cfg, index, K, self.rng, sink)  # draws the final epsilons from self.rng
         if cfg.eps_schedule == "episode-decay" and index < len(cfg.resume_epsilons):
-            self.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
+            self.book.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
         if cfg.resume_count or generation:  # resumed run / restarted worker: same final epsilons,
             # fresh action randomness
             self.rng = np.random.default_rng([cfg.seed, 7919, index, cfg.resume_count, generation])
@@ -152,42 +193,21 @@ class ActorLearner:
         self.term_buf = np.zeros((T, K), dtype=bool)
         self.done_buf = np.zeros((T, K), dtype=bool)
 
-        self.ep_return = np.zeros(K, dtype=np.float64)
-        self.ep_len = np.zeros(K, dtype=np.int64)
         self.obs = obs.astype(np.float32)
         self.steps_done = 0  # this worker's env steps
         self.last_loss = float("nan")
-        self._loss_sum, self._loss_count = 0.0, 0  # updates since the last EpisodeRecord
-        self._update_epsilon(counter.value)
+        self.book.update_epsilon(counter.value)
         self.actions = self._act(self.obs)
 
     # ------------------------------------------------------------------ acting
     def _act(self, obs: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Epsilon-greedy actions for all envs' observations, or for the envs `idx`."""
-        eps = self.eps if idx is None else self.eps[idx]
+        eps = self.book.eps if idx is None else self.book.eps[idx]
         return epsilon_greedy(self.online(obs), eps, self.rng)
-
-    def _update_epsilon(self, global_step: int) -> None:
-        if self.cfg.eps_schedule == "linear":
-            self.eps = np.asarray(linear_epsilon(
-                global_step, self.cfg.eps_start, self.final_eps, self.cfg.eps_anneal_steps), dtype=np.float64)
-        # episode-decay epsilons change only at episode ends (see _end_episodes)
-
-    def _end_episodes(self, ended: np.ndarray, t: int, base_step: int) -> None:
-        for k in np.flatnonzero(ended):
-            mean_loss = self._loss_sum / self._loss_count if self._loss_count else float("nan")
-            self._loss_sum, self._loss_count = 0.0, 0
-            self.sink.put(EpisodeRecord(self.index, base_step + (t + 1) * self.K,
-                                        float(self.ep_return[k]), int(self.ep_len[k]), float(self.eps[k]),
-                                        mean_loss))
-            if self.cfg.eps_schedule == "episode-decay":
-                self.eps[k] = decay_per_episode(self.eps[k], self.cfg.eps_decay, self.cfg.eps_min)
-        self.ep_return[ended] = 0.0
-        self.ep_len[ended] = 0
 
     def epsilon(self) -> float:
         """Mean current epsilon over this worker's environments (for progress display)."""
-        return float(self.eps.mean())
+        return self.book.mean_epsilon()
 
     # --------------------------------------------------------------- a segment
     def run_segment(self) -> int:
@@ -196,8 +216,7 @@ class ActorLearner:
         if self.target.version != self._target_version:
             self._target_version = self.target.read_into(self._target_arrays)
         base_step = self.counter.value
-        if cfg.eps_schedule == "linear":
-            self._update_epsilon(base_step)
+        self.book.update_epsilon(base_step)
         sarsa = cfg.algo == "one-step-sarsa"
 
         for t in range(T):
@@ -210,14 +229,13 @@ class ActorLearner:
             self.term_buf[t] = term
             self.done_buf[t] = done
             self.next_obs_buf[t] = obs
-            self.ep_return += rew
-            self.ep_len += 1
+            self.book.step(rew)
             if done.any():
                 # The true next state of an ended episode is its final observation,
                 # not the first observation of the next one (auto-reset).
                 idx = np.flatnonzero(done)
                 self.next_obs_buf[t, idx] = np.stack(info["final_obs"][idx])
-                self._end_episodes(done, t, base_step)
+                self.book.end(done, base_step + (t + 1) * K)
             self.obs = obs.astype(np.float32, copy=False)
             self.actions = self._act(self.obs)
             if sarsa:
@@ -269,8 +287,7 @@ class ActorLearner:
             lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
         self.optimizer.step(lr)
         self.last_loss = loss_value
-        self._loss_sum += loss_value
-        self._loss_count += 1
+        self.book.add_loss(loss_value)
 
     def _check_runaway(self, loss_value: float) -> None:
         """Stop a run whose Q-values left every range the rewards allow, while still finite.
