@@ -7,6 +7,7 @@ issue's hard requirement (a bound with wide margin, not a speed benchmark).
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def _check_stopped_run(run_dir: Path, proc_out: str) -> None:
 
 
 # SIGTERM is covered by the evaluation test below; each run costs seconds of start-up.
+def _await_exit(proc: subprocess.Popen, sent: float) -> tuple[float, str, str]:
+    """Wait (60 s at most, then kill) for the trainer to exit; seconds since `sent`, stdout, stderr."""
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - sent
+    out, err = proc.communicate()
+    return elapsed, out, err
+
+
 @pytest.mark.parametrize(("signals", "code"), [
     ((signal.SIGINT, signal.SIGINT), 130),  # a second Ctrl-C arrives during the shutdown
 ], ids=["SIGINT-twice"])
@@ -57,12 +69,7 @@ def test_signal_stops_training_cleanly(tmp_path: Path, signals: tuple[signal.Sig
     for sig in signals[1:]:
         time.sleep(0.05)
         send(proc, sig)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-    elapsed = time.monotonic() - sent
-    out, err = proc.communicate()
+    elapsed, out, err = _await_exit(proc, sent)
     print(f"{[s.name for s in signals]}: exit {proc.returncode} {elapsed:.2f} s after the signal")
     assert proc.returncode == code, describe(proc)
     assert elapsed < EXIT_WITHIN_S, f"took {elapsed:.1f} s"
@@ -80,12 +87,7 @@ def test_sigterm_interrupts_a_running_evaluation(tmp_path: Path) -> None:
     wait_for(mark.exists, 120, "the evaluation to start", proc)
     time.sleep(0.5)
     sent = send(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-    elapsed = time.monotonic() - sent
-    out, err = proc.communicate()
+    elapsed, out, err = _await_exit(proc, sent)
     print(f"SIGTERM during evaluation: exit {proc.returncode} {elapsed:.2f} s after the signal")
     assert proc.returncode == 143, describe(proc)
     assert elapsed < EXIT_WITHIN_S, f"took {elapsed:.1f} s"
