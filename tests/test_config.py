@@ -145,6 +145,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("lr-nan", {"lr": math.nan}, "lr"),
     ("lr-inf", {"lr": math.inf}, "lr"),
     ("gamma-above", {"gamma": 1.01}, "gamma"),
+    ("eval-every-seconds-zero", {"eval_every_seconds": 0.0}, "eval_every_seconds"),
+    ("runaway-check-not-bool", {"runaway_check": "yes"}, "runaway_check"),
     ("gamma-below", {"gamma": -0.1}, "gamma"),
     ("workers-negative", {"workers": -1}, "workers"),
     ("envs-per-worker-zero", {"envs_per_worker": 0}, "envs_per_worker"),
