@@ -28,8 +28,12 @@ _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resum
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
-    """The configuration fields that shape training (the fingerprint's input)."""
-    return {k: v for k, v in sorted(cfg.to_dict().items()) if k not in _NOT_FINGERPRINTED}
+    """The configuration fields that shape training (the fingerprint's input).
+
+    `workers` counts as resolved: --workers 0 (one per core) is stored in config.json
+    as the number it meant, and a checkpoint of that run must match it."""
+    d = {**cfg.to_dict(), "workers": cfg.resolved_workers()}
+    return {k: v for k, v in sorted(d.items()) if k not in _NOT_FINGERPRINTED}
 
 
 def fingerprint(cfg: Config) -> str:

@@ -133,6 +133,15 @@ def test_refuses_changing_a_training_option(short_run: Path) -> None:
     Trainer.resume(short_run, {"lr": lr, "env_id": "CartPole-v1", "max_steps": 800}).lock.release()
 
 
+def test_resumes_a_run_with_one_worker_per_core(tmp_path: Path) -> None:
+    # --workers 0 is stored in config.json as the worker count it resolved to; the
+    # checkpoint's fingerprint must agree with that (it once recorded 0 and was refused).
+    _train(tmp_path / "run", workers=0, max_steps=400)
+    assert json.loads((tmp_path / "run" / rundir.CONFIG).read_text())["workers"] >= 1
+    result = resume(tmp_path / "run", max_steps=800)
+    assert result.total_steps >= 800
+
+
 def test_refuses_a_step_budget_already_reached(short_run: Path) -> None:
     with pytest.raises(ConfigError, match="step 400"):
         resume(short_run)  # config.json still says max_steps 400
