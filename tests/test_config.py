@@ -169,6 +169,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("preset-unknown", {"preset": "no-such-preset"}, "preset"),
     ("lr-anneal-without-max-steps", {"lr_anneal": True}, "lr_anneal"),
     ("eps-start-above-one", {"eps_start": 1.5}, "eps_start"),
+    ("lr-end-above-lr", {"lr": 1e-3, "lr_end": 2e-3}, "lr_end"),
+    ("lr-end-negative", {"lr_end": -1e-4}, "lr_end"),
+    ("lr-anneal-steps-zero", {"lr_anneal_steps": 0}, "lr_anneal_steps"),
+    ("average-steps-zero", {"average_steps": 0}, "average_steps"),
     ("empty-env-id", {"env_id": "  "}, "env_id"),
 ]
 
@@ -205,6 +209,22 @@ def test_run_that_never_stops_is_rejected() -> None:
 def test_lr_anneal_with_max_steps_is_accepted() -> None:
     cfg = resolve_config({"env_id": "CartPole-v1", "lr_anneal": True, "max_steps": 1000})
     assert cfg.lr_anneal and cfg.max_steps == 1000
+
+
+def test_lr_schedule_hand_computed() -> None:
+    base = {"env_id": "CartPole-v1", "lr": 1e-3}
+    assert resolve_config(base).lr_at(10**6) is None  # no annealing: the optimizer's own lr
+    cfg = resolve_config({**base, "lr_anneal_steps": 1000, "lr_end": 1e-4})
+    assert cfg.lr_at(0) == pytest.approx(1e-3)
+    assert cfg.lr_at(500) == pytest.approx(5.5e-4)
+    assert cfg.lr_at(1000) == pytest.approx(1e-4)
+    assert cfg.lr_at(5000) == pytest.approx(1e-4)  # constant after the horizon
+    cfg = resolve_config({**base, "lr_anneal": True, "max_steps": 2000})  # horizon --max-steps, down to 0
+    assert cfg.lr_at(500) == pytest.approx(7.5e-4)
+    assert cfg.lr_at(2500) == 0.0
+    # --lr-anneal-steps sets the horizon even with --lr-anneal and --max-steps
+    cfg = resolve_config({**base, "lr_anneal": True, "max_steps": 2000, "lr_anneal_steps": 1000})
+    assert cfg.lr_at(500) == pytest.approx(5e-4)
 
 
 def test_integral_float_for_int_is_converted() -> None:

@@ -22,7 +22,7 @@ from asyncdqn.backends.replay import ReplayBackend
 from asyncdqn.config import resolve_config
 from asyncdqn.dqn import DQNLearner
 from asyncdqn.envs import inspect_env
-from asyncdqn.errors import ConfigError
+from asyncdqn.errors import ConfigError, DivergedError, TrainingError
 from asyncdqn.trainer import build_shared, train
 from chain_env import CHAIN_ID, LONG_ID
 
@@ -92,6 +92,26 @@ def test_learner_learns_after_learning_starts_with_finite_loss():
     assert shared.optimizer.step_count == 10
     assert any(not torch.equal(a, p) for a, p in zip(before, shared.model.parameters(), strict=True))
     assert any(np.isfinite(r.mean_loss) for r in sink.records)
+
+
+def test_non_finite_loss_names_its_source_like_the_async_workers():
+    # NaN weights: the model diverged (DivergedError: the trainer writes no final checkpoint of it)
+    cfg = make_cfg(learning_starts=4)
+    shared, learner = make_learner(cfg)
+    with torch.no_grad():
+        next(shared.model.parameters()).fill_(float("nan"))
+    with pytest.raises(DivergedError, match="dqn: the Q-network's parameters became non-finite"):
+        for _ in range(4):
+            learner.run_segment()
+    # a NaN reward: the environment's fault, the weights are still good (a plain TrainingError)
+    shared, learner = make_learner(make_cfg(learning_starts=10**6))
+    for _ in range(10):
+        learner.run_segment()
+    learner.buffer.rewards[:] = np.nan  # the next batch samples these rows (and one finite one)
+    learner.cfg = make_cfg(learning_starts=0)
+    with pytest.raises(TrainingError, match="dqn: the environment returned a non-finite reward") as info:
+        learner.run_segment()
+    assert not isinstance(info.value, DivergedError)
 
 
 def test_targets_bootstrap_from_target_net_through_truncation():

@@ -88,9 +88,24 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return decode_checkpoint(_read(path), path)
 
 
+# Tensor name prefixes: the online network (also the policy of best.safetensors) and,
+# with --average-steps, the Polyak-averaged weights that a run evaluates and returns.
+MODEL = "model."
+AVERAGE = "average."
+
+
+def policy_prefix(tensors: dict[str, torch.Tensor]) -> str:
+    """Prefix of the policy a checkpoint hands its user: the averaged weights if it has them."""
+    return AVERAGE if any(k.startswith(AVERAGE) for k in tensors) else MODEL
+
+
 def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: str) -> None:
     """Copy `prefix`-ed tensors into `model`; CheckpointError listing every mismatch."""
-    want = model.state_dict()
+    load_state(model.state_dict(), tensors, prefix, source)
+
+
+def load_state(want: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], prefix: str, source: str) -> None:
+    """Copy `prefix`-ed tensors into the tensors of `want` (in place); CheckpointError listing every mismatch."""
     have = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     problems = [f"missing {k}" for k in want if k not in have]
     problems += [f"unexpected {k}" for k in have if k not in want]

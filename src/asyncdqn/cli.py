@@ -280,7 +280,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_q(run_dir: str, which: str) -> Any:
-    from asyncdqn.checkpoint import load_checkpoint, load_weights
+    from asyncdqn.checkpoint import load_checkpoint, load_weights, policy_prefix
     from asyncdqn.model import NumpyMLP, QNetwork
     from asyncdqn.rundir import load_run
 
@@ -288,7 +288,7 @@ def _load_q(run_dir: str, which: str) -> Any:
     path = run.checkpoint(which)
     tensors, _ = load_checkpoint(path)
     model = QNetwork(run.obs_dim, run.n_actions, run.config.hidden_sizes)
-    load_weights(model, tensors, "model.", str(path))
+    load_weights(model, tensors, policy_prefix(tensors), str(path))
     return run, NumpyMLP.copy_of(model)
 
 

@@ -62,13 +62,16 @@ class Config:
     t_max: int = _opt(5, "Steps per environment between updates; the n of n-step-q.")
     optimizer: Literal["adam", "rmsprop"] = _opt("adam", "Shared optimizer: adam or rmsprop (paper's shared RMSProp).")
     lr: float = _opt(5e-4, "Learning rate.")
-    lr_anneal: bool = _opt(False, "Anneal the learning rate linearly to 0 over --max-steps (needs --max-steps).")
+    lr_anneal: bool = _opt(False, "Anneal the learning rate linearly to --lr-end over --max-steps (needs --max-steps).")
+    lr_anneal_steps: int | None = _opt(None, "Anneal the learning rate linearly from --lr to --lr-end over this many global env steps, constant after (overrides --lr-anneal's horizon).")
+    lr_end: float = _opt(0.0, "Learning rate at the end of the annealing (--lr-anneal / --lr-anneal-steps).")
     adam_eps: float = _opt(1e-8, "Adam epsilon.")
     rms_alpha: float = _opt(0.99, "RMSProp smoothing constant alpha.")
     rms_eps: float = _opt(0.1, "RMSProp epsilon.")
     loss: Literal["huber", "mse"] = _opt("huber", "TD loss: huber (delta 1) or mse.")
     grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value; none to disable.")
     runaway_check: bool = _opt(True, "Stop as diverged when the TD loss implies Q-values 1000x beyond any return the rewards seen allow (max|r|/(1-gamma)), even while finite.")
+    average_steps: int | None = _opt(None, "Evaluate and return a Polyak average of the online weights: an exponential moving average with this time constant in global env steps; none: the raw weights.")
     double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")
     target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps.")
 
@@ -128,6 +131,14 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return from_dict({**self.to_dict(), **changes})
+
+    def lr_at(self, step: int) -> float | None:
+        """The annealed learning rate at global env step `step`; None: constant --lr."""
+        horizon = self.lr_anneal_steps or (self.max_steps if self.lr_anneal else None)
+        if horizon is None:
+            return None
+        frac = min(max(step, 0) / horizon, 1.0)
+        return self.lr + frac * (self.lr_end - self.lr)
 
     def resolved_workers(self) -> int:
         if self.algo == "dqn":
@@ -219,6 +230,11 @@ def validate(c: Config) -> None:
     _check(0.0 <= c.gamma <= 1.0, "gamma", f"must be in [0, 1], got {c.gamma}")
     _check(c.t_max >= 1, "t_max", f"must be >= 1, got {c.t_max}")
     _check(c.lr > 0, "lr", f"must be > 0, got {c.lr}")
+    _check(0.0 <= c.lr_end <= c.lr, "lr_end", f"must be in [0, lr={c.lr}], got {c.lr_end}")
+    _check(c.lr_anneal_steps is None or c.lr_anneal_steps >= 1, "lr_anneal_steps",
+           f"must be >= 1 or none, got {c.lr_anneal_steps}")
+    _check(c.average_steps is None or c.average_steps >= 1, "average_steps",
+           f"must be >= 1 or none, got {c.average_steps}")
     _check(c.adam_eps > 0, "adam_eps", f"must be > 0, got {c.adam_eps}")
     _check(0.0 <= c.rms_alpha < 1.0, "rms_alpha", f"must be in [0, 1), got {c.rms_alpha}")
     _check(c.rms_eps > 0, "rms_eps", f"must be > 0, got {c.rms_eps}")

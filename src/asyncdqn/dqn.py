@@ -27,9 +27,8 @@ from asyncdqn.algo.replay import ReplayBatch, ReplayBuffer, n_step_returns
 from asyncdqn.algo.targets import double_q_values, greedy_values, td_loss
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds, make_vector_env
-from asyncdqn.errors import TrainingError
 from asyncdqn.model import NumpyMLP
-from asyncdqn.worker import EpisodeBook, EpisodeSink, Optimizer, StepCounter, TargetStore
+from asyncdqn.worker import EpisodeBook, EpisodeSink, Optimizer, StepCounter, TargetStore, non_finite_error
 
 
 class DQNLearner:
@@ -115,28 +114,16 @@ class DQNLearner:
         loss = td_loss(q_taken, y, cfg.loss)
         loss_value = float(loss.detach())
         if not np.isfinite(loss_value):
-            raise TrainingError(self._non_finite_source())
+            b = self.buffer
+            raise non_finite_error("dqn", (b.obs, b.next_obs), b.rewards, self.model.parameters())
         self.optimizer.zero_grad()
         loss.backward()
         if cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        lr = None
-        if cfg.lr_anneal and cfg.max_steps:
-            lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
-        self.optimizer.step(lr)
+        self.optimizer.step(cfg.lr_at(global_step))
         self.updates += 1
         self.last_loss = loss_value
         self.book.add_loss(loss_value)
-
-    def _non_finite_source(self) -> str:
-        b = self.buffer
-        if not np.isfinite(b.obs).all() or not np.isfinite(b.next_obs).all():
-            return "dqn: the environment returned a non-finite observation (NaN/inf)"
-        if not np.isfinite(b.rewards).all():
-            return "dqn: the environment returned a non-finite reward (NaN/inf)"
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            return "dqn: the Q-network's parameters became non-finite: training diverged (lower --lr?)"
-        return "dqn: the TD loss became non-finite: training diverged (lower --lr?)"
 
     def close(self) -> None:
         self.envs.close()

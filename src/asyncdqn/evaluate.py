@@ -39,11 +39,14 @@ def evaluate(
     round_index: int = 0,
     max_episode_steps: int | None = None,
     parallel_envs: int = 16,
+    tick: Callable[[], None] | None = None,
 ) -> EvalResult:
     """Play `episodes` greedy episodes, each env reset with its own fresh seed.
 
     Up to `parallel_envs` episodes run side by side so that actions are chosen
-    with one batched forward. Deterministic for (seed, round_index).
+    with one batched forward. Deterministic for (seed, round_index). `tick`, if
+    given, is called once per batched step (the trainer keeps its weight average
+    current while an evaluation runs).
     """
     seeds = env_seeds(seed, EVAL_STREAM + round_index, episodes)
     envs = [make_env(env_id, max_episode_steps) for _ in range(min(parallel_envs, episodes))]
@@ -59,6 +62,8 @@ def evaluate(
             episode_of[i] = next_ep
             next_ep += 1
         while (active := np.flatnonzero(episode_of >= 0)).size:
+            if tick is not None:
+                tick()
             actions = q(obs[active]).argmax(axis=1)
             for i, a in zip(active, actions, strict=True):
                 o, r, term, trunc, _ = envs[i].step(int(a))

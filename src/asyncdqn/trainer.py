@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from asyncdqn import rundir
+from asyncdqn.algo.averaging import WeightAverage
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends import SharedTraining, make_backend
 from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget
-from asyncdqn.checkpoint import CheckpointStore, load_weights, prefixed, save_checkpoint
+from asyncdqn.checkpoint import AVERAGE, CheckpointStore, load_state, load_weights, prefixed, save_checkpoint
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import EnvSpec, inspect_env
 from asyncdqn.errors import CheckpointError, ConfigError, DivergedError, RunDirError, TrainingError
@@ -137,6 +138,10 @@ class Trainer:
         self.wall_offset = 0.0  # training seconds of earlier sessions
         self.resumed_from: Path | None = None
         self.last_checkpoint: Path | None = None
+        # --average-steps: the Polyak-averaged weights that are evaluated and returned
+        self.average = (None if cfg.average_steps is None
+                        else WeightAverage(self.shared.model.state_dict(), cfg.average_steps, 0))
+        self._last_average_tick = 0.0
         # each worker's epsilon at its last episode (episode-decay: restored on resume)
         self.worker_eps: list[float | None] = list(cfg.resume_epsilons) + [None] * (
             cfg.resolved_workers() - len(cfg.resume_epsilons))
@@ -204,6 +209,10 @@ class Trainer:
             raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
                                   + "; ".join(diff))
         s.counter.restore(step, per_worker)
+        if self.average is not None:  # a checkpoint from before the average existed: start from the weights
+            self.average = WeightAverage(s.model.state_dict(), cfg.average_steps, step)
+            if any(k.startswith(AVERAGE) for k in t):
+                load_state(self.average.state, t, AVERAGE, str(src))
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
         self.eval_round = int(trainer_state.get("eval_round", 0))
@@ -228,6 +237,7 @@ class Trainer:
         tensors = {**prefixed("model.", s.model.state_dict()),
                    **prefixed("target.", s.target.model.state_dict()),
                    **prefixed("optim.", s.optimizer.state_tensors()),
+                   **(prefixed(AVERAGE, self.average.state) if self.average is not None else {}),
                    "rng.torch": torch.get_rng_state()}
         meta = {**self._meta(step), "per_worker_steps": s.counter.per_worker(),
                 "optimizer": c.optimizer, "optimizer_steps": int(s.optimizer.step_count),
@@ -274,7 +284,8 @@ class Trainer:
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, q: NumpyMLP, episodes: int) -> EvalResult:
         self.eval_round += 1
-        return evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps)
+        return evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
+                        tick=None if self.average is None else self._tick_average)
 
     def _eval_now(self, step: int) -> EvalResult:
         """Greedy evaluation of a snapshot of the current weights (workers keep training).
@@ -282,7 +293,7 @@ class Trainer:
         With a solve score, a short screen of --screen-episodes comes first and the
         full --eval-episodes run only if the screen reaches the score.
         """
-        weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
+        weights = self._policy_weights()
         q = NumpyMLP([w.numpy() for w in weights.values()])
         c = self.cfg
         if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
@@ -290,6 +301,22 @@ class Trainer:
             if result.mean < c.solve_score:
                 return self._record_eval(result, step, weights)
         return self._record_eval(self._evaluate(q, c.eval_episodes), step, weights)
+
+    def _tick_average(self) -> None:
+        """Keep the weight average following the workers while an evaluation runs (at most every 0.1 s)."""
+        now = time.monotonic()
+        if now - self._last_average_tick >= 0.1:
+            self._last_average_tick = now
+            assert self.average is not None
+            self.average.update(self.shared.model.state_dict(), self.shared.counter.value)
+
+    def _policy_weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights the run evaluates and returns: online, or their Polyak average."""
+        online = self.shared.model.state_dict()
+        if self.average is None:
+            return {k: v.detach().clone() for k, v in online.items()}
+        self.average.update(online, self.shared.counter.value)
+        return self.average.weights(online)
 
     def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
         wall = time.monotonic() - self.t0
@@ -346,7 +373,8 @@ class Trainer:
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
-            final = self._evaluate(NumpyMLP.copy_of(self.shared.model), c.eval_episodes)
+            final_weights = self._policy_weights()
+            final = self._evaluate(NumpyMLP([w.numpy() for w in final_weights.values()]), c.eval_episodes)
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             try:
                 with signals.deferred():
@@ -356,8 +384,7 @@ class Trainer:
                 self.lock.release()
             raise
         if self.best is None:  # no evaluation during training: the final weights are the best known
-            weights = {k: v.detach().clone() for k, v in self.shared.model.state_dict().items()}
-            self._record_eval(final, total, weights)
+            self._record_eval(final, total, final_weights)
         self.metrics.close()
         self.tb.close()
         result = TrainResult(
@@ -395,6 +422,8 @@ class Trainer:
                 progress.episode(ep.episode_return, ep.epsilon)
                 self.tb.episode(ep)
             step = self.shared.counter.value
+            if self.average is not None:
+                self.average.update(self.shared.model.state_dict(), step)
             self.tb.rates(step, time.monotonic() - self.t0, self.shared.counter.per_worker())
             progress.update(step, time.monotonic() - self.t0, self.last_eval)
 

@@ -21,6 +21,7 @@ One segment (paper Alg. 1 / 3 with a batch of K environments):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -134,6 +135,19 @@ class EpisodeBook:
 
     def mean_epsilon(self) -> float:
         return float(self.eps.mean())
+
+
+def non_finite_error(where: str, observations: Iterable[np.ndarray], rewards: np.ndarray,
+                     params: Iterable[torch.Tensor]) -> TrainingError:
+    """The error naming the source of a non-finite TD loss: the environment's numbers
+    (the weights are still good), or divergence of the shared model (they are not)."""
+    if not all(np.isfinite(o).all() for o in observations):
+        return TrainingError(f"{where}: the environment returned a non-finite observation (NaN/inf)")
+    if not np.isfinite(rewards).all():
+        return TrainingError(f"{where}: the environment returned a non-finite reward (NaN/inf)")
+    if not all(torch.isfinite(p).all() for p in params):
+        return DivergedError(f"{where}: the Q-network's parameters became non-finite: training diverged (lower --lr?)")
+    return DivergedError(f"{where}: the TD loss became non-finite: training diverged (lower --lr?)")
 
 
 class ActorLearner:
@@ -282,10 +296,7 @@ class ActorLearner:
             clip_grad_norm(self._grad_arrays, cfg.grad_clip)
         for p, g in zip(self._params, self._grad_tensors, strict=True):
             p.grad = g
-        lr = None
-        if cfg.lr_anneal and cfg.max_steps:
-            lr = cfg.lr * max(1.0 - global_step / cfg.max_steps, 0.0)
-        self.optimizer.step(lr)
+        self.optimizer.step(cfg.lr_at(global_step))
         self.last_loss = loss_value
         self.book.add_loss(loss_value)
 
@@ -309,16 +320,8 @@ class ActorLearner:
                 "training diverged (lower --lr?)")
 
     def _non_finite_error(self) -> TrainingError:
-        """The error naming the source of a non-finite loss: the environment, or divergence."""
-        where = f"worker {self.index}"
-        if not np.isfinite(self.obs_buf).all() or not np.isfinite(self.next_obs_buf).all():
-            return TrainingError(f"{where}: the environment returned a non-finite observation (NaN/inf)")
-        if not np.isfinite(self.rew_buf).all():
-            return TrainingError(f"{where}: the environment returned a non-finite reward (NaN/inf)")
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            return DivergedError(
-                f"{where}: the Q-network's parameters became non-finite: training diverged (lower --lr?)")
-        return DivergedError(f"{where}: the TD loss became non-finite: training diverged (lower --lr?)")
+        return non_finite_error(f"worker {self.index}", (self.obs_buf, self.next_obs_buf), self.rew_buf,
+                                self.model.parameters())
 
     def close(self) -> None:
         self.envs.close()
