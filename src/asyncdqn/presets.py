@@ -57,7 +57,10 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         # the paper's {0.1, 0.01, 0.5} per worker did not within 1.5M steps.
         # Clipping the gradient norm at 1 (not 10) damped the occasional blow-ups.
         # gamma 0.995 (not 0.99): `asyncdqn bench solve` median 33 s over seeds 0-4
-        # instead of 53 s (chosen on seeds 0-2, confirmed on 3-4).
+        # instead of 53 s (chosen on seeds 0-2; fresh seeds 5-9 gave 59.5 s).
+        # average_steps 300k: evaluating a Polyak average of the weights instead of the
+        # raw Hogwild weights took fresh seeds 10-17 from a median of ~55-60 s to 43.6 s
+        # (worst 53.4 s); 100k and 200k gave 48.1 s and 43.5 s with wider spreads.
         "hidden_sizes": (128, 128),
         "gamma": 0.995,
         "t_max": 5,
@@ -66,6 +69,7 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "target_update_steps": 4000,
         "eps_anneal_steps": 100_000,
         "grad_clip": 1.0,
+        "average_steps": 300_000,
         "eps_draw": "env",
         "final_epsilons": (0.05, 0.01, 0.1),
         "final_epsilon_probs": (0.4, 0.3, 0.3),
