@@ -273,7 +273,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.best_eval:
         b = result.best_eval
         print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
-    print(f"final weights, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
+    which = "final weights" if cfg.average_steps is None else "final averaged weights (--average-steps)"
+    print(f"{which}, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
     if result.worker_restarts:
         print(f"worker restarts: {len(result.worker_restarts)} (see eval.json)")
     return 0
