@@ -114,6 +114,19 @@ def test_non_finite_loss_names_its_source_like_the_async_workers():
     assert not isinstance(info.value, DivergedError)
 
 
+def test_runaway_but_finite_q_values_stop_dqn_as_diverged():
+    # Weights blown up a millionfold stay finite, but the TD loss then implies |Q| far
+    # beyond 1000 x (max|r| / (1 - gamma) + 1) = 3,000 on the chain (r = 1, gamma 0.5).
+    cfg = make_cfg(learning_starts=4)
+    shared, learner = make_learner(cfg)
+    with torch.no_grad():
+        for p in shared.model.parameters():
+            p.mul_(1e3).add_(1.0)
+    with pytest.raises(DivergedError, match="dqn: the TD loss .* implies Q-values far beyond"):
+        for _ in range(4):
+            learner.run_segment()
+
+
 def test_targets_bootstrap_from_target_net_through_truncation():
     # LongChain truncated at 2 steps: every stored step is a truncation or not; V from a zero target net
     cfg = make_cfg(env_id=LONG_ID, max_episode_steps=2, envs_per_worker=1, n_step=1, learning_starts=10**6)

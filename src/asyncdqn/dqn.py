@@ -28,7 +28,15 @@ from asyncdqn.algo.targets import double_q_values, greedy_values, td_loss
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds, make_vector_env
 from asyncdqn.model import NumpyMLP
-from asyncdqn.worker import EpisodeBook, EpisodeSink, Optimizer, StepCounter, TargetStore, non_finite_error
+from asyncdqn.worker import (
+    EpisodeBook,
+    EpisodeSink,
+    Optimizer,
+    RunawayCheck,
+    StepCounter,
+    TargetStore,
+    non_finite_error,
+)
 
 
 class DQNLearner:
@@ -46,6 +54,7 @@ class DQNLearner:
         self.rng = np.random.default_rng([cfg.seed, 7919, index])
         self.obs = obs.astype(np.float32)
         self.buffer = ReplayBuffer(cfg.buffer_size, K, int(obs.shape[1]), cfg.n_step)
+        self.runaway = RunawayCheck(cfg, "dqn")
 
         self.online = NumpyMLP.view_of(model)  # acting and double-Q argmax read the live weights
         self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
@@ -116,6 +125,7 @@ class DQNLearner:
         if not np.isfinite(loss_value):
             b = self.buffer
             raise non_finite_error("dqn", (b.obs, b.next_obs), b.rewards, self.model.parameters())
+        self.runaway(loss_value, batch.rewards)
         self.optimizer.zero_grad()
         loss.backward()
         if cfg.grad_clip is not None:

@@ -137,6 +137,34 @@ class EpisodeBook:
         return float(self.eps.mean())
 
 
+class RunawayCheck:
+    """Stops a run whose Q-values left every range the rewards allow, while still finite.
+
+    No return exceeds max|r| / (1 - gamma) in magnitude, so neither can a Q-value that
+    learning is converging to. A TD loss implying |Q - y| a thousand times beyond that
+    bound (with Adam's bounded steps, e.g. --lr 1e10, weights blow up but stay finite)
+    is divergence, not learning; healthy runs stay orders of magnitude below it.
+    """
+
+    def __init__(self, cfg: Config, where: str) -> None:
+        self.cfg, self.where = cfg, where
+        self.max_abs_reward = 0.0  # largest |reward| seen: bounds every plausible Q-value
+
+    def __call__(self, loss_value: float, rewards: np.ndarray) -> None:
+        """Check one update's loss; `rewards` are those its targets were built from."""
+        gamma = self.cfg.gamma
+        if rewards.size:
+            self.max_abs_reward = max(self.max_abs_reward, float(np.abs(rewards).max()))
+        if gamma >= 1.0 or not self.cfg.runaway_check:
+            return
+        limit = 1e3 * (self.max_abs_reward / (1.0 - gamma) + 1.0)
+        if loss_value > (limit if self.cfg.loss == "huber" else limit * limit):
+            raise DivergedError(
+                f"{self.where}: the TD loss ({loss_value:.3g}) implies Q-values far beyond any return "
+                f"the rewards seen allow (|r| <= {self.max_abs_reward:.3g}, gamma {gamma:g}): "
+                "training diverged (lower --lr?)")
+
+
 def non_finite_error(where: str, observations: Iterable[np.ndarray], rewards: np.ndarray,
                      params: Iterable[torch.Tensor]) -> TrainingError:
     """The error naming the source of a non-finite TD loss: the environment's numbers
@@ -186,7 +214,7 @@ class ActorLearner:
         self._biases = [p.detach().numpy() for p in self._params[1::2]]
         self._grad_tensors = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self._params]
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
-        self._max_abs_reward = 0.0  # largest |reward| seen: bounds every plausible Q-value
+        self.runaway = RunawayCheck(cfg, f"worker {index}")
         self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
         self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
@@ -291,7 +319,7 @@ class ActorLearner:
             cfg.loss, self._grad_arrays[0::2], self._grad_arrays[1::2])
         if not np.isfinite(loss_value):
             raise self._non_finite_error()
-        self._check_runaway(loss_value)
+        self.runaway(loss_value, self.rew_buf)
         if cfg.grad_clip is not None:
             clip_grad_norm(self._grad_arrays, cfg.grad_clip)
         for p, g in zip(self._params, self._grad_tensors, strict=True):
@@ -299,25 +327,6 @@ class ActorLearner:
         self.optimizer.step(cfg.lr_at(global_step))
         self.last_loss = loss_value
         self.book.add_loss(loss_value)
-
-    def _check_runaway(self, loss_value: float) -> None:
-        """Stop a run whose Q-values left every range the rewards allow, while still finite.
-
-        No return exceeds max|r| / (1 - gamma) in magnitude, so neither can a Q-value that
-        learning is converging to. A loss implying |Q - y| a thousand times beyond that
-        bound (with Adam's bounded steps, e.g. --lr 1e10, weights blow up but stay finite)
-        is divergence, not learning; healthy runs stay orders of magnitude below it.
-        """
-        gamma = self.cfg.gamma
-        self._max_abs_reward = max(self._max_abs_reward, float(np.abs(self.rew_buf).max()))
-        if gamma >= 1.0 or not self.cfg.runaway_check:
-            return
-        limit = 1e3 * (self._max_abs_reward / (1.0 - gamma) + 1.0)
-        if loss_value > (limit if self.cfg.loss == "huber" else limit * limit):
-            raise DivergedError(
-                f"worker {self.index}: the TD loss ({loss_value:.3g}) implies Q-values far beyond any return "
-                f"the rewards seen allow (|r| <= {self._max_abs_reward:.3g}, gamma {gamma:g}): "
-                "training diverged (lower --lr?)")
 
     def _non_finite_error(self) -> TrainingError:
         return non_finite_error(f"worker {self.index}", (self.obs_buf, self.next_obs_buf), self.rew_buf,

@@ -73,26 +73,25 @@ def test_non_finite_weights_never_replace_a_good_checkpoint(tmp_path: Path) -> N
 
 
 def test_runaway_q_values_are_divergence_even_while_finite() -> None:
-    """The bound is 1000 x (max|r| / (1 - gamma) + 1), from the rewards the worker has seen."""
+    """The bound is 1000 x (max|r| / (1 - gamma) + 1), from the rewards the learner has seen."""
     import numpy as np
 
     from asyncdqn.errors import DivergedError
-    from asyncdqn.worker import ActorLearner
+    from asyncdqn.worker import RunawayCheck
 
-    class Probe:  # just the state _check_runaway reads
-        _check_runaway = ActorLearner._check_runaway
+    def check(gamma: float, loss: str, **kw: object) -> RunawayCheck:
+        return RunawayCheck(resolve_config({"env_id": "CartPole-v1", "gamma": gamma, "loss": loss,
+                                            "max_steps": 10, **kw}), "worker 3")
 
-        def __init__(self, gamma: float, loss: str) -> None:
-            self.cfg = resolve_config({"env_id": "CartPole-v1", "gamma": gamma, "loss": loss, "max_steps": 10})
-            self.index, self._max_abs_reward = 3, 0.0
-            self.rew_buf = np.array([[0.5, -2.0], [1.0, 0.0]], dtype=np.float32)  # max |r| = 2
-
-    huber = Probe(0.9, "huber")  # limit = 1000 * (2 / 0.1 + 1) = 21,000
-    huber._check_runaway(20_999.0)
+    rewards = np.array([[0.5, -2.0], [1.0, 0.0]], dtype=np.float32)  # max |r| = 2
+    huber = check(0.9, "huber")  # limit = 1000 * (2 / 0.1 + 1) = 21,000
+    huber(20_999.0, rewards)
     with pytest.raises(DivergedError, match=r"worker 3: the TD loss \(2.1e\+04\) implies Q-values far beyond"):
-        huber._check_runaway(21_001.0)
-    mse = Probe(0.9, "mse")  # squared error: the limit squared
-    mse._check_runaway(21_000.0**2 * 0.999)
+        huber(21_001.0, rewards)
+    huber(20_999.0, np.zeros(0, dtype=np.float32))  # the largest |r| seen so far still counts
+    mse = check(0.9, "mse")  # squared error: the limit squared
+    mse(21_000.0**2 * 0.999, rewards)
     with pytest.raises(DivergedError):
-        mse._check_runaway(21_000.0**2 * 1.001)
-    Probe(1.0, "huber")._check_runaway(1e30)  # gamma = 1: no bound on returns, no check
+        mse(21_000.0**2 * 1.001, rewards)
+    check(1.0, "huber")(1e30, rewards)  # gamma = 1: no bound on returns, no check
+    check(0.9, "huber", runaway_check=False)(1e30, rewards)  # switched off
