@@ -25,6 +25,9 @@ RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eva
              "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label", "tensorboard")
 # Not part of the fingerprint: the above, where the run lives, and the resume counter.
 _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resume_epsilons")
+# Training options added after checkpoints existed, with the value that means "as before":
+# at that value they stay out of the fingerprint, so older checkpoints keep matching.
+_ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
@@ -33,12 +36,23 @@ def fingerprinted(cfg: Config) -> dict[str, Any]:
     `workers` counts as resolved: --workers 0 (one per core) is stored in config.json
     as the number it meant, and a checkpoint of that run must match it."""
     d = {**cfg.to_dict(), "workers": cfg.resolved_workers()}
-    return {k: v for k, v in sorted(d.items()) if k not in _NOT_FINGERPRINTED}
+    return {k: v for k, v in sorted(d.items())
+            if k not in _NOT_FINGERPRINTED and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def fingerprint(cfg: Config) -> str:
-    blob = json.dumps(fingerprinted(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return _digest(fingerprinted(cfg))
+
+
+def matches_fingerprint(saved: str | None, cfg: Config) -> bool:
+    """Does a checkpoint's fingerprint belong to `cfg`? Checkpoints written before
+    `workers` counted as resolved recorded --workers 0 (one per core) as 0."""
+    return saved in (fingerprint(cfg), _digest({**fingerprinted(cfg), "workers": 0}))
 
 
 def fingerprint_diff(saved: dict[str, Any], cfg: Config) -> list[str]:

@@ -44,7 +44,14 @@ from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
-from asyncdqn.resume import fingerprint, fingerprint_diff, fingerprinted, resume_config, truncate_metrics
+from asyncdqn.resume import (
+    fingerprint,
+    fingerprint_diff,
+    fingerprinted,
+    matches_fingerprint,
+    resume_config,
+    truncate_metrics,
+)
 from asyncdqn.signals import Terminated, TerminationSignals
 from asyncdqn.tblog import NullLog, open_log
 
@@ -204,12 +211,12 @@ class Trainer:
             raise CheckpointError(f"{src} holds counters of {len(per_worker)} workers; the run has "
                                   f"{cfg.resolved_workers()}")
         # Shapes matched; anything else that shapes training must match too.
-        if meta.get("fingerprint") != fingerprint(run.config):
+        if not matches_fingerprint(meta.get("fingerprint"), run.config):
             diff = fingerprint_diff(meta.get("config") or {}, run.config) or ["no fingerprint in checkpoint"]
             raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
                                   + "; ".join(diff))
         s.counter.restore(step, per_worker)
-        if self.average is not None:  # a checkpoint from before the average existed: start from the weights
+        if self.average is not None:  # from the restored weights, unless the checkpoint holds the average
             self.average = WeightAverage(s.model.state_dict(), cfg.average_steps, step)
             if any(k.startswith(AVERAGE) for k in t):
                 load_state(self.average.state, t, AVERAGE, str(src))

@@ -142,6 +142,35 @@ def test_resumes_a_run_with_one_worker_per_core(tmp_path: Path) -> None:
     assert result.total_steps >= 800
 
 
+
+def test_resumes_an_older_checkpoint_that_recorded_workers_0(tmp_path: Path) -> None:
+    # Before the fix, checkpoints of a --workers 0 run stored the fingerprint with workers 0.
+    from asyncdqn.resume import _digest, fingerprinted, matches_fingerprint
+
+    _train(tmp_path / "run", workers=0, max_steps=400)
+    cfg = rundir.load_run(tmp_path / "run").config
+    legacy = _digest({**fingerprinted(cfg), "workers": 0})
+    assert matches_fingerprint(legacy, cfg)
+    assert not matches_fingerprint(_digest({**fingerprinted(cfg), "workers": 5}), cfg)
+    assert not matches_fingerprint(None, cfg)
+
+
+def test_checkpoints_from_before_later_options_still_resume(short_run: Path) -> None:
+    # Options added later (--average-steps, --lr-anneal-steps, --lr-end) at their "as
+    # before" values leave the fingerprint as it was: older checkpoints keep matching.
+    from asyncdqn.resume import fingerprint, fingerprinted
+
+    cfg = rundir.load_run(short_run).config
+    assert not {"average_steps", "lr_anneal_steps", "lr_end"} & set(fingerprinted(cfg))
+    assert fingerprinted(cfg.replace(average_steps=1000))["average_steps"] == 1000
+    assert fingerprint(cfg.replace(lr_end=1e-5)) != fingerprint(cfg)
+    raw = json.loads((short_run / rundir.CONFIG).read_text())  # config.json of an older version
+    for k in ("average_steps", "lr_anneal_steps", "lr_end"):
+        del raw[k]
+    (short_run / rundir.CONFIG).write_text(json.dumps(raw))
+    assert resume(short_run, max_steps=800).total_steps == 800
+
+
 def test_refuses_a_step_budget_already_reached(short_run: Path) -> None:
     with pytest.raises(ConfigError, match="step 400"):
         resume(short_run)  # config.json still says max_steps 400
