@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
     e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
     e.add_argument("--episodes", type=int, default=100, help="number of episodes (default: 100)")
-    e.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    e.add_argument("--checkpoint", default="best", help="best, final, latest (newest training checkpoint) or a file name in RUN_DIR/checkpoints "
+                        "(default: best)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir", help="run directory written by `asyncdqn train`")
     r.add_argument("--out", default="game.gif", help="output file: NAME.mp4 for a video, else a GIF (default: game.gif)")
     r.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
-    r.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    r.add_argument("--checkpoint", default="best", help="best, final, latest (newest training checkpoint) or a file name in RUN_DIR/checkpoints "
+                        "(default: best)")
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
@@ -280,30 +282,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_q(run_dir: str, which: str) -> Any:
-    from asyncdqn.checkpoint import load_checkpoint, load_weights, policy_prefix
-    from asyncdqn.model import NumpyMLP, QNetwork
-    from asyncdqn.rundir import load_run
-
-    run = load_run(run_dir)
-    path = run.checkpoint(which)
-    tensors, _ = load_checkpoint(path)
-    model = QNetwork(run.obs_dim, run.n_actions, run.config.hidden_sizes)
-    load_weights(model, tensors, policy_prefix(tensors), str(path))
-    return run, NumpyMLP.copy_of(model)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from asyncdqn.evaluate import evaluate
+    from asyncdqn.policy import load_policy
 
     _positive("episodes", args.episodes)
     _non_negative("seed", args.seed)
-    run, q = _load_q(args.run_dir, args.checkpoint)
-    res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps)
+    policy = load_policy(args.run_dir, args.checkpoint)
+    res = policy.evaluate(args.episodes, args.seed)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
-        print(f"{run.config.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
+        print(f"{policy.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
               f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")
     return 0
 
@@ -332,13 +321,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from asyncdqn.policy import load_policy
     from asyncdqn.render import render_video
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _non_negative("seed", args.seed)
-    run, q = _load_q(args.run_dir, args.checkpoint)
-    path, returns = render_video(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
+    policy = load_policy(args.run_dir, args.checkpoint)
+    path, returns = render_video(policy, policy.env_id, args.out, episodes=args.episodes, seed=args.seed,
                                fps=args.fps, max_steps=args.max_steps)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
