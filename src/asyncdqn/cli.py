@@ -252,9 +252,17 @@ def _non_negative(name: str, value: int) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from asyncdqn.config import FIELDS, resolve_config
-    from asyncdqn.trainer import Trainer
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    if not args.resume:  # bad options and runs this machine cannot hold: refused before torch is even imported
+        from asyncdqn.envs import inspect_env
+        from asyncdqn.resources import check_resources
+
+        resolved = resolve_config(overrides)
+        spec = inspect_env(resolved.env_id, resolved.max_episode_steps)
+        check_resources(resolved, spec.obs_dim, spec.n_actions)
+    from asyncdqn.trainer import Trainer
+
     trainer = Trainer.resume(args.resume, overrides) if args.resume else Trainer(resolve_config(overrides))
     cfg = trainer.cfg
     result = trainer.run()

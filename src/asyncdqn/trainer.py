@@ -44,6 +44,7 @@ from asyncdqn.metrics import MetricsWriter
 from asyncdqn.model import NumpyMLP, build_model
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
+from asyncdqn.resources import check_resources
 from asyncdqn.resume import (
     fingerprint,
     fingerprint_diff,
@@ -124,6 +125,7 @@ class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions)  # refuse what cannot fit, before any file
         self.path, self.lock = rundir.create_locked_run_dir(cfg, self.spec)
         try:
             self._setup()
@@ -198,6 +200,7 @@ class Trainer:
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
                                   f"{run.n_actions}")
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions)
         self._setup()
         s, t = self.shared, loaded.tensors
         load_weights(s.model, t, "model.", str(src))
