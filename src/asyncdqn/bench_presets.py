@@ -174,23 +174,26 @@ def plan(envs: Sequence[str], algos: Sequence[str], overrides: dict[str, Any] | 
 
 def run_presets(out_dir: Path, envs: Sequence[str] = ENVS, algos: Sequence[str] = DEFAULT_ALGOS,
                 seeds: Sequence[int] = range(5), budget_scale: float = 1.0, overrides: dict[str, Any] | None = None,
-                reeval_episodes: int = 100, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (row, seed) missing from `out_dir` as a subprocess (row by row), then summarize."""
+                reeval_episodes: int = 100, log: Callable[[str], None] = print, parallel: int = 1) -> dict[str, Any]:
+    """Run every (row, seed) missing from `out_dir` as a subprocess (row by row, `parallel` at a time:
+    their timings then share the cores), then summarize."""
     rows, skipped = plan(envs, algos, overrides)
     for note in skipped:
         log(note)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for env_id, algo in rows:
-        for seed in seeds:
-            path = out_dir / f"{row_name(env_id, algo)}-seed{seed}.json"
-            if path.exists():
-                continue
-            _run_child(env_id, algo, seed, out_dir, budget_scale, overrides or {}, reeval_episodes, log)
+    todo = [(env_id, algo, seed) for env_id, algo in rows for seed in seeds
+            if not (out_dir / f"{row_name(env_id, algo)}-seed{seed}.json").exists()]
+    for i in range(0, len(todo), max(1, parallel)):  # row by row, `parallel` runs at a time
+        batch = [_start_child(e, a, s, out_dir, budget_scale, overrides or {}, reeval_episodes, log)
+                 for e, a, s in todo[i:i + max(1, parallel)]]
+        for job in batch:
+            _finish_child(*job, out_dir, log)
     records = [json.loads(p.read_text()) for env_id, algo in rows for s in seeds
                if (p := out_dir / f"{row_name(env_id, algo)}-seed{s}.json").exists()]
     summary = summarize(records)
     table = format_table(summary, reeval_episodes)
     report = {"summary": summary, "skipped": skipped, "machine": machine_info(), "budget_scale": budget_scale,
+              "parallel": parallel,
               "overrides": overrides or {}, "seeds": list(seeds), "command": " ".join(sys.argv),
               "rl_zoo_source": RL_ZOO_SOURCE}
     atomic_write_json(out_dir / "summary.json", report)
@@ -198,8 +201,8 @@ def run_presets(out_dir: Path, envs: Sequence[str] = ENVS, algos: Sequence[str] 
     return {"report": report, "table": table, "records": records}
 
 
-def _run_child(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale: float, overrides: dict[str, Any],
-               reeval_episodes: int, log: Callable[[str], None]) -> None:
+def _start_child(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale: float, overrides: dict[str, Any],
+                 reeval_episodes: int, log: Callable[[str], None]) -> tuple[str, str, int, subprocess.Popen[str]]:
     log(f"running {row_name(env_id, algo)} seed {seed} ...")
     run_dir = out_dir / f"{row_name(env_id, algo)}-seed{seed}"
     if run_dir.exists():  # an interrupted earlier attempt: kept aside, never deleted
@@ -212,10 +215,16 @@ def _run_child(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale: f
            "--out-dir", str(out_dir), "--budget-scale", repr(budget_scale), "--overrides", json.dumps(overrides),
            "--reeval-episodes", str(reeval_episodes)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return env_id, algo, seed, proc
+
+
+def _finish_child(env_id: str, algo: str, seed: int, proc: subprocess.Popen[str], out_dir: Path,
+                  log: Callable[[str], None]) -> None:
+    _, err = proc.communicate()
     path = out_dir / f"{row_name(env_id, algo)}-seed{seed}.json"
     if proc.returncode != 0 or not path.exists():
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        tail = " | ".join(err.strip().splitlines()[-3:])
         raise AsyncDQNError(f"bench presets: {row_name(env_id, algo)} seed {seed} failed (exit {proc.returncode}): "
                             f"{tail}")
     r = json.loads(path.read_text())

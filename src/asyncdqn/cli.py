@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
     bp.add_argument("--budget-scale", type=float, default=1.0,
                     help="multiply each preset's --max-seconds budget (e.g. 2 on a loaded machine; recorded)")
+    bp.add_argument("--parallel", type=int, default=1,
+                    help="runs side by side (default: 1; more shares the cores: times inflate, steps and solved "
+                         "counts of step-budget presets do not)")
     bp.add_argument("--reeval-episodes", type=int, default=100,
                     help="fresh episodes replayed by the returned policy (default: 100)")
     bp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -287,6 +290,7 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
 
     _positive("seeds", args.seeds)
     _positive("reeval-episodes", args.reeval_episodes)
+    _positive("parallel", args.parallel)
     if not args.budget_scale > 0:
         raise AsyncDQNError(f"--budget-scale: must be > 0, got {args.budget_scale}")
     if args.seed_list is not None and any(s < 0 for s in args.seed_list):
@@ -298,7 +302,7 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
     plan(envs, algos, overrides)  # unknown algorithms or invalid options: fail before any run
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     out = run_presets(Path(args.out), envs, algos, seeds, args.budget_scale, overrides, args.reeval_episodes,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))
+                      log=lambda m: print(m, file=sys.stderr, flush=True), parallel=args.parallel)
     print(out["table"])
     print(f"wrote {Path(args.out) / 'summary.json'} and summary.md")
     return 0
