@@ -127,6 +127,6 @@ def test_tiny_study_reports_prunes_and_resumes(tmp_path: Path) -> None:
     states = [t["state"] for t in report["trials"]]
     assert states == ["COMPLETE", "PRUNED"]
     pruned_run = tmp_path / "trials" / "trial0001-seed100"
-    assert json.loads((pruned_run / "eval.json").read_text())["stop_reason"] == "interrupted"  # SIGINT, clean stop
+    assert json.loads((pruned_run / "eval.json").read_text())["stop_reason"] == "interrupted"  # SIGTERM, clean stop
     snippet = (tmp_path / "best_preset.py").read_text()
     assert snippet.startswith("# ENV_PRESETS") and "'CartPole-v1': {" in snippet

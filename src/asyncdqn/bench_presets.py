@@ -174,7 +174,8 @@ def plan(envs: Sequence[str], algos: Sequence[str], overrides: dict[str, Any] | 
 
 def run_presets(out_dir: Path, envs: Sequence[str] = ENVS, algos: Sequence[str] = DEFAULT_ALGOS,
                 seeds: Sequence[int] = range(5), budget_scale: float = 1.0, overrides: dict[str, Any] | None = None,
-                reeval_episodes: int = 100, log: Callable[[str], None] = print, parallel: int = 1) -> dict[str, Any]:
+                reeval_episodes: int = 100, log: Callable[[str], None] = print, parallel: int = 1,
+                run: bool = True) -> dict[str, Any]:
     """Run every (row, seed) missing from `out_dir` as a subprocess (row by row, `parallel` at a time:
     their timings then share the cores), then summarize."""
     rows, skipped = plan(envs, algos, overrides)
@@ -182,7 +183,7 @@ def run_presets(out_dir: Path, envs: Sequence[str] = ENVS, algos: Sequence[str] 
         log(note)
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [(env_id, algo, seed) for env_id, algo in rows for seed in seeds
-            if not (out_dir / f"{row_name(env_id, algo)}-seed{seed}.json").exists()]
+            if run and not (out_dir / f"{row_name(env_id, algo)}-seed{seed}.json").exists()]
     for i in range(0, len(todo), max(1, parallel)):  # row by row, `parallel` runs at a time
         batch = [_start_child(e, a, s, out_dir, budget_scale, overrides or {}, reeval_episodes, log)
                  for e, a, s in todo[i:i + max(1, parallel)]]

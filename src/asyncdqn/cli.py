@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--parallel", type=int, default=1,
                     help="runs side by side (default: 1; more shares the cores: times inflate, steps and solved "
                          "counts of step-budget presets do not)")
+    bp.add_argument("--summary-only", action="store_true",
+                    help="run nothing: summarize the runs already in --out (e.g. after benchmarks run separately)")
     bp.add_argument("--reeval-episodes", type=int, default=100,
                     help="fresh episodes replayed by the returned policy (default: 100)")
     bp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -302,7 +304,8 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
     plan(envs, algos, overrides)  # unknown algorithms or invalid options: fail before any run
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     out = run_presets(Path(args.out), envs, algos, seeds, args.budget_scale, overrides, args.reeval_episodes,
-                      log=lambda m: print(m, file=sys.stderr, flush=True), parallel=args.parallel)
+                      log=lambda m: print(m, file=sys.stderr, flush=True), parallel=args.parallel,
+                      run=not args.summary_only)
     print(out["table"])
     print(f"wrote {Path(args.out) / 'summary.json'} and summary.md")
     return 0

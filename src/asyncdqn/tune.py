@@ -15,7 +15,7 @@
 * Pruning: every greedy evaluation the first seed's run writes to metrics.csv is
   reported to the trial (as the greedy mean, negated for the minimised objectives, at
   the index of its evaluation-grid point); a trial the median pruner stops gets
-  SIGINT (the run writes its final checkpoint) and counts as pruned.
+  SIGTERM (the run writes its final checkpoint) and counts as pruned.
 * Parallel trials: --jobs (at most the CPU cores); each asynchronous trial gets
   cores // jobs workers unless --set workers=N.
 * Resumable: the study lives in OUT/study.db (SQLite); running the same command again
@@ -300,7 +300,7 @@ class Tuner:
                     trial.report(value, step // every)
                 if rows and trial.should_prune():
                     pruned = True
-                    proc.send_signal(signal.SIGINT)  # the run stops cleanly (final checkpoint, exit 130)
+                    proc.send_signal(signal.SIGTERM)  # the run stops cleanly (final checkpoint, exit 143)
                     try:
                         proc.wait(60)
                     except subprocess.TimeoutExpired:
