@@ -130,7 +130,7 @@ class Policy:
 
 
 def _checkpoint_path(run: Any, which: str) -> Path:
-    from asyncdqn.rundir import CHECKPOINTS
+    from asyncdqn.rundir.layout import CHECKPOINTS
 
     path: Path = run.checkpoint(which)
     if not path.is_file():
@@ -147,8 +147,8 @@ def load_policy(run_dir: str | Path, which: str = "best") -> Policy:
     RunDirError when `run_dir` is not a run directory; CheckpointError when the
     checkpoint is missing, corrupt, or does not fit the run's network.
     """
-    from asyncdqn.checkpoint import CheckpointStore, load_checkpoint, load_weights, policy_prefix
-    from asyncdqn.rundir import CHECKPOINTS, load_run
+    from asyncdqn.rundir.checkpoint import CheckpointStore, load_checkpoint, load_weights, policy_prefix
+    from asyncdqn.rundir.layout import CHECKPOINTS, load_run
 
     run = load_run(run_dir)
     if which == "latest":

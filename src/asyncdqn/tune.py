@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncdqn.errors import AsyncDQNError, ConfigError
-from asyncdqn.fileio import atomic_write_json
+from asyncdqn.rundir.fileio import atomic_write_json
 
 OBJECTIVES = ("time", "steps", "auc")
 STUDY_DB = "study.db"
@@ -389,7 +389,7 @@ def _fmt(v: Any) -> str:
 
 def preset_snippet(spec: TuneSpec, params: dict[str, Any], value: float | None) -> str:
     """The best trial's options as a dict entry for presets.py (tuples for the tuple fields)."""
-    from asyncdqn.resume import RESUMABLE
+    from asyncdqn.rundir.resume import RESUMABLE
 
     key = f"({spec.env_id!r}, {spec.algo!r})" if spec.algo == "dqn" else repr(spec.env_id)
     where = "ALGO_PRESETS" if spec.algo == "dqn" else "ENV_PRESETS (or ALGO_PRESETS with the algo)"
@@ -415,7 +415,7 @@ _NOT_PRESET = ("backend", "workers", "run_dir", "runs_root", "seed", "label", "p
 
 def _child(options_json: str, result_file: str) -> int:
     """Train one trial's run and write its outcome (used by Tuner through a subprocess)."""
-    from asyncdqn.fileio import atomic_write_json as write
+    from asyncdqn.rundir.fileio import atomic_write_json as write
     from asyncdqn.trainer import train
 
     opts = json.loads(options_json)

@@ -137,7 +137,7 @@ def test_memory_estimate_counts_every_copy() -> None:
 
 
 def test_start_timeout_is_validated_and_resumable() -> None:
-    from asyncdqn.resume import RESUMABLE
+    from asyncdqn.rundir.resume import RESUMABLE
 
     with pytest.raises(ConfigError, match="start_timeout"):
         resolve_config({"env_id": "CartPole-v1", "start_timeout": 0, "max_steps": 10})
