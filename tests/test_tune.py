@@ -120,13 +120,15 @@ def test_tiny_study_reports_prunes_and_resumes(tmp_path: Path) -> None:
     assert sum(line.startswith("| 0 | complete |") for line in table) == 1
 
     # Resume the same study with one more trial, under a pruner that stops any trial at its first report.
-    more = TuneSpec(**{**spec.__dict__, "trials": 2})
+    # A long step budget, so that the stop can only come from the pruner's SIGTERM.
+    more = TuneSpec(**{**spec.__dict__, "trials": 2, "max_steps": 500_000})
     tuner = Tuner(more, tmp_path, log=logs.append)
     tuner.study.pruner = optuna.pruners.ThresholdPruner(upper=-1e9)
     report = tuner.run()
     states = [t["state"] for t in report["trials"]]
     assert states == ["COMPLETE", "PRUNED"]
     pruned_run = tmp_path / "trials" / "trial0001-seed100"
-    assert json.loads((pruned_run / "eval.json").read_text())["stop_reason"] == "interrupted"  # SIGTERM, clean stop
+    stopped = json.loads((pruned_run / "eval.json").read_text())
+    assert stopped["stop_reason"] == "interrupted" and stopped["total_steps"] < 500_000  # SIGTERM, clean stop
     snippet = (tmp_path / "best_preset.py").read_text()
     assert snippet.startswith("# ENV_PRESETS") and "'CartPole-v1': {" in snippet

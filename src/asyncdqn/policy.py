@@ -59,7 +59,7 @@ def fast_q(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
     def q(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+            return np.asarray(model(torch.as_tensor(obs, dtype=torch.float32)).numpy())
 
     return q
 

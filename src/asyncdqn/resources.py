@@ -22,6 +22,7 @@ memory to the byte).
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ def available_memory() -> int:
 def mlp_params(obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...]) -> int:
     """Parameters of the MLP Q-network (weights and biases)."""
     widths = (obs_dim, *hidden_sizes, n_actions)
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from asyncdqn.errors import (
 from asyncdqn.evaluate import EvalResult, evaluate
 from asyncdqn.model import NumpyMLP
 from asyncdqn.progress import Progress
-from asyncdqn.resources import check_resources
 from asyncdqn.report.plotting import plot_run
 from asyncdqn.report.tblog import NullLog, open_log
+from asyncdqn.resources import check_resources
 from asyncdqn.rundir import layout as rundir
 from asyncdqn.rundir.checkpoint import (
     AVERAGE,

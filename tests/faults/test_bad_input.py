@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import alive, describe, run_cli
 
 from asyncdqn.config import resolve_config
 from asyncdqn.errors import ConfigError
@@ -25,6 +24,7 @@ from asyncdqn.resources import (
     mlp_params,
     worker_bound,
 )
+from conftest import alive, describe, run_cli
 
 GB = 2**30
 
