@@ -39,9 +39,10 @@ class Measurement:
         return self.steps / self.seconds
 
 
-def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> None:
-    """Ceiling worker: step k envs with random actions until told to stop."""
-    envs = make_vector_env(env_id, k)
+def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
+                    env_kwargs: dict[str, Any] | None = None) -> None:
+    """Ceiling worker: step k envs (the trainer's, wrappers included) with random actions until told to stop."""
+    envs = make_vector_env(env_id, k, env_kwargs=env_kwargs)
     envs.reset(seed=[seed * 1000 + i for i in range(k)])
     rng = np.random.default_rng(seed)
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
@@ -54,12 +55,13 @@ def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> 
     envs.close()
 
 
-def measure_ceiling(env_id: str, workers: int, k: int, seconds: float) -> Measurement:
+def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
+                    env_kwargs: dict[str, Any] | None = None) -> Measurement:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     counter = SPAWN.Array("q", workers, lock=False)
     stop = SPAWN.Event()
-    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop), daemon=True)
+    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop, env_kwargs), daemon=True)
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -119,7 +121,7 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
     from asyncdqn.backends import make_backend
     from asyncdqn.trainer import build_shared
 
-    spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+    spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
     shared = build_shared(cfg, spec)
     shared.target.sync_from(shared.model, 0)
     backend = make_backend(cfg, shared)
@@ -153,7 +155,7 @@ def run_throughput(
     for w in range(1, max_workers + 1):
         base = resolve_config({"env_id": env_id, "workers": w, "max_steps": 10**12, "progress": False,
                                **(overrides or {})})
-        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds)
+        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs)
         log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0})

@@ -41,7 +41,7 @@ from asyncdqn.errors import CheckpointError, ConfigError, DivergedError, RunDirE
 from asyncdqn.evaluate import EvalResult, evaluate
 from asyncdqn.fileio import atomic_write_json
 from asyncdqn.metrics import MetricsWriter
-from asyncdqn.model import NumpyMLP, build_model
+from asyncdqn.model import NumpyMLP, QNetwork, TorchQ, build_network, q_function_from_weights, resolve_network
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
 from asyncdqn.resume import (
@@ -89,7 +89,13 @@ def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> Sha
 
 def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     """The online network, its target copy and the shared optimizer, all in shared memory."""
-    model = build_model(spec.obs_dim, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+    try:
+        model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(f"network: {exc}") from None
+    if cfg.backend == "ray" and not isinstance(model, QNetwork):
+        raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
+                          f"{cfg.env_id}'s image observations")
     target_model = copy.deepcopy(model)
     for p in target_model.parameters():
         p.requires_grad_(False)
@@ -123,7 +129,7 @@ class Trainer:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
         self.path, self.lock = rundir.create_locked_run_dir(cfg, self.spec)
         try:
             self._setup()
@@ -193,7 +199,7 @@ class Trainer:
             raise ConfigError(f"max_seconds: the run has trained {wall:.0f} s already (the limit counts the whole "
                               "run); give a larger --max-seconds to continue")
         self.cfg = cfg
-        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
         if (self.spec.obs_dim, self.spec.n_actions) != (run.obs_dim, run.n_actions):
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
@@ -236,6 +242,7 @@ class Trainer:
     def _meta(self, step: int) -> dict[str, Any]:
         c = self.cfg
         return {"env_id": c.env_id, "obs_dim": self.spec.obs_dim, "n_actions": self.spec.n_actions,
+                "obs_shape": list(self.spec.shape), "network": resolve_network(c.network, self.spec.shape),
                 "hidden_sizes": list(c.hidden_sizes), "algo": c.algo, "step": step}
 
     def _snapshot(self, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -289,10 +296,10 @@ class Trainer:
         save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, q: NumpyMLP, episodes: int) -> EvalResult:
+    def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
         self.eval_round += 1
         return evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
-                        tick=None if self.average is None else self._tick_average)
+                        tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
 
     def _eval_now(self, step: int) -> EvalResult:
         """Greedy evaluation of a snapshot of the current weights (workers keep training).
@@ -301,7 +308,7 @@ class Trainer:
         full --eval-episodes run only if the screen reaches the score.
         """
         weights = self._policy_weights()
-        q = NumpyMLP([w.numpy() for w in weights.values()])
+        q = q_function_from_weights(self.shared.model, weights)
         c = self.cfg
         if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
             result = self._evaluate(q, c.screen_episodes)
@@ -381,7 +388,7 @@ class Trainer:
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
             final_weights = self._policy_weights()
-            final = self._evaluate(NumpyMLP([w.numpy() for w in final_weights.values()]), c.eval_episodes)
+            final = self._evaluate(q_function_from_weights(self.shared.model, final_weights), c.eval_episodes)
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             try:
                 with signals.deferred():
