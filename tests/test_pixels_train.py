@@ -20,12 +20,13 @@ import torch
 
 from asyncdqn.algo.targets import greedy_values, n_step_targets
 from asyncdqn.backends.base import ListSink
+from asyncdqn.backends.shared import build_shared
 from asyncdqn.cli import main
 from asyncdqn.config import resolve_config
-from asyncdqn.engines import TorchEngine
 from asyncdqn.envs import inspect_env
-from asyncdqn.trainer import build_shared, train
-from asyncdqn.worker import ActorLearner
+from asyncdqn.learners.async_q import ActorLearner
+from asyncdqn.learners.engines import TorchEngine
+from asyncdqn.trainer import train
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
 HAVE_MINATAR = importlib.util.find_spec("minatar") is not None
@@ -48,7 +49,8 @@ class ImageChain(gym.Env):  # type: ignore[type-arg]
     def _obs(self) -> np.ndarray:
         return np.full((1, 10, 10), 10 * self.pos, np.uint8)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.pos = 0
         return self._obs(), {}
@@ -73,7 +75,8 @@ class ImageBandit(gym.Env):  # type: ignore[type-arg]
         o[0, self.np_random.integers(10), 5 * self.side + self.np_random.integers(5)] = 255
         return o
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         return self._obs(), {}
 

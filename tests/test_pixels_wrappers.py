@@ -4,7 +4,7 @@ frames, rewards and lives, and the real ALE / MinAtar envs when their extras are
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -17,8 +17,10 @@ from asyncdqn.errors import EnvError
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
 HAVE_MINATAR = importlib.util.find_spec("minatar") is not None
-NEEDS_ALE = pytest.mark.skipif(not HAVE_ALE, reason="the 'atari' extra (ale-py) is not installed; make test installs it")
-NEEDS_MINATAR = pytest.mark.skipif(not HAVE_MINATAR, reason="the 'minatar' extra is not installed; make test installs it")
+NEEDS_ALE = pytest.mark.skipif(not HAVE_ALE,
+                               reason="the 'atari' extra (ale-py) is not installed; make test installs it")
+NEEDS_MINATAR = pytest.mark.skipif(not HAVE_MINATAR,
+                                   reason="the 'minatar' extra is not installed; make test installs it")
 
 
 class FakeAle:
@@ -30,10 +32,10 @@ class FakeAle:
     def lives(self) -> int:
         return self.game.lives
 
-    def getScreenGrayscale(self, out: np.ndarray) -> None:  # noqa: N802 (ALE's name)
+    def getScreenGrayscale(self, out: np.ndarray) -> None:
         out[...] = self.game.screen()
 
-    def getScreenRGB(self, out: np.ndarray) -> None:  # noqa: N802
+    def getScreenRGB(self, out: np.ndarray) -> None:
         out[...] = self.game.screen()[..., None]
 
 
@@ -42,7 +44,7 @@ class FakeAtari(gym.Env):  # type: ignore[type-arg]
     reset) shows a uniform screen of value f % 256 and pays rewards[f-1] (0 past the script).
     A life is lost at each frame in `life_loss_frames`; the game is over when lives reach 0."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, rewards: list[float] | None = None, life_loss_frames: tuple[int, ...] = (), lives: int = 3,
                  game_over_frame: int | None = None) -> None:
@@ -65,7 +67,8 @@ class FakeAtari(gym.Env):  # type: ignore[type-arg]
     def screen(self) -> np.ndarray:
         return np.full((210, 160), self.frame % 256, dtype=np.uint8)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.frame, self.lives = 0, self.start_lives
         self.hard_resets += 1
@@ -194,7 +197,8 @@ class BoolImageEnv(gym.Env):  # type: ignore[type-arg]
             o[c, c, c] = True
         return o
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         return self._obs(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -277,7 +281,7 @@ def test_real_ale_ram_is_scaled_floats() -> None:
     try:
         obs, _ = env.reset(seed=0)
         assert obs.shape == (128,) and obs.dtype == np.float32
-        assert 0.0 <= obs.min() and obs.max() <= 1.0 and obs.max() > 0.0
+        assert obs.min() >= 0.0 and obs.max() <= 1.0 and obs.max() > 0.0
         spec = check_spaces(env, "ALE/Pong-v5")
         assert spec.obs_dim == 128 and spec.shape == (128,)
     finally:

@@ -45,13 +45,12 @@ class Config:
     preset: str | None = _opt(None, "Named preset applied over the environment preset (e.g. seed-compat).")
     seed: int = _opt(0, "Base random seed: network init, every worker's envs and exploration.")
     max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode; for ALE images agent steps of 4 frames).")
-    env_kwargs: dict[str, Any] | None = _opt(
-        None, "Keyword arguments for gym.make as a JSON object, e.g. '{\"obs_type\": \"ram\"}' (training, evaluation and render).",
-        metavar="JSON")
+    env_kwargs: dict[str, Any] | None = _opt(  # noqa: RUF009 (the default is None, not a shared dict)
+        None, "Keyword arguments for gym.make as a JSON object, e.g. '{\"obs_type\": \"ram\"}' (training, evaluation and render).")
 
     # --- execution -----------------------------------------------------------
     backend: Literal["process", "serial", "ray"] = _opt(
-        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster.")
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster. --algo dqn always runs its one learner in-process (serial).")
     workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
     ray_address: str | None = _opt(
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
@@ -297,6 +296,8 @@ def validate(c: Config) -> None:
     _check(c.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {c.gradient_steps}")
     _check(c.n_step >= 1, "n_step", f"must be >= 1, got {c.n_step}")
     if c.algo == "dqn":
+        _check(c.backend != "ray", "backend",
+               "dqn runs one replay learner in this process; --backend ray is for the asynchronous algorithms")
         _check(c.workers <= 1, "workers",
                f"dqn runs one replay learner in-process; use --workers 1 (or 0), got {c.workers}")
         _check(c.buffer_size // c.envs_per_worker >= c.n_step, "buffer_size",

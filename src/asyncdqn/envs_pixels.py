@@ -90,7 +90,7 @@ def frames_per_step(env_id: str, env_kwargs: dict[str, Any] | None = None) -> in
     return int(kw.get("frameskip", FRAME_SKIP))
 
 
-class EpisodicLife(gym.Wrapper):  # type: ignore[type-arg]
+class EpisodicLife(gym.Wrapper):
     """A lost life ends the episode for the learner while the game goes on (DQN's rule).
 
     Gymnasium's `AtariPreprocessing(terminal_on_life_loss=True)` resets the whole game
@@ -100,7 +100,7 @@ class EpisodicLife(gym.Wrapper):  # type: ignore[type-arg]
     restarting it. Only a real game over (or a seeded reset) resets the emulator.
     """
 
-    def __init__(self, env: gym.Env) -> None:  # type: ignore[type-arg]
+    def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.lives = 0
         self.game_over = True
@@ -129,7 +129,7 @@ class EpisodicLife(gym.Wrapper):  # type: ignore[type-arg]
         return obs, info
 
 
-def make_atari(env_id: str, max_episode_steps: int | None, learning: bool, kwargs: dict[str, Any]) -> gym.Env:  # type: ignore[type-arg]
+def make_atari(env_id: str, max_episode_steps: int | None, learning: bool, kwargs: dict[str, Any]) -> gym.Env:
     """An ALE env preprocessed as described in the module docstring."""
     kwargs = dict(kwargs)
     if kwargs.get("obs_type") == "ram":
@@ -148,7 +148,7 @@ def make_atari(env_id: str, max_episode_steps: int | None, learning: bool, kwarg
     return env
 
 
-def atari_preprocessing(env: gym.Env, learning: bool, frame_skip: int = FRAME_SKIP) -> gym.Env:  # type: ignore[type-arg]
+def atari_preprocessing(env: gym.Env, learning: bool, frame_skip: int = FRAME_SKIP) -> gym.Env:
     """The paper's preprocessing of an ALE env created with frameskip=1 (see the module docstring)."""
     env = AtariPreprocessing(env, noop_max=NOOP_MAX, frame_skip=frame_skip, screen_size=SCREEN,
                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
@@ -157,7 +157,7 @@ def atari_preprocessing(env: gym.Env, learning: bool, frame_skip: int = FRAME_SK
     return FrameStackObservation(env, FRAME_STACK)
 
 
-def time_limit(env: gym.Env) -> int | None:  # type: ignore[type-arg]
+def time_limit(env: gym.Env) -> int | None:
     """max_episode_steps of the outermost TimeLimit wrapper, if any."""
     e: Any = env
     while isinstance(e, gym.Wrapper):
@@ -178,11 +178,11 @@ def channels_last(shape: tuple[int, ...]) -> bool:
     return c < a  # neither pair is square: channels are the short axis
 
 
-class ImageToChannelsFirst(gym.ObservationWrapper):  # type: ignore[type-arg]
+class ImageToChannelsFirst(gym.ObservationWrapper):
     """Any 3-D Box image as (C, H, W) uint8: HWC is transposed, booleans become {0, 255},
     so that every image network can divide by 255."""
 
-    def __init__(self, env: gym.Env) -> None:  # type: ignore[type-arg]
+    def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box) and len(space.shape) == 3
@@ -200,7 +200,7 @@ class ImageToChannelsFirst(gym.ObservationWrapper):  # type: ignore[type-arg]
         return np.ascontiguousarray(o, dtype=np.uint8)
 
 
-def needs_channels_first(env: gym.Env) -> bool:  # type: ignore[type-arg]
+def needs_channels_first(env: gym.Env) -> bool:
     """Wrap with ImageToChannelsFirst? (3-D bool or uint8 Box not already CHW uint8)."""
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:

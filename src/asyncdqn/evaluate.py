@@ -72,7 +72,7 @@ def evaluate(
             actions = q(obs[active]).argmax(axis=1)
             for i, a in zip(active, actions, strict=True):
                 o, r, term, trunc, _ = envs[i].step(int(a))
-                ep = episode_of[i]
+                ep = int(episode_of[i])
                 returns[ep] += float(r)
                 lengths[ep] += 1
                 if term or trunc:

@@ -32,7 +32,8 @@ class QNetwork(nn.Module):
         self.q = nn.Sequential(*layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.q(obs)
+        out: torch.Tensor = self.q(obs)
+        return out
 
 
 def build_model(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], seed: int) -> QNetwork:
@@ -102,8 +103,9 @@ class ConvQNetwork(nn.Module):
         self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.to(self.head[0].weight.dtype) / 255.0  # float32 (float64 in the gradient tests)
-        return self.head(self.features(x))
+        dtype = next(self.head.parameters()).dtype  # float32 (float64 in the gradient tests)
+        q: torch.Tensor = self.head(self.features(obs.to(dtype) / 255.0))
+        return q
 
 
 class AtariQNetwork(ConvQNetwork):
@@ -171,7 +173,8 @@ class TorchQ:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.model(torch.from_numpy(np.ascontiguousarray(obs))).numpy()
+            q: np.ndarray = self.model(torch.from_numpy(np.ascontiguousarray(obs))).numpy()
+        return q
 
 
 def q_function(model: nn.Module, snapshot: bool = True) -> NumpyMLP | TorchQ:

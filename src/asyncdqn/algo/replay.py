@@ -69,8 +69,8 @@ class ReplayBuffer:
         if slots < n_step:
             raise ValueError(f"capacity {capacity} holds {slots} steps of {n_envs} envs; need >= n_step={n_step}")
         self.slots, self.n_envs, self.n_step = slots, n_envs, n_step
-        self.obs = np.zeros((slots, n_envs, *shape), dtype=dtype)
-        self.next_obs = np.zeros((slots, n_envs, *shape), dtype=dtype)
+        self.obs: np.ndarray = np.zeros((slots, n_envs, *shape), dtype=dtype)
+        self.next_obs: np.ndarray = np.zeros((slots, n_envs, *shape), dtype=dtype)
         self.actions = np.zeros((slots, n_envs), dtype=np.int64)
         self.rewards = np.zeros((slots, n_envs), dtype=np.float32)
         self.terminated = np.zeros((slots, n_envs), dtype=bool)
@@ -139,5 +139,6 @@ def n_step_returns(batch: ReplayBatch, next_values: np.ndarray, gamma: float) ->
     Delegates to `n_step_targets` (a window is an n-step segment; its first row
     is the n-step return), so replay DQN and n-step-q share one definition.
     """
-    return n_step_targets(batch.rewards, batch.terminated, batch.done,
-                          next_values.astype(batch.rewards.dtype, copy=False), gamma)[0]
+    returns = n_step_targets(batch.rewards, batch.terminated, batch.done,
+                             next_values.astype(batch.rewards.dtype, copy=False), gamma)
+    return np.asarray(returns[0])
