@@ -73,6 +73,7 @@ def register(env_id: str) -> str | None:
                        f"{exc}") from None
     if fam == "atari":
         gym.register_envs(mod)
+        mod.ALEInterface.setLoggerMode(mod.LoggerMode.Error)  # no "A.L.E: ..." banner per env
     else:
         mod.register_envs()
     _registered.add(fam)

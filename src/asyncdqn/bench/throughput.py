@@ -23,6 +23,7 @@ import numpy as np
 from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
+from asyncdqn.envs_pixels import frames_per_step
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,9 @@ def run_throughput(
         base = resolve_config({"env_id": env_id, "workers": w, "max_steps": 10**12, "progress": False,
                                **(overrides or {})})
         ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs)
-        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s")
+        frames = frames_per_step(env_id, base.env_kwargs)
+        per_frame = f" ({ceiling.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0})
         for algo in algos:
@@ -167,11 +170,14 @@ def run_throughput(
                 peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
                 memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
-                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
+                per_frame = f" ({m.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
                     f"of the ceiling{memory}")
                 rows.append({**m.__dict__, "backend": backend, "steps_per_second": m.steps_per_second,
                              "ratio": ratio})
-    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
+    # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
+    fps = frames_per_step(env_id, base.env_kwargs)
+    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps, "rows": rows}
 
 
 def format_table(report: dict[str, Any]) -> str:
