@@ -69,6 +69,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is typing.Literal:
             kw["choices"] = list(typing.get_args(base))
+        elif typing.get_origin(base) is dict:  # JSON text, parsed and checked by config._coerce
+            kw["type"] = str
+            kw["metavar"] = "JSON"
         elif typing.get_origin(base) is tuple:
             kw["nargs"] = "+"
             kw["type"] = typing.get_args(base)[0]
@@ -281,16 +284,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_q(run_dir: str, which: str) -> Any:
-    from asyncdqn.model import NumpyMLP, QNetwork
+    from asyncdqn.errors import RunDirError
+    from asyncdqn.model import build_network, q_function
     from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights, policy_prefix
     from asyncdqn.rundir.layout import load_run
 
     run = load_run(run_dir)
     path = run.checkpoint(which)
     tensors, _ = load_checkpoint(path)
-    model = QNetwork(run.obs_dim, run.n_actions, run.config.hidden_sizes)
+    try:
+        model = build_network(run.config.network, run.shape, run.n_actions, run.config.hidden_sizes, 0)
+    except ValueError as exc:
+        raise RunDirError(f"{run.path}: {exc}") from None
     load_weights(model, tensors, policy_prefix(tensors), str(path))
-    return run, NumpyMLP.copy_of(model)
+    return run, q_function(model, snapshot=False)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -299,7 +306,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _positive("episodes", args.episodes)
     _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
-    res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps)
+    res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps,
+                   env_kwargs=run.config.env_kwargs)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
@@ -339,7 +347,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     _non_negative("seed", args.seed)
     run, q = _load_q(args.run_dir, args.checkpoint)
     path, returns = render_video(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
-                               fps=args.fps, max_steps=args.max_steps)
+                               fps=args.fps, max_steps=args.max_steps, env_kwargs=run.config.env_kwargs)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
 

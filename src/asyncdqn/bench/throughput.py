@@ -23,6 +23,7 @@ import numpy as np
 from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
+from asyncdqn.envs_pixels import frames_per_step
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ class Measurement:
         return self.steps / self.seconds
 
 
-def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> None:
-    """Ceiling worker: step k envs with random actions until told to stop."""
-    envs = make_vector_env(env_id, k)
+def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
+                    env_kwargs: dict[str, Any] | None = None) -> None:
+    """Ceiling worker: step k envs (the trainer's, wrappers included) with random actions until told to stop."""
+    envs = make_vector_env(env_id, k, env_kwargs=env_kwargs)
     envs.reset(seed=[seed * 1000 + i for i in range(k)])
     rng = np.random.default_rng(seed)
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
@@ -54,12 +56,13 @@ def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> 
     envs.close()
 
 
-def measure_ceiling(env_id: str, workers: int, k: int, seconds: float) -> Measurement:
+def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
+                    env_kwargs: dict[str, Any] | None = None) -> Measurement:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     counter = SPAWN.Array("q", workers, lock=False)
     stop = SPAWN.Event()
-    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop), daemon=True)
+    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop, env_kwargs), daemon=True)
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -119,7 +122,7 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
     from asyncdqn.backends import make_backend
     from asyncdqn.backends.shared import build_shared
 
-    spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+    spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
     shared = build_shared(cfg, spec)
     shared.target.sync_from(shared.model, 0)
     backend = make_backend(cfg, shared)
@@ -153,8 +156,10 @@ def run_throughput(
     for w in range(1, max_workers + 1):
         base = resolve_config({"env_id": env_id, "workers": w, "max_steps": 10**12, "progress": False,
                                **(overrides or {})})
-        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds)
-        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s")
+        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs)
+        frames = frames_per_step(env_id, base.env_kwargs)
+        per_frame = f" ({ceiling.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0})
         for algo in algos:
@@ -165,11 +170,14 @@ def run_throughput(
                 peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
                 memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
-                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
+                per_frame = f" ({m.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
                     f"of the ceiling{memory}")
                 rows.append({**m.__dict__, "backend": backend, "steps_per_second": m.steps_per_second,
                              "ratio": ratio})
-    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
+    # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
+    fps = frames_per_step(env_id, base.env_kwargs)
+    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps, "rows": rows}
 
 
 def format_table(report: dict[str, Any]) -> str:
