@@ -12,8 +12,10 @@ ratio of two measurements taken minutes apart is the figure to quote.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +116,36 @@ def memory_report(worker_pids: list[int], model: Any) -> dict[str, Any]:
     }
 
 
-def measure_trainer(cfg: Config, seconds: float) -> Measurement:
-    """Steps/s of cfg's backend learning from every transition (no evaluation)."""
+@contextlib.contextmanager
+def simulated_cluster(nodes: int, cpus: int) -> Iterator[None]:
+    """A Ray cluster of `nodes` raylets on this machine (ray.cluster_utils.Cluster), `cpus` CPUs split
+    between them, for the duration of the block; the ray backend then puts one node group on each."""
+    from asyncdqn.backends.ray import import_ray
+
+    ray = import_ray()
+    from ray.cluster_utils import Cluster
+
+    share = [cpus // nodes + (1 if i < cpus % nodes else 0) for i in range(nodes)]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": share[0], "include_dashboard": False})
+    try:
+        for n in share[1:]:
+            cluster.add_node(num_cpus=n)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    finally:
+        cluster.shutdown()
+
+
+def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurement:
+    """Steps/s of cfg's backend learning from every transition (no evaluation). With the ray backend
+    and `ray_nodes` > 1, on a simulated cluster of that many nodes sharing this machine's cores."""
+    if cfg.backend == "ray" and ray_nodes > 1:
+        with simulated_cluster(ray_nodes, cfg.resolved_workers()):
+            return measure_trainer(cfg, seconds)
     from asyncdqn.backends import make_backend
     from asyncdqn.trainer import build_shared
 
@@ -146,8 +176,12 @@ def run_throughput(
     overrides: dict[str, Any] | None = None,
     log: Any = print,
     backends: tuple[str, ...] = ("process",),
+    ray_nodes: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
-    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report."""
+    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report.
+
+    The ray backend is measured once per entry of `ray_nodes` (1: a local Ray; N > 1: a simulated
+    N-node cluster on this machine, skipped when there are fewer workers than nodes)."""
     max_workers = max_workers or (os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     for w in range(1, max_workers + 1):
@@ -158,17 +192,19 @@ def run_throughput(
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0})
         for algo in algos:
-            for backend in backends:
-                m = measure_trainer(base.replace(algo=algo, backend=backend), seconds)
+            runs = [(b, n) for b in backends for n in (ray_nodes if b == "ray" else (1,)) if n <= w]
+            for backend, nodes in runs:
+                m = measure_trainer(base.replace(algo=algo, backend=backend), seconds, nodes)
                 ratio = m.steps_per_second / ceiling.steps_per_second
                 mem = m.memory or {}
                 peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
                 memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
-                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
+                label = backend if backend != "ray" else f"ray/{nodes}n"
+                log(f"workers={w} {label} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
                     f"of the ceiling{memory}")
-                rows.append({**m.__dict__, "backend": backend, "steps_per_second": m.steps_per_second,
-                             "ratio": ratio})
+                rows.append({**m.__dict__, "backend": label, "steps_per_second": m.steps_per_second,
+                             "ratio": ratio, **({"ray_nodes": nodes} if backend == "ray" else {})})
     return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from asyncdqn.config import Config
 from asyncdqn.worker import EpisodeRecord
 
+
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
     """One contiguous float32 vector (one buffer for Ray to ship, not one per layer)."""
     return np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
@@ -152,7 +153,7 @@ class ParameterServer:
         self.restarts.extend(msg["restarts"])
         g.updates = int(msg["updates"])
         if msg.get("moments") is not None:
-            g.moments = msg["moments"]
+            g.moments = {k: v for k, v in msg["moments"].items() if k != "step"}  # the count is `updates`
             self.optim_version += 1
         g.exchanges += 1
         reply: dict[str, Any] = {"weights": self.master.copy(), "step": self.total, "stop": self._stop(),
