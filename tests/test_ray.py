@@ -95,7 +95,7 @@ def test_server_sums_deltas_counts_steps_and_owns_target_syncs() -> None:
     np.testing.assert_allclose(r["weights"], w0 + d0, rtol=1e-6, atol=1e-6)
     r = server.exchange(1, 0, _msg(d1, 50, 2, [50], h1["target_version"]))  # 110 crosses 100
     assert r["step"] == 110 and r["target_version"] == 1
-    np.testing.assert_allclose(r["target"], w0 + d0 + d1, rtol=1e-6, atol=1e-6)  # the master after the crossing exchange
+    np.testing.assert_allclose(r["target"], w0 + d0 + d1, rtol=1e-6, atol=1e-6)  # the master after the crossing
     assert r["target_syncs"] == 2 and r["last_sync_step"] == 110  # 1 at the start + this one
     r = server.exchange(0, 0, _msg(d2, 290, 0, [150, 200], 0))  # 400 crosses 200, 300, 400: one copy
     assert r["target_version"] == 2 and r["target_syncs"] == 3

@@ -37,6 +37,7 @@ from asyncdqn.worker import EpisodeRecord
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 60.0  # a group waiting longer than this for the server declares it lost
 POLL_S = 0.005  # how often the group looks at its workers' counts
+MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
 MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange
 
 
@@ -117,7 +118,7 @@ class GroupLink:
         msg = {"delta": self._snapshot - self.base, "steps": self._own - self.reported, "first": self.workers.start,
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
-               "target_version": self.target_version}
+               "target_version": self.target_version, "cpu_s": time.process_time()}
         self.restarts_sent = len(restarts)
         return msg
 
@@ -180,13 +181,14 @@ class NodeGroup:
             exchanges += 1
 
         try:
-            next_sync = time.monotonic() + cfg.ray_sync_seconds
+            last = time.monotonic()
             while not link.stop and not backend.finished():
                 episodes.extend(backend.poll(timeout=POLL_S))
                 now = time.monotonic()
-                if now >= next_sync or shared.counter.value >= link.next_multiple():
+                crossed = shared.counter.value >= link.next_multiple() and now >= last + MIN_EXCHANGE_S
+                if now >= last + cfg.ray_sync_seconds or crossed:
                     exchange(final=False)
-                    next_sync = now + cfg.ray_sync_seconds
+                    last = now
             backend.stop()  # every worker done: the last steps and updates travel with the final exchange
             exchange(final=True)
         finally:

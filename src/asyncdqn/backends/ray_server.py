@@ -32,6 +32,7 @@ What is exact (and what is not):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ class _Group:
     updates: int = 0  # of the current incarnation
     moments: dict[str, np.ndarray] | None = None  # its optimizer moments, last reported
     exchanges: int = 0
+    cpu_s: float = 0.0  # the group process's CPU time (without its workers), as last reported
 
 
 @dataclass
@@ -104,6 +106,7 @@ class ParameterServer:
         self.restarts: list[dict[str, Any]] = []  # worker restarts inside the groups, not yet pulled
         self.stop_requested = False
         self.traffic = Traffic()
+        self.cpu0 = time.process_time()
 
     # ------------------------------------------------------------ helpers
     def _stop(self) -> bool:
@@ -156,6 +159,7 @@ class ParameterServer:
             g.moments = {k: v for k, v in msg["moments"].items() if k != "step"}  # the count is `updates`
             self.optim_version += 1
         g.exchanges += 1
+        g.cpu_s = float(msg.get("cpu_s", 0.0))
         reply: dict[str, Any] = {"weights": self.master.copy(), "step": self.total, "stop": self._stop(),
                                  "target_version": self.target_version}
         if int(msg["target_version"]) != self.target_version:
@@ -196,6 +200,9 @@ class ParameterServer:
                 "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
                 "bytes_per_exchange": (t.bytes_in + t.bytes_out) / t.exchanges if t.exchanges else 0.0,
                 "target_syncs": self.target_syncs,
+                # CPU seconds of the server's and each group's process (workers excluded): exchange costs
+                "server_cpu_s": time.process_time() - self.cpu0,
+                "group_cpu_s": {str(k): g.cpu_s for k, g in sorted(self.groups.items())},
                 "optimizer_updates": int(self.optimizer_state()["step"][0]) - self.optim_step0}
 
     def request_stop(self) -> None:
