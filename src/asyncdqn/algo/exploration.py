@@ -36,4 +36,4 @@ def epsilon_greedy(
     explore = rng.random(k) < eps
     if explore.any():
         actions = np.where(explore, rng.integers(0, n_actions, size=k), actions)
-    return actions
+    return np.asarray(actions)

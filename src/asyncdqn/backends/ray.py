@@ -43,8 +43,8 @@ from asyncdqn.backends.ray_group import NodeGroup
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, DivergedError, TrainingError
+from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
-from asyncdqn.worker import EpisodeRecord
 
 STATE_TIMEOUT_S = 30.0  # the driver waiting longer than this for the server declares it lost
 STOP_WAIT_S = 10.0  # how long stop() lets groups finish and send their last exchange

@@ -30,9 +30,10 @@ import torch
 from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget, SharedTraining
 from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, unflatten
+from asyncdqn.backends.shared import make_optimizer
 from asyncdqn.config import Config
+from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import build_model
-from asyncdqn.worker import EpisodeRecord
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 60.0  # a group waiting longer than this for the server declares it lost
@@ -48,12 +49,6 @@ class GroupTarget(SharedTarget):
         pass  # the parameter server owns target syncs (the group loads them with `load`)
 
 
-def _optimizer(cfg: Config, model: torch.nn.Module, lock: OwnedLock) -> Any:
-    from asyncdqn.trainer import make_optimizer  # the same optimizer (and math) as a local run
-
-    return make_optimizer(cfg, model, lock)
-
-
 def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str, Any]) -> SharedTraining:
     """The group's local learning state, in shared memory, initialised from the server's hello."""
     model = build_model(obs_dim, n_actions, cfg.hidden_sizes, cfg.seed)
@@ -67,7 +62,7 @@ def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str
     model.share_memory()
     target_model.share_memory()
     lock = OwnedLock()
-    optimizer = _optimizer(cfg, model, lock)
+    optimizer = make_optimizer(cfg, model, lock)  # the same optimizer (and math) as a local run
     optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
     target = GroupTarget(target_model)
     target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])

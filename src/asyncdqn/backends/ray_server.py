@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from asyncdqn.config import Config
-from asyncdqn.worker import EpisodeRecord
+from asyncdqn.learners.common import EpisodeRecord
 
 
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
