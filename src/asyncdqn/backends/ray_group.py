@@ -85,6 +85,7 @@ class GroupLink:
         self.restarts_sent = 0
         self.stop = bool(hello["stop"])
         self.last_moments = time.monotonic()
+        self.cpu0 = time.process_time()  # the group process's CPU from here on: its exchange (and polling) cost
         self._snapshot: np.ndarray | None = None
         self._own = 0
         per_worker = [0] * len(shared.counter.per_worker())
@@ -113,7 +114,7 @@ class GroupLink:
         msg = {"delta": self._snapshot - self.base, "steps": self._own - self.reported, "first": self.workers.start,
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
-               "target_version": self.target_version, "cpu_s": time.process_time()}
+               "target_version": self.target_version, "cpu_s": time.process_time() - self.cpu0}
         self.restarts_sent = len(restarts)
         return msg
 
