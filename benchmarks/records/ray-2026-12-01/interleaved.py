@@ -1,6 +1,7 @@
-"""Interleaved throughput (env steps per wall second, and per CPU-second of the run's whole
-process tree: workers, trainer, Ray daemons and actors): process, ray (node groups, 1 node), ray (2 simulated nodes) and the
-previous per-worker ray mode, each in a fresh subprocess, round-robin, REPS times, on the same
+"""Interleaved throughput (env steps per wall second, and per CPU-second of the whole
+process tree: workers, trainer, Ray daemons and actors): process, ray (node groups, 1 node),
+ray (2 simulated nodes) and the previous per-worker ray mode, each in a fresh subprocess,
+round-robin, REPS times, 2 s after every worker has counted its first steps, on the same
 2 cores. The machine was shared with other agents' jobs: compare within a round, quote medians
 of per-round ratios.
 
@@ -60,6 +61,9 @@ def run(cfg, seconds):
     backend.start()
     try:
         while min(shared.counter.per_worker()) == 0:
+            backend.poll(timeout=0.05)
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < 2.0:  # start-up transients (Ray's idle workers) pass
             backend.poll(timeout=0.05)
         s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         while time.perf_counter() - t0 < seconds:

@@ -239,5 +239,5 @@ class Backend(abc.ABC):
         return list(self.restarts.log)
 
     def stats(self) -> dict[str, Any] | None:
-        """Backend-specific figures for eval.json (e.g. ray's staleness); None if it has none."""
+        """Backend-specific figures for eval.json (e.g. ray's exchanges and their costs); None if it has none."""
         return None

@@ -142,7 +142,8 @@ class RayBackend(Backend):
             if self.cfg.ray_address is not None:
                 ray.init(address=self.cfg.ray_address, log_to_driver=False, logging_level="WARNING")
             else:
-                ray.init(num_cpus=self.n, include_dashboard=False, _node_ip_address="127.0.0.1",
+                # address="local": a private Ray, never a cluster someone started on this machine
+                ray.init(address="local", num_cpus=self.n, include_dashboard=False, _node_ip_address="127.0.0.1",
                          log_to_driver=False, logging_level="WARNING")
         except ConnectionError as exc:
             raise ConfigError(f"ray_address: cannot connect to Ray at {self.cfg.ray_address!r}: {exc}") from None

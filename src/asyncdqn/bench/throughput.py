@@ -27,6 +27,9 @@ from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
 
 
+SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
+
+
 @dataclass(frozen=True)
 class Measurement:
     kind: str  # "ceiling" or an algorithm name
@@ -192,6 +195,9 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
     backend.start()
     try:
         while min(shared.counter.per_worker()) == 0:
+            backend.poll(timeout=0.05)
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < SETTLE_S:  # start-up transients (e.g. Ray's idle workers) pass
             backend.poll(timeout=0.05)
         s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         while time.perf_counter() - t0 < seconds:
