@@ -26,7 +26,6 @@ from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
 
-
 SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
 
 
