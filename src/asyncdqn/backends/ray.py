@@ -212,7 +212,7 @@ class RayBackend(Backend):
             return
         except ex.RayActorError as exc:
             self._check_server()
-            if isinstance(exc, ex.ActorDiedError) and not self._restarting(g):
+            if isinstance(exc, ex.ActorDiedError):  # Ray gave up on it (ActorUnavailableError: restarting)
                 raise TrainingError(f"{self._describe(g)} died and Ray did not restart it "
                                     f"(--max-restarts {self.cfg.max_restarts}): {_first_line(exc)}") from None
             # The group's process died and Ray is restarting it. Count a restart only if the
@@ -230,16 +230,6 @@ class RayBackend(Backend):
             if isinstance(cause, TrainingError):  # non-finite values, or a group out of restarts
                 raise (DivergedError if isinstance(cause, DivergedError) else TrainingError)(str(cause)) from None
             raise TrainingError(f"{self._describe(g)} failed: {type(cause).__name__}: {cause}") from None
-
-    def _restarting(self, g: int) -> bool:
-        """Is Ray restarting group g's actor (rather than having given up on it)?"""
-        try:
-            from ray.util.state import get_actor
-
-            state = get_actor(self.groups[g]._actor_id.hex())
-            return state is not None and state.state in ("RESTARTING", "ALIVE", "PENDING_CREATION")
-        except Exception:
-            return False
 
     def _pull(self) -> list[EpisodeRecord]:
         """Mirror the server's state into the trainer's SharedTraining; returns new episodes."""
