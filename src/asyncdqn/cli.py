@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--envs-per-worker", type=int, default=None, help="override the preset's envs per worker")
     bt.add_argument("--backend", dest="backends", nargs="+", choices=["process", "serial", "ray"],
                     default=["process"], help="backend(s) measured, each beside the same ceiling (default: process)")
+    bt.add_argument("--ray-nodes", type=int, nargs="+", default=[1],
+                    help="--backend ray: measure on each of these node counts; N > 1 simulates an N-node cluster "
+                         "on this machine (ray.cluster_utils), the workers' CPUs split between the nodes (default: 1)")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
     bs = bsub.add_parser(
@@ -232,9 +235,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _positive("envs-per-worker", args.envs_per_worker)
     if not args.seconds > 0:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
+    for n in args.ray_nodes:
+        _positive("ray-nodes", n)
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
     report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
-                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)))
+                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)),
+                            ray_nodes=tuple(dict.fromkeys(args.ray_nodes)))
     atomic_write_json(args.out, report)
     print(format_table(report))
     print(f"report: {args.out}")

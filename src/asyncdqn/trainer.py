@@ -78,7 +78,7 @@ class TrainResult:
     final_eval: dict[str, Any] = field(default_factory=dict)
     worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
     error: str | None = None  # why an interrupted or failed run stopped
-    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's staleness and restarts
+    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's exchanges, target syncs and restarts
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
