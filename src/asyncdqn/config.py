@@ -57,6 +57,9 @@ class Config:
     ray_sync_seconds: float = _opt(
         0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
+    start_timeout: float = _opt(
+        120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
+        "stops with an error; the workers are then stopped.")
     max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run, all workers together (ray: a lost node group counts as one restart too); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
@@ -247,6 +250,7 @@ def validate(c: Config) -> None:
     _check(bool(c.env_id.strip()), "env_id", "must not be empty")
     _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
+    _check(c.start_timeout > 0, "start_timeout", f"must be > 0, got {c.start_timeout}")
     _check(c.max_restarts >= 0, "max_restarts", f"must be >= 0, got {c.max_restarts}")
     _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
     _check(c.ray_sync_seconds > 0, "ray_sync_seconds", f"must be > 0, got {c.ray_sync_seconds}")
