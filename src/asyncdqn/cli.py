@@ -69,6 +69,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is typing.Literal:
             kw["choices"] = list(typing.get_args(base))
+        elif typing.get_origin(base) is dict:  # JSON text, parsed and checked by config._coerce
+            kw["type"] = str
+            kw["metavar"] = "JSON"
         elif typing.get_origin(base) is tuple:
             kw["nargs"] = "+"
             kw["type"] = typing.get_args(base)[0]
@@ -143,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--envs-per-worker", type=int, default=None, help="override the preset's envs per worker")
     bt.add_argument("--backend", dest="backends", nargs="+", choices=["process", "serial", "ray"],
                     default=["process"], help="backend(s) measured, each beside the same ceiling (default: process)")
+    bt.add_argument("--ray-nodes", type=int, nargs="+", default=[1],
+                    help="--backend ray: measure on each of these node counts; N > 1 simulates an N-node cluster "
+                         "on this machine (ray.cluster_utils), the workers' CPUs split between the nodes (default: 1)")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
     bs = bsub.add_parser(
@@ -330,9 +336,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _positive("envs-per-worker", args.envs_per_worker)
     if not args.seconds > 0:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
+    for n in args.ray_nodes:
+        _positive("ray-nodes", n)
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
     report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
-                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)))
+                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)),
+                            ray_nodes=tuple(dict.fromkeys(args.ray_nodes)))
     atomic_write_json(args.out, report)
     print(format_table(report))
     print(f"report: {args.out}")
@@ -358,8 +367,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from asyncdqn.resources import check_resources
 
         resolved = resolve_config(overrides)
-        spec = inspect_env(resolved.env_id, resolved.max_episode_steps)
-        check_resources(resolved, spec.obs_dim, spec.n_actions)
+        spec = inspect_env(resolved.env_id, resolved.max_episode_steps, resolved.env_kwargs)
+        check_resources(resolved, spec.obs_dim, spec.n_actions, obs_shape=spec.shape)
     from asyncdqn.trainer import Trainer
 
     trainer = Trainer.resume(args.resume, overrides) if args.resume else Trainer(resolve_config(overrides))
@@ -436,7 +445,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     _non_negative("seed", args.seed)
     policy = load_policy(args.run_dir, args.checkpoint)
     path, returns = render_video(policy, policy.env_id, args.out, episodes=args.episodes, seed=args.seed,
-                               fps=args.fps, max_steps=args.max_steps)
+                               fps=args.fps, max_steps=args.max_steps,
+                               env_kwargs=policy.config.env_kwargs)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
 

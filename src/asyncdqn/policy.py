@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from asyncdqn.config import Config
@@ -38,30 +37,14 @@ from asyncdqn.evaluate import EvalResult, evaluate
 WHICH = ("best", "final", "latest")
 
 
-def build_network(cfg: Config, obs_dim: int, n_actions: int) -> nn.Module:
-    """The Q-network a run with `cfg` trains (its shape only; weights are loaded after).
+def build_network(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+    """The Q-network a run with `cfg` trains (its shape only; weights are loaded after)."""
+    from asyncdqn.model import build_network as build
 
-    The one place that maps a run's configuration to its network, so a new network
-    kind (e.g. a conv net for pixel observations) is added here once.
-    """
-    from asyncdqn.model import build_model
-
-    return build_model(obs_dim, n_actions, cfg.hidden_sizes, 0)
-
-
-def fast_q(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """obs batch -> Q batch for a snapshot of `model`: a numpy MLP when the model is one, else torch."""
-    from asyncdqn.model import NumpyMLP, QNetwork
-
-    if type(model) is QNetwork:  # the numpy forward is ~4x faster than torch for small batches
-        return NumpyMLP.copy_of(model)
-    model.eval()
-
-    def q(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.asarray(model(torch.as_tensor(obs, dtype=torch.float32)).numpy())
-
-    return q
+    try:
+        return build(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot build the run's network: {exc}") from None
 
 
 @dataclass
@@ -70,7 +53,7 @@ class Policy:
 
     network: nn.Module
     config: Config
-    obs_dim: int
+    obs_shape: tuple[int, ...]
     n_actions: int
     source: Path  # the checkpoint file the weights came from
     step: int | None = None  # global env step of those weights, when the checkpoint records it
@@ -78,21 +61,30 @@ class Policy:
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._q = fast_q(self.network)
+        from asyncdqn.model import q_function
+
+        self._q = q_function(self.network)  # numpy mirror of an MLP (fast), torch for conv nets
         self._rng = np.random.default_rng()
 
     @property
     def env_id(self) -> str:
         return self.config.env_id
 
+    @property
+    def obs_dim(self) -> int:
+        """Size of a flat observation (vector environments)."""
+        return int(np.prod(self.obs_shape))
+
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
-        x = np.asarray(obs, dtype=np.float32)
-        single = x.ndim == 1
+        x = np.asarray(obs)
+        if len(self.obs_shape) == 1:
+            x = x.astype(np.float32, copy=False)  # images stay uint8: the conv net scales them
+        single = x.shape == self.obs_shape
         if single:
             x = x[None]
-        if x.ndim != 2 or x.shape[1] != self.obs_dim:
-            raise ValueError(f"expected an observation of shape ({self.obs_dim},) or a batch (B, {self.obs_dim}) "
-                             f"for {self.env_id}, got shape {np.shape(obs)}")
+        if x.shape[1:] != self.obs_shape:
+            raise ValueError(f"expected an observation of shape {self.obs_shape} or a batch (B, "
+                             f"{', '.join(map(str, self.obs_shape))}) for {self.env_id}, got shape {np.shape(obs)}")
         return x, single
 
     def q_values(self, obs: Any) -> np.ndarray:
@@ -102,8 +94,8 @@ class Policy:
         return q[0] if single else q
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """(B, obs_dim) -> (B, n_actions): a Policy is a Q-function for `evaluate` and `render`."""
-        return np.asarray(self._q(np.asarray(obs, dtype=np.float32)))
+        """(B, *obs_shape) -> (B, n_actions): a Policy is a Q-function for `evaluate` and `render`."""
+        return np.asarray(self._q(self._batch(obs)[0]))
 
     def act(self, obs: Any, epsilon: float = 0.0, rng: np.random.Generator | None = None) -> Any:
         """Greedy action (an int) for one observation, an int array for a batch.
@@ -126,7 +118,8 @@ class Policy:
         (deterministic for (seed, round_index); the same protocol as the trainer's evaluations)."""
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
-        return evaluate(self, self.env_id, episodes, seed, round_index, self.config.max_episode_steps)
+        return evaluate(self, self.env_id, episodes, seed, round_index, self.config.max_episode_steps,
+                        env_kwargs=self.config.env_kwargs)
 
 
 def _checkpoint_path(run: Any, which: str) -> Path:
@@ -164,8 +157,8 @@ def load_policy(run_dir: str | Path, which: str = "best") -> Policy:
         if key in meta and meta[key] != getattr(run, key):
             raise CheckpointError(f"{path} does not belong to {run.path}: {key} {meta[key]!r} in the checkpoint "
                                   f"vs {getattr(run, key)!r} in config.json")
-    network = build_network(run.config, run.obs_dim, run.n_actions)
+    network = build_network(run.config, run.shape, run.n_actions)
     load_weights(network, tensors, policy_prefix(tensors), str(path))
     step = meta.get("step")
-    return Policy(network, run.config, run.obs_dim, run.n_actions, path,
+    return Policy(network, run.config, run.shape, run.n_actions, path,
                   int(step) if isinstance(step, int) else None)

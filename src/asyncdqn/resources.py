@@ -67,8 +67,23 @@ class Estimate:
     total_bytes: int
 
 
-def estimate_memory(cfg: Config, obs_dim: int, n_actions: int, workers: int) -> Estimate:
-    params = mlp_params(obs_dim, n_actions, cfg.hidden_sizes)
+def network_params(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> int:
+    """Parameters of the run's Q-network: by formula for an MLP (no torch import), by building
+    the (small, fixed-shape) conv nets otherwise."""
+    from asyncdqn.model import resolve_network
+
+    if resolve_network(cfg.network, obs_shape) == "mlp":
+        return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes)
+    from asyncdqn.model import build_network
+
+    return sum(p.numel() for p in build_network(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0).parameters())
+
+
+def estimate_memory(cfg: Config, obs_dim: int, n_actions: int, workers: int,
+                    obs_shape: tuple[int, ...] | None = None) -> Estimate:
+    shape = obs_shape or (obs_dim,)
+    params = network_params(cfg, shape, n_actions)
+    obs_bytes = obs_dim * (1 if len(shape) > 1 else FLOAT)  # images are kept as uint8
     moments = 2 if cfg.optimizer == "adam" else 1
     copies = 2 + moments + 2 * workers  # model + target + moments + (grads + local target) per worker
     network = FLOAT * params * copies
@@ -77,7 +92,7 @@ def estimate_memory(cfg: Config, obs_dim: int, n_actions: int, workers: int) -> 
     worker = procs * WORKER_RSS_BYTES + envs * ENV_BYTES
     buffer = 0
     if cfg.algo == "dqn":
-        buffer = cfg.buffer_size * (2 * obs_dim * FLOAT + 8 + FLOAT + 2)  # obs, next obs, action, reward, flags
+        buffer = cfg.buffer_size * (2 * obs_bytes + 8 + FLOAT + 2)  # obs, next obs, action, reward, flags
     total = network + worker + buffer + TRAINER_RSS_BYTES
     return Estimate(params, network, worker, buffer, total)
 
@@ -98,7 +113,7 @@ def worker_bound(cores: int, available: int) -> tuple[int, str]:
 
 
 def check_resources(cfg: Config, obs_dim: int, n_actions: int, cores: int | None = None,
-                    available: int | None = None) -> Estimate:
+                    available: int | None = None, obs_shape: tuple[int, ...] | None = None) -> Estimate:
     """ConfigError naming the bound if `cfg` cannot run here; else the memory estimate."""
     cores = cores if cores is not None else (os.cpu_count() or 1)
     available = available if available is not None else available_memory()
@@ -111,7 +126,7 @@ def check_resources(cfg: Config, obs_dim: int, n_actions: int, cores: int | None
     if cfg.envs_per_worker > MAX_ENVS_PER_WORKER:
         raise ConfigError(f"envs_per_worker: {cfg.envs_per_worker} is above the bound of {MAX_ENVS_PER_WORKER} "
                           "environments per worker (add workers instead)")
-    est = estimate_memory(cfg, obs_dim, n_actions, 1 if remote else workers)
+    est = estimate_memory(cfg, obs_dim, n_actions, 1 if remote else workers, obs_shape)
     if est.total_bytes > available:
         parts = [f"network {est.params:,} parameters x (model, target, optimizer, per-worker gradients) = "
                  f"{_gb(est.network_bytes)}", f"{workers} worker(s) with {cfg.envs_per_worker} env(s) each = "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_helpers import alive, describe, run_cli
 
 from asyncdqn.config import resolve_config
 from asyncdqn.errors import ConfigError
@@ -24,7 +25,6 @@ from asyncdqn.resources import (
     mlp_params,
     worker_bound,
 )
-from conftest import alive, describe, run_cli
 
 GB = 2**30
 

@@ -165,9 +165,12 @@ def _describe_exit(code: int | None) -> str:
 
 
 class ProcessBackend(Backend):
-    def __init__(self, cfg: Config, shared: SharedTraining) -> None:
+    def __init__(self, cfg: Config, shared: SharedTraining, indices: range | None = None) -> None:
+        """`indices`: the worker indices to run (default: all of cfg's workers); a ray node group
+        runs its share of the cluster's workers, with their global indices, on this backend."""
         self.cfg, self.shared = cfg, shared
-        self.n = cfg.resolved_workers()
+        self.indices = range(cfg.resolved_workers()) if indices is None else indices
+        self.n = len(self.indices)
         self.stop_event = SPAWN.Event()
         self.slots: list[_Slot] = []
         self.restarts = RestartBudget(cfg.max_restarts)
@@ -181,7 +184,7 @@ class ProcessBackend(Backend):
         for var in _THREAD_VARS:  # children inherit the environment at spawn
             os.environ[var] = "1"
         self.shared.model.share_memory()
-        self.slots = [self._spawn(i, 0) for i in range(self.n)]
+        self.slots = [self._spawn(i, 0) for i in self.indices]
 
     def _spawn(self, index: int, generation: int) -> _Slot:
         reader, writer = SPAWN.Pipe(duplex=False)
@@ -276,7 +279,7 @@ class ProcessBackend(Backend):
         reason = slot.error[1] if slot.error is not None else _describe_exit(slot.proc.exitcode)
         slot.done = True  # not running any more (if the budget is exhausted, it stays so)
         self.restarts.charge(i, reason, self.shared.counter.value)  # raises past --max-restarts
-        self.slots[i] = self._spawn(i, slot.generation + 1)
+        self.slots[self.slots.index(slot)] = self._spawn(i, slot.generation + 1)
 
     def finished(self) -> bool:
         return all(s.done for s in self.slots)
