@@ -54,6 +54,8 @@ class Config:
     ray_pipeline: bool = _opt(
         True, "--backend ray: keep one gradient push in flight while the next segment runs (hides the round trip to the parameter server, adds about one update of staleness).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
+    vector: Literal["gymnasium", "envpool"] = _opt(
+        "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
     max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run (ray: per actor-learner); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
@@ -275,6 +277,8 @@ def validate(c: Config) -> None:
     _check(c.train_freq >= 1, "train_freq", f"must be >= 1, got {c.train_freq}")
     _check(c.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {c.gradient_steps}")
     _check(c.n_step >= 1, "n_step", f"must be >= 1, got {c.n_step}")
+    _check(not (c.vector == "envpool" and c.algo == "dqn"), "vector",
+           "envpool serves the asynchronous workers; --algo dqn steps Gymnasium envs (use --vector gymnasium)")
     if c.algo == "dqn":
         _check(c.workers <= 1, "workers",
                f"dqn runs one replay learner in-process; use --workers 1 (or 0), got {c.workers}")

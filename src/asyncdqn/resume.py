@@ -27,7 +27,7 @@ RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eva
 _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resume_epsilons")
 # Training options added after checkpoints existed, with the value that means "as before":
 # at that value they stay out of the fingerprint, so older checkpoints keep matching.
-_ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None}
+_ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "vector": "gymnasium"}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:

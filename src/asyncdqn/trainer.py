@@ -41,7 +41,7 @@ from asyncdqn.errors import CheckpointError, ConfigError, DivergedError, RunDirE
 from asyncdqn.evaluate import EvalResult, evaluate
 from asyncdqn.fileio import atomic_write_json
 from asyncdqn.metrics import MetricsWriter
-from asyncdqn.model import NumpyMLP, build_model
+from asyncdqn.model import NumpyMLP, build_model, flatten_parameters
 from asyncdqn.plotting import plot_run
 from asyncdqn.progress import Progress
 from asyncdqn.resume import (
@@ -54,6 +54,7 @@ from asyncdqn.resume import (
 )
 from asyncdqn.signals import Terminated, TerminationSignals
 from asyncdqn.tblog import NullLog, open_log
+from asyncdqn.vector import check_vector
 
 
 @dataclass
@@ -93,6 +94,7 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     target_model = copy.deepcopy(model)
     for p in target_model.parameters():
         p.requires_grad_(False)
+    flatten_parameters(model)  # one buffer: the shared optimizer updates it in one pass
     model.share_memory()
     target_model.share_memory()
     optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it
@@ -124,6 +126,7 @@ class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        check_vector(cfg)
         self.path, self.lock = rundir.create_locked_run_dir(cfg, self.spec)
         try:
             self._setup()
@@ -194,6 +197,7 @@ class Trainer:
                               "run); give a larger --max-seconds to continue")
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        check_vector(cfg)
         if (self.spec.obs_dim, self.spec.n_actions) != (run.obs_dim, run.n_actions):
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
