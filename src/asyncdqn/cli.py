@@ -142,17 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--backend", dest="backends", nargs="+", choices=["process", "serial", "ray"],
                     default=["process"], help="backend(s) measured, each beside the same ceiling (default: process)")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
+    bt.add_argument("--vector", dest="vectors", nargs="+", choices=["gymnasium", "envpool"], default=None,
+                    help="vector steppers to measure, each with its own ceiling (default: gymnasium, and envpool "
+                         "when installed)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
     bs = bsub.add_parser(
         "solve", help="time-to-solve against the notebook's settings and Stable-Baselines3 DQN",
-        description="Time-to-solve over several seeds for each contender (asyncdqn's default preset, the seed "
+        description="Time-to-solve over several seeds for each contender (asyncdqn's default preset, the same "
+                    "stepping EnvPool's environments, the seed "
                     "notebook's settings, Stable-Baselines3 DQN with RL-Zoo's hyper-parameters), all under "
                     "one protocol: the same greedy solve criterion, checked at the same wall-clock cadence, "
                     "within the same budget. Writes one JSON per run, summary.json, summary.md and "
                     "solve_curves.png to --out; runs already in --out are not repeated.")
     bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
     bs.add_argument("--contenders", nargs="+", default=None,
-                    help="any of asyncdqn seed-compat sb3-dqn (default: all three)")
+                    help="any of asyncdqn asyncdqn-envpool seed-compat sb3-dqn (default: all; asyncdqn-envpool "
+                         "only with the envpool extra installed)")
     bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
     bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
     bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
@@ -186,7 +191,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_bench_solve(args: argparse.Namespace) -> int:
-    from asyncdqn.bench_solve import CONTENDERS, Protocol, run_solve
+    from asyncdqn.bench_solve import Protocol, default_contenders, run_solve
 
     for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
         _positive(name.replace("_", "-"), getattr(args, name))
@@ -205,7 +210,12 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     p = Protocol(env_id=args.env_id, solve_score=args.score, eval_episodes=args.eval_episodes,
                  screen_episodes=args.screen_episodes, check_every_s=args.check_every, budget_s=args.budget)
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
-    out = run_solve(Path(args.out), tuple(args.contenders or CONTENDERS), seeds, p, parallel=args.parallel,
+    contenders = tuple(args.contenders or default_contenders())
+    if "asyncdqn-envpool" in contenders:
+        from asyncdqn.vector import check_envpool_env
+
+        check_envpool_env(args.env_id)  # not installed / no EnvPool counterpart: one line, before any run
+    out = run_solve(Path(args.out), contenders, seeds, p, parallel=args.parallel,
                     overrides=overrides)
     print(out["table"])
     print(f"wrote {Path(args.out) / 'summary.json'}, summary.md and solve_curves.png")
@@ -230,8 +240,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
+    from asyncdqn.bench import available_vectors
+    from asyncdqn.envs import inspect_env
+    from asyncdqn.vector import ENVPOOL_IDS, check_envpool_env
+
+    inspect_env(args.env_id, None)
+    if args.vectors is None:  # both when possible; envpool only for the envs it stands in for
+        vectors = tuple(v for v in available_vectors() if v == "gymnasium" or args.env_id in ENVPOOL_IDS)
+    else:
+        vectors = tuple(dict.fromkeys(args.vectors))
+        if "envpool" in vectors:
+            check_envpool_env(args.env_id)  # not installed / no counterpart: one line, exit 2
     report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
-                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)))
+                            log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)),
+                            vectors=vectors)
     atomic_write_json(args.out, report)
     print(format_table(report))
     print(f"report: {args.out}")
