@@ -267,3 +267,33 @@ def test_envpool_lunar_lander_matches_gymnasium_in_distribution() -> None:
     d, p = ks_2samp(g, e)
     assert p > 0.001, (g.mean(), e.mean(), d, p)
     assert abs(g.mean() - e.mean()) < 60.0  # heuristic scores ~240 ± 100 on both
+
+
+# ------------------------------------------------------------ through the trainer
+@pytest.mark.slow
+def test_learns_cartpole_with_envpool_workers(tmp_path: Path) -> None:
+    """Two process workers stepping EnvPool's CartPole learn it; the solve is judged on
+    Gymnasium's CartPole (evaluation never uses EnvPool)."""
+    import json
+
+    from asyncdqn.trainer import train
+
+    r = train({
+        "env_id": "CartPole-v1", "backend": "process", "workers": 2, "seed": 3, "vector": "envpool",
+        "max_steps": 400_000, "max_seconds": 240, "solve_score": 195.0, "eval_episodes": 20,
+        "screen_episodes": 5, "eval_every_steps": 20_000, "progress": False, "run_dir": str(tmp_path / "run"),
+    })
+    assert r.solved, r.to_dict()
+    assert r.solve_eval is not None and r.solve_eval["mean"] >= 195.0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["vector"] == "envpool"
+
+
+def test_train_refuses_envpool_for_an_env_it_lacks(tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v0", "--vector",
+                           "envpool", "--max-steps", "100", "--runs-root", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("asyncdqn: error: --vector envpool: EnvPool has no")
+    assert not any(tmp_path.iterdir())  # refused before any run directory was made
