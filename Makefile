@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 EXTRAS_STAMP := $(VENV)/.extras-stamp
 ARGS ?=
 
-.PHONY: train test install clean
+.PHONY: train test lint docs install clean
 
 install: $(STAMP)
 
@@ -26,8 +26,18 @@ $(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
 train: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/asyncdqn train --env LunarLander-v3 $(ARGS)
 
-test: $(EXTRAS_STAMP)
+# Lint and type checks first: a new ruff or mypy finding fails the run before the tests start.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+test: $(EXTRAS_STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(ARGS)
 
+# Optional: the docs/ pages as a static site in site/ (MkDocs).
+docs: $(STAMP) requirements-docs.txt
+	$(BIN)/python -m pip install --quiet -r requirements-docs.txt
+	$(BIN)/mkdocs build
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 
-from asyncdqn.bench_solve import RL_ZOO_EXPLORATION_STEPS, RL_ZOO_LUNARLANDER
+from asyncdqn.bench.solve import RL_ZOO_EXPLORATION_STEPS, RL_ZOO_LUNARLANDER
 
 WARMUP, SECONDS, TOTAL = 2_000, 30.0, 10**9
 

@@ -17,7 +17,7 @@ Registered ids (importing this module registers them, idempotently):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -28,7 +28,7 @@ LONG_ID = "AsyncDQNTest/LongChain-v0"
 
 
 class ChainEnv(gym.Env):
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, length: int = 3, ramp: bool = False) -> None:
         self.length = length

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from asyncdqn.checkpoint import load_checkpoint, load_weights
 from asyncdqn.config import Config, from_dict
-from asyncdqn.metrics import COLUMNS
 from asyncdqn.model import QNetwork
+from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights
+from asyncdqn.rundir.metrics import COLUMNS
 
 CLI = [sys.executable, "-m", "asyncdqn.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}

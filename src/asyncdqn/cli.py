@@ -191,7 +191,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_bench_solve(args: argparse.Namespace) -> int:
-    from asyncdqn.bench_solve import Protocol, default_contenders, run_solve
+    from asyncdqn.bench.solve import Protocol, default_contenders, run_solve
 
     for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
         _positive(name.replace("_", "-"), getattr(args, name))
@@ -225,9 +225,9 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "solve":
         return cmd_bench_solve(args)
-    from asyncdqn.bench import format_table, run_throughput
+    from asyncdqn.bench.throughput import format_table, run_throughput
     from asyncdqn.config import ASYNC_ALGOS
-    from asyncdqn.fileio import atomic_write_json
+    from asyncdqn.rundir.fileio import atomic_write_json
 
     algos = tuple(args.algos or ASYNC_ALGOS)
     for a in algos:
@@ -240,7 +240,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
-    from asyncdqn.bench import available_vectors
+    from asyncdqn.bench.throughput import available_vectors
     from asyncdqn.envs import inspect_env
     from asyncdqn.vector import ENVPOOL_IDS, check_envpool_env
 
@@ -303,9 +303,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_q(run_dir: str, which: str) -> Any:
-    from asyncdqn.checkpoint import load_checkpoint, load_weights, policy_prefix
     from asyncdqn.model import NumpyMLP, QNetwork
-    from asyncdqn.rundir import load_run
+    from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights, policy_prefix
+    from asyncdqn.rundir.layout import load_run
 
     run = load_run(run_dir)
     path = run.checkpoint(which)
@@ -331,8 +331,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from asyncdqn.plotting import plot_runs
-    from asyncdqn.rundir import CURVE
+    from asyncdqn.report.plotting import plot_runs
+    from asyncdqn.rundir.layout import CURVE
 
     _positive("window", args.window)
     out = args.out or (str(Path(args.run_dirs[0]) / CURVE) if len(args.run_dirs) == 1 else "comparison.png")
@@ -345,7 +345,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from asyncdqn.compare import compare
+    from asyncdqn.report.compare import compare
 
     png, md, _ = compare(args.run_dirs, args.out)
     print(md.read_text(), end="")
@@ -354,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from asyncdqn.render import render_video
+    from asyncdqn.report.render import render_video
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))

@@ -47,7 +47,7 @@ class Config:
 
     # --- execution -----------------------------------------------------------
     backend: Literal["process", "serial", "ray"] = _opt(
-        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster.")
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster. --algo dqn always runs its one learner in-process (serial).")
     workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
     ray_address: str | None = _opt(
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
@@ -280,6 +280,8 @@ def validate(c: Config) -> None:
     _check(not (c.vector == "envpool" and c.algo == "dqn"), "vector",
            "envpool serves the asynchronous workers; --algo dqn steps Gymnasium envs (use --vector gymnasium)")
     if c.algo == "dqn":
+        _check(c.backend != "ray", "backend",
+               "dqn runs one replay learner in this process; --backend ray is for the asynchronous algorithms")
         _check(c.workers <= 1, "workers",
                f"dqn runs one replay learner in-process; use --workers 1 (or 0), got {c.workers}")
         _check(c.buffer_size // c.envs_per_worker >= c.n_step, "buffer_size",

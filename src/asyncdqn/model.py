@@ -31,7 +31,8 @@ class QNetwork(nn.Module):
         self.q = nn.Sequential(*layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.q(obs)
+        out: torch.Tensor = self.q(obs)
+        return out
 
 
 def build_model(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], seed: int) -> QNetwork:

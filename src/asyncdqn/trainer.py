@@ -18,10 +18,11 @@ evaluation (training mean over --solve-window episodes >= --solve-score).
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,31 +30,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from asyncdqn import rundir
 from asyncdqn.algo.averaging import WeightAverage
-from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
-from asyncdqn.backends import SharedTraining, make_backend
-from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget
-from asyncdqn.checkpoint import AVERAGE, CheckpointStore, load_state, load_weights, prefixed, save_checkpoint
+from asyncdqn.backends import Backend, make_backend
+from asyncdqn.backends.shared import build_shared
 from asyncdqn.config import Config, resolve_config, validate
-from asyncdqn.envs import EnvSpec, inspect_env
-from asyncdqn.errors import CheckpointError, ConfigError, DivergedError, RunDirError, TrainingError
-from asyncdqn.evaluate import EvalResult, evaluate
-from asyncdqn.fileio import atomic_write_json
-from asyncdqn.metrics import MetricsWriter
-from asyncdqn.model import NumpyMLP, build_model, flatten_parameters
-from asyncdqn.plotting import plot_run
-from asyncdqn.progress import Progress
-from asyncdqn.resume import (
-    fingerprint,
-    fingerprint_diff,
-    fingerprinted,
-    matches_fingerprint,
-    resume_config,
-    truncate_metrics,
+from asyncdqn.envs import inspect_env
+from asyncdqn.errors import (
+    CheckpointError,
+    DivergedError,
+    RunDirError,
+    TrainingError,
 )
+from asyncdqn.evaluate import EvalResult, evaluate
+from asyncdqn.model import NumpyMLP
+from asyncdqn.progress import Progress
+from asyncdqn.report.plotting import plot_run
+from asyncdqn.report.tblog import NullLog, open_log
+from asyncdqn.rundir import layout as rundir
+from asyncdqn.rundir.checkpoint import (
+    AVERAGE,
+    CheckpointStore,
+    load_state,
+    load_weights,
+    prefixed,
+    save_checkpoint,
+)
+from asyncdqn.rundir.fileio import atomic_write_json
+from asyncdqn.rundir.metrics import MetricsWriter, truncate_metrics
+from asyncdqn.rundir.resume import check_fingerprint, fingerprint, fingerprinted, plan_resume
 from asyncdqn.signals import Terminated, TerminationSignals
-from asyncdqn.tblog import NullLog, open_log
 from asyncdqn.vector import check_vector
 
 
@@ -82,36 +87,6 @@ class TrainResult:
         return d
 
 
-def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
-    if cfg.optimizer == "rmsprop":
-        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps, lock=lock)
-    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
-
-
-def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
-    """The online network, its target copy and the shared optimizer, all in shared memory."""
-    model = build_model(spec.obs_dim, spec.n_actions, cfg.hidden_sizes, cfg.seed)
-    target_model = copy.deepcopy(model)
-    for p in target_model.parameters():
-        p.requires_grad_(False)
-    flatten_parameters(model)  # one buffer: the shared optimizer updates it in one pass
-    model.share_memory()
-    target_model.share_memory()
-    optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it
-    return SharedTraining(
-        model=model,
-        optimizer=make_optimizer(cfg, model, optimizer_lock),
-        optimizer_lock=optimizer_lock,
-        target=SharedTarget(target_model),
-        counter=SharedCounter(cfg.resolved_workers()),
-    )
-
-
-def _restart_log(backend: Any) -> list[dict[str, Any]]:
-    """The backend's worker restarts ({worker, reason, step} each); [] for a backend without restarts."""
-    return list(getattr(getattr(backend, "restarts", None), "log", []))
-
-
 def _as_config(config: Config | dict[str, Any] | None, overrides: dict[str, Any]) -> Config:
     if isinstance(config, Config):
         cfg = config.replace(**overrides) if overrides else config
@@ -126,13 +101,23 @@ class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
-        check_vector(cfg)
-        self.path, self.lock = rundir.create_locked_run_dir(cfg, self.spec)
-        try:
+        check_vector(cfg)  # e.g. --vector envpool for an env EnvPool lacks: before the run dir exists
+        self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
+        with self._holding(lock):
             self._setup()
-        except BaseException:
-            self.lock.release()
-            raise
+
+    @contextlib.contextmanager
+    def _holding(self, lock: rundir.RunLock) -> Iterator[None]:
+        """Hold the run directory's lock for the trainer's life: released at once if the set-up
+        in this block fails, otherwise when run() ends (or by close())."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(lock)
+            yield
+            self._held = stack.pop_all()
+
+    def close(self) -> None:
+        """Release the run directory without training (run() does this itself)."""
+        self._held.close()
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -152,6 +137,7 @@ class Trainer:
         self.average = (None if cfg.average_steps is None
                         else WeightAverage(self.shared.model.state_dict(), cfg.average_steps, 0))
         self._last_average_tick = 0.0
+        self.t0: float | None = None  # monotonic clock at the run's (virtual) start, set by run()
         # each worker's epsilon at its last episode (episode-decay: restored on resume)
         self.worker_eps: list[float | None] = list(cfg.resume_epsilons) + [None] * (
             cfg.resolved_workers() - len(cfg.resume_epsilons))
@@ -169,32 +155,14 @@ class Trainer:
         run = rundir.load_run(run_dir)
         self = cls.__new__(cls)
         self.path = run.path
-        self.lock = rundir.RunLock(run.path)
-        try:
+        with self._holding(rundir.RunLock(run.path)):
             self._resume_from(run, overrides or {})
-        except BaseException:
-            self.lock.release()
-            raise
         return self
 
     def _resume_from(self, run: rundir.Run, overrides: dict[str, Any]) -> None:
         loaded = CheckpointStore(run.path / rundir.CHECKPOINTS, run.config.keep_checkpoints).latest()
-        meta, src = loaded.meta, loaded.path
-        step = int(meta.get("step", -1))
-        problem = {"env_id": run.config.env_id, "obs_dim": run.obs_dim, "n_actions": run.n_actions}
-        wrong = [f"{k}: checkpoint {meta.get(k)!r} vs run {v!r}" for k, v in problem.items() if meta.get(k) != v]
-        if wrong:
-            raise CheckpointError(f"{src} does not belong to this run ({'; '.join(wrong)})")
-        count = max(run.config.resume_count, int(meta.get("resume_count", 0))) + 1
-        eps = tuple(run.config.eps_start if e is None else float(e) for e in meta.get("worker_epsilons", []))
-        cfg, changed = resume_config(run.config, overrides, count, eps)
-        trainer_state = meta.get("trainer") or {}
-        wall = float(trainer_state.get("wall_time_s", 0.0))
-        if cfg.max_steps is not None and cfg.max_steps <= step:
-            raise ConfigError(f"max_steps: the checkpoint is at step {step:,}; give --max-steps above it to continue")
-        if cfg.max_seconds is not None and cfg.max_seconds <= wall:
-            raise ConfigError(f"max_seconds: the run has trained {wall:.0f} s already (the limit counts the whole "
-                              "run); give a larger --max-seconds to continue")
+        plan = plan_resume(run, loaded, overrides)
+        cfg, src, t = plan.cfg, loaded.path, loaded.tensors
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
         check_vector(cfg)
@@ -203,37 +171,30 @@ class Trainer:
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
                                   f"{run.n_actions}")
         self._setup()
-        s, t = self.shared, loaded.tensors
+        s = self.shared
         load_weights(s.model, t, "model.", str(src))
         load_weights(s.target.model, t, "target.", str(src))
         try:
             s.optimizer.load_state_tensors({k[len("optim."):]: v for k, v in t.items() if k.startswith("optim.")})
         except ValueError as exc:
             raise CheckpointError(f"{src}: optimizer state does not match ({exc})") from None
-        per_worker = [int(v) for v in meta.get("per_worker_steps", [])]
-        if len(per_worker) != cfg.resolved_workers():
-            raise CheckpointError(f"{src} holds counters of {len(per_worker)} workers; the run has "
-                                  f"{cfg.resolved_workers()}")
-        # Shapes matched; anything else that shapes training must match too.
-        if not matches_fingerprint(meta.get("fingerprint"), run.config):
-            diff = fingerprint_diff(meta.get("config") or {}, run.config) or ["no fingerprint in checkpoint"]
-            raise CheckpointError(f"{run.path / rundir.CONFIG} differs from the configuration of {src}: "
-                                  + "; ".join(diff))
-        s.counter.restore(step, per_worker)
+        check_fingerprint(loaded, run)
+        s.counter.restore(plan.step, plan.per_worker)
         if self.average is not None:  # from the restored weights, unless the checkpoint holds the average
-            self.average = WeightAverage(s.model.state_dict(), cfg.average_steps, step)
+            self.average = WeightAverage(s.model.state_dict(), self.average.time_constant, plan.step)
             if any(k.startswith(AVERAGE) for k in t):
                 load_state(self.average.state, t, AVERAGE, str(src))
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
-        self.eval_round = int(trainer_state.get("eval_round", 0))
-        self.best = trainer_state.get("best")
-        self.window.extend(float(x) for x in trainer_state.get("window", []))
-        self.start_step, self.wall_offset = step, wall
+        state = plan.trainer_state
+        self.eval_round = int(state.get("eval_round", 0))
+        self.best = state.get("best")
+        self.window.extend(float(x) for x in state.get("window", []))
+        self.start_step, self.wall_offset = plan.step, plan.wall_s
         self.resumed_from = self.last_checkpoint = src
-        dropped = truncate_metrics(self.path / rundir.METRICS, step)
-        rundir.record_resume(self.path, cfg, step, changed)
-        print(f"asyncdqn: resuming {self.path} from {src.name} (step {step:,}, resume #{count}"
+        dropped = truncate_metrics(self.path / rundir.METRICS, plan.step)
+        rundir.record_resume(self.path, cfg, plan.step, plan.changed)
+        print(f"asyncdqn: resuming {self.path} from {src.name} (step {plan.step:,}, resume #{cfg.resume_count}"
               + (f", {dropped} metrics rows after it dropped" if dropped else "") + ")", file=sys.stderr)
 
     # ----------------------------------------------------------- checkpoints
@@ -263,8 +224,12 @@ class Trainer:
 
     def _wall(self) -> float:
         """Training seconds of the whole run so far (earlier sessions included)."""
-        t0 = getattr(self, "t0", None)  # set when run() starts
-        return self.wall_offset if t0 is None else time.monotonic() - t0
+        return self.wall_offset if self.t0 is None else self._clock()
+
+    def _clock(self) -> float:
+        """Seconds of training since the run's start (run() has started)."""
+        assert self.t0 is not None
+        return time.monotonic() - self.t0
 
     def _save_training_checkpoint(self, step: int) -> Path:
         """Write checkpoint `step` to the rotation; OSError / TrainingError leave older ones intact."""
@@ -330,7 +295,7 @@ class Trainer:
         return self.average.weights(online)
 
     def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
-        wall = time.monotonic() - self.t0
+        wall = self._clock()
         self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
         self.tb.evaluation(step, result.mean, result.std)
         self.last_eval = result
@@ -346,16 +311,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
-        with TerminationSignals() as signals:  # SIGINT/SIGTERM unwind into the shutdown below
+        """Train until a stop rule fires, then write the final checkpoint, evaluation and eval.json.
+        The run directory stays locked until all of it is written."""
+        with self._held, TerminationSignals() as signals:  # SIGINT/SIGTERM unwind into the shutdown below
             return self._run(signals)
 
     def _run(self, signals: TerminationSignals) -> TrainResult:
         c = self.cfg
-        try:
-            self.tb = open_log(c, self.path)  # first: a missing extra fails before metrics.csv is opened
-        except BaseException:
-            self.lock.release()
-            raise
+        self.tb = open_log(c, self.path)  # first: a missing extra fails before metrics.csv is opened
         self.metrics = MetricsWriter(self.path / rundir.METRICS)
         backend = make_backend(c, self.shared)
         progress = Progress(c, enabled=c.progress)
@@ -371,14 +334,11 @@ class Trainer:
             # Failure or a signal: stop the workers, keep what can be kept, re-raise.
             # Only an interruption adds a resume checkpoint: after a failure (divergence,
             # dead worker) the last periodic one is the trustworthy state.
-            try:
-                with signals.deferred():
-                    wall, total = self._shutdown(backend, progress, threads, failing=True,
-                                                 rotate=isinstance(exc, (KeyboardInterrupt, Terminated)),
-                                                 diverged=isinstance(exc, DivergedError))
-                    self._write_stopped(exc, backend, wall, total)
-            finally:
-                self.lock.release()
+            with signals.deferred():
+                wall, total = self._shutdown(backend, progress, threads, failing=True,
+                                             rotate=isinstance(exc, (KeyboardInterrupt, Terminated)),
+                                             diverged=isinstance(exc, DivergedError))
+                self._write_stopped(exc, backend, wall, total)
             raise
         try:
             with signals.deferred():
@@ -387,12 +347,9 @@ class Trainer:
             final_weights = self._policy_weights()
             final = self._evaluate(NumpyMLP([w.numpy() for w in final_weights.values()]), c.eval_episodes)
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
-            try:
-                with signals.deferred():
-                    self.metrics.close()
-                    self._write_stopped(exc, backend, time.monotonic() - self.t0, self.shared.counter.value)
-            finally:
-                self.lock.release()
+            with signals.deferred():
+                self.metrics.close()
+                self._write_stopped(exc, backend, self._clock(), self.shared.counter.value)
             raise
         if self.best is None:  # no evaluation during training: the final weights are the best known
             self._record_eval(final, total, final_weights)
@@ -404,29 +361,26 @@ class Trainer:
             time_to_solve_s=solved_at[0] if solved_at else None,
             steps_to_solve=solved_at[1] if solved_at else None,
             solve_eval=solved_at[2].to_dict() if solved_at else None,
-            best_eval=self.best, final_eval=final.to_dict(), worker_restarts=_restart_log(backend),
-            backend_stats=backend.stats() if hasattr(backend, "stats") else None,
+            best_eval=self.best, final_eval=final.to_dict(), worker_restarts=backend.restart_log(),
+            backend_stats=backend.stats(),
         )
-        try:
-            atomic_write_json(self.path / rundir.EVAL, result.to_dict())
-            plot_run(self.path)
-        finally:
-            self.lock.release()
+        atomic_write_json(self.path / rundir.EVAL, result.to_dict())
+        plot_run(self.path)
         return result
 
-    def _loop(self, backend: Any, progress: Progress) -> tuple[str, tuple[float, int, EvalResult] | None]:
+    def _loop(self, backend: Backend, progress: Progress) -> tuple[str, tuple[float, int, EvalResult] | None]:
         """Collect episodes and evaluate until a stop rule fires; returns (reason, solve info)."""
         c = self.cfg
         start = self.start_step
         next_eval = None if c.eval_every_steps is None else (start // c.eval_every_steps + 1) * c.eval_every_steps
         next_eval_time = (None if c.eval_every_seconds is None
-                          else time.monotonic() - self.t0 + c.eval_every_seconds)
+                          else self._clock() + c.eval_every_seconds)
         every = c.checkpoint_every
         next_ckpt = None if every is None else (start // every + 1) * every
         next_trigger = 0
         while True:
             for ep in backend.poll(timeout=0.2):
-                self.metrics.episode(ep.step, time.monotonic() - self.t0, ep.worker,
+                self.metrics.episode(ep.step, self._clock(), ep.worker,
                                      ep.episode_return, ep.length, ep.epsilon)
                 self.window.append(ep.episode_return)
                 self.worker_eps[ep.worker] = ep.epsilon
@@ -435,10 +389,10 @@ class Trainer:
             step = self.shared.counter.value
             if self.average is not None:
                 self.average.update(self.shared.model.state_dict(), step)
-            self.tb.rates(step, time.monotonic() - self.t0, self.shared.counter.per_worker())
-            progress.update(step, time.monotonic() - self.t0, self.last_eval)
+            self.tb.rates(step, self._clock(), self.shared.counter.per_worker())
+            progress.update(step, self._clock(), self.last_eval)
 
-            wall = time.monotonic() - self.t0
+            wall = self._clock()
             due = ((next_eval is not None and step >= next_eval)
                    or (next_eval_time is not None and wall >= next_eval_time))
             triggered = (c.eval_trigger and c.solve_score is not None and step >= next_trigger
@@ -449,28 +403,28 @@ class Trainer:
                 if c.eval_every_steps is not None:
                     next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
                 if c.eval_every_seconds is not None:  # the next check is due N s after this one ended
-                    next_eval_time = time.monotonic() - self.t0 + c.eval_every_seconds
+                    next_eval_time = self._clock() + c.eval_every_seconds
                 if triggered:  # don't re-trigger on every poll
                     next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
                 if (c.solve_score is not None and result.episodes >= c.eval_episodes
                         and result.mean >= c.solve_score):
-                    return "solved", (time.monotonic() - self.t0, step, result)
+                    return "solved", (self._clock(), step, result)
             if backend.finished():  # the exit checkpoint follows
                 return "max_steps", None
             budget_spent = c.max_steps is not None and step >= c.max_steps  # the exit checkpoint follows
             if next_ckpt is not None and every is not None and step >= next_ckpt and not budget_spent:
                 self._periodic_checkpoint(step)
                 next_ckpt = (step // every + 1) * every
-            if c.max_seconds is not None and time.monotonic() - self.t0 >= c.max_seconds:
+            if c.max_seconds is not None and self._clock() >= c.max_seconds:
                 return "max_seconds", None
 
-    def _write_stopped(self, exc: BaseException, backend: Any, wall: float, total: int) -> None:
+    def _write_stopped(self, exc: BaseException, backend: Backend, wall: float, total: int) -> None:
         """eval.json of a run cut short by a signal or a failure (no final evaluation)."""
         reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
         result = TrainResult(
             run_dir=self.path, solved=False, stop_reason=reason, total_steps=total, wall_time_s=wall,
             steps_per_second=total / max(wall, 1e-9), best_eval=self.best,
-            worker_restarts=_restart_log(backend),
+            worker_restarts=backend.restart_log(),
             error=str(exc) or type(exc).__name__,
         )
         try:
@@ -478,11 +432,11 @@ class Trainer:
         except OSError as err:
             print(f"asyncdqn: {rundir.EVAL} not written: {err}", file=sys.stderr)
 
-    def _shutdown(self, backend: Any, progress: Progress, threads: int, failing: bool,
+    def _shutdown(self, backend: Backend, progress: Progress, threads: int, failing: bool,
                   rotate: bool = True, diverged: bool = False) -> tuple[float, int]:
         """Stop workers and write the final checkpoint (not of diverged weights). Returns (wall time, total steps)."""
         backend.stop()
-        wall, total = time.monotonic() - self.t0, self.shared.counter.value
+        wall, total = self._clock(), self.shared.counter.value
         progress.close()
         torch.set_num_threads(threads)
         kept = f"{self.last_checkpoint} is kept" if self.last_checkpoint else "no earlier checkpoint exists"
@@ -521,6 +475,6 @@ def resume(run_dir: str | Path, **overrides: Any) -> TrainResult:
     """Continue the run in `run_dir` from its newest valid checkpoint and return its result.
 
     Keyword overrides may change only stop rules, evaluation and output options
-    (`asyncdqn.resume.RESUMABLE`); the step and time limits count the whole run.
+    (`asyncdqn.rundir.resume.RESUMABLE`); the step and time limits count the whole run.
     """
     return Trainer.resume(run_dir, overrides).run()

@@ -17,12 +17,14 @@ SMALL = ["--env", "CartPole-v1", "--backend", "serial", "--workers", "2", "--env
          "--hidden-sizes", "32", "32", "--eval-every-steps", "none", "--eval-episodes", "3", "--no-progress"]
 
 
-def run_cli(args: list[Any], cwd: Path | None = None, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(args: list[Any], cwd: Path | None = None,
+            prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [*(prefix or CLI), *[str(a) for a in args]]
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def run_all(jobs: dict[str, list[Any]], prefix: dict[str, list[str]] | None = None) -> dict[str, subprocess.CompletedProcess[str]]:
+def run_all(jobs: dict[str, list[Any]],
+            prefix: dict[str, list[str]] | None = None) -> dict[str, subprocess.CompletedProcess[str]]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {k: pool.submit(run_cli, a, None, (prefix or {}).get(k)) for k, a in jobs.items()}
         return {k: f.result() for k, f in futures.items()}

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from asyncdqn.checkpoint import load_checkpoint, load_weights
 from asyncdqn.model import QNetwork
+from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights
 
 HERE = Path(__file__).resolve().parent
 CLI = [sys.executable, "-m", "asyncdqn.cli"]

@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +33,7 @@ FAULT_AT = 30
 
 
 class FaultEnv(gym.Env):
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, fault: str = "none") -> None:
         self.fault = fault

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from asyncdqn import checkpoint as ck
-from asyncdqn import fileio
-from asyncdqn.checkpoint import CheckpointStore, checkpoint_name, load_checkpoint
 from asyncdqn.errors import CheckpointError, TrainingError
+from asyncdqn.rundir import checkpoint as ck
+from asyncdqn.rundir import fileio
+from asyncdqn.rundir.checkpoint import CheckpointStore, checkpoint_name, load_checkpoint
 
 
 def _tensors(step: int) -> dict[str, torch.Tensor]:

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from ckpt_util import SMALL, assert_ok, assert_user_error, describe, run_cli
 
 from asyncdqn.cli import main
-from ckpt_util import SMALL, assert_ok, assert_user_error, describe, run_cli
 
 LIMIT = 16_000  # bytes per file: config.json and metrics.csv fit, a checkpoint (~21 kB) does not
 LIMITED = [sys.executable, "-c",
@@ -91,7 +91,7 @@ def test_read_only_checkpoint_directory(tmp_path: Path) -> None:  # pragma: no c
 
 def test_metrics_write_error_names_the_file(tmp_path: Path) -> None:
     from asyncdqn.errors import RunDirError
-    from asyncdqn.metrics import MetricsWriter
+    from asyncdqn.rundir.metrics import MetricsWriter
 
     w = MetricsWriter(tmp_path / "metrics.csv")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckpt_util import SMALL
 
 from asyncdqn.cli import main
-from ckpt_util import SMALL
 
 CKPT = "ckpt-000000000400.safetensors"
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import describe, eval_json, load_final, run_all, train_args
 
-from asyncdqn.checkpoint import load_checkpoint
 from asyncdqn.config import resolve_config
 from asyncdqn.errors import TrainingError
+from asyncdqn.rundir.checkpoint import load_checkpoint
 from asyncdqn.trainer import Trainer
+from conftest import describe, eval_json, load_final, run_all, train_args
 
 # rmsprop's first step is lr * g / sqrt(0.01 g^2) = 10 lr: with lr 1e38 the weights overflow to inf.
 DIVERGE = ["--lr", "1e38", "--optimizer", "rmsprop", "--loss", "mse", "--grad-clip", "none"]
@@ -77,7 +77,7 @@ def test_runaway_q_values_are_divergence_even_while_finite() -> None:
     import numpy as np
 
     from asyncdqn.errors import DivergedError
-    from asyncdqn.worker import RunawayCheck
+    from asyncdqn.learners.common import RunawayCheck
 
     def check(gamma: float, loss: str, **kw: object) -> RunawayCheck:
         return RunawayCheck(resolve_config({"env_id": "CartPole-v1", "gamma": gamma, "loss": loss,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import torch
 
-from asyncdqn import rundir
 from asyncdqn.backends.serial import SerialBackend
-from asyncdqn.checkpoint import CheckpointStore, load_checkpoint
 from asyncdqn.errors import CheckpointError, ConfigError, RunDirError, TrainingError
+from asyncdqn.learners.common import worker_env_seeds
+from asyncdqn.rundir import layout as rundir
+from asyncdqn.rundir.checkpoint import CheckpointStore, load_checkpoint
 from asyncdqn.trainer import Trainer, TrainResult, resume, train
-from asyncdqn.worker import worker_env_seeds
 
 SEGMENT = 2 * 5  # envs per worker x t_max: env steps per optimizer step, per worker
 BASE = dict(env_id="CartPole-v1", backend="serial", workers=2, envs_per_worker=2, t_max=5, hidden_sizes=[16, 16],
@@ -130,7 +130,7 @@ def test_refuses_changing_a_training_option(short_run: Path) -> None:
         Trainer.resume(short_run, {"lr": 0.1, "max_steps": 800})
     # repeating the same value is fine, and the lock was released by the refusal
     lr = json.loads((short_run / rundir.CONFIG).read_text())["lr"]
-    Trainer.resume(short_run, {"lr": lr, "env_id": "CartPole-v1", "max_steps": 800}).lock.release()
+    Trainer.resume(short_run, {"lr": lr, "env_id": "CartPole-v1", "max_steps": 800}).close()
 
 
 def test_resumes_a_run_with_one_worker_per_core(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_resumes_a_run_with_one_worker_per_core(tmp_path: Path) -> None:
 
 def test_resumes_an_older_checkpoint_that_recorded_workers_0(tmp_path: Path) -> None:
     # Before the fix, checkpoints of a --workers 0 run stored the fingerprint with workers 0.
-    from asyncdqn.resume import _digest, fingerprinted, matches_fingerprint
+    from asyncdqn.rundir.resume import _digest, fingerprinted, matches_fingerprint
 
     _train(tmp_path / "run", workers=0, max_steps=400)
     cfg = rundir.load_run(tmp_path / "run").config
@@ -158,7 +158,7 @@ def test_resumes_an_older_checkpoint_that_recorded_workers_0(tmp_path: Path) -> 
 def test_checkpoints_from_before_later_options_still_resume(short_run: Path) -> None:
     # Options added later (--average-steps, --lr-anneal-steps, --lr-end) at their "as
     # before" values leave the fingerprint as it was: older checkpoints keep matching.
-    from asyncdqn.resume import fingerprint, fingerprinted
+    from asyncdqn.rundir.resume import fingerprint, fingerprinted
 
     cfg = rundir.load_run(short_run).config
     assert not {"average_steps", "lr_anneal_steps", "lr_end"} & set(fingerprinted(cfg))
@@ -181,7 +181,8 @@ def test_refuses_an_edited_config(short_run: Path) -> None:
     raw = json.loads(path.read_text())
     raw["gamma"] = 0.5
     path.write_text(json.dumps(raw))
-    with pytest.raises(CheckpointError, match=r"differs from the configuration.*gamma: checkpoint 0\.99 vs config.json 0\.5"):
+    expected = r"differs from the configuration.*gamma: checkpoint 0\.99 vs config.json 0\.5"
+    with pytest.raises(CheckpointError, match=expected):
         Trainer.resume(short_run, {"max_steps": 800})
 
 

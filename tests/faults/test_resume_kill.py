@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from asyncdqn import rundir
-from asyncdqn.errors import RunDirError
 from ckpt_util import CLI, ENV, SMALL, assert_ok, describe, run_all
+
+from asyncdqn.errors import RunDirError
+from asyncdqn.rundir import layout as rundir
 
 EVERY = 2000
 

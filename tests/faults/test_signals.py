@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from asyncdqn.rundir.metrics import COLUMNS
 from conftest import (
     alive,
     describe,
@@ -25,8 +27,6 @@ from conftest import (
     wait_for,
     worker_pids,
 )
-
-from asyncdqn.metrics import COLUMNS
 
 EXIT_WITHIN_S = 10.0
 

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+
+from asyncdqn import train
+from asyncdqn.backends.base import SPAWN, OwnedLock
+from asyncdqn.backends.process import HOLD_LOCK_HOOK
 from conftest import (
     ENV,
     alive,
@@ -21,10 +25,6 @@ from conftest import (
     wait_for,
     worker_pids,
 )
-
-from asyncdqn import train
-from asyncdqn.backends.base import SPAWN, OwnedLock
-from asyncdqn.backends.process import HOLD_LOCK_HOOK
 
 
 def _hold(lock: OwnedLock, ready: object) -> None:  # runs in a spawned child
@@ -127,7 +127,7 @@ def test_killed_lock_holder_and_env_exception_restart_process_workers(tmp_path: 
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    out, err = proc.communicate()
+    _out, err = proc.communicate()
     assert proc.returncode == 130, describe(proc)
     assert "worker 0 (pid" in err and "died holding the step counter and target network and optimizer lock; " \
         "released" in err, err

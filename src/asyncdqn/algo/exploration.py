@@ -36,7 +36,7 @@ def epsilon_greedy(
     explore = rng.random(k) < eps
     if explore.any():
         actions = np.where(explore, rng.integers(0, n_actions, size=k), actions)
-    return actions
+    return np.asarray(actions)
 
 
 def epsilon_greedy_drawn(
@@ -44,4 +44,4 @@ def epsilon_greedy_drawn(
 ) -> np.ndarray:
     """`epsilon_greedy` with its randomness drawn beforehand (a worker draws a whole segment's
     at once): row k explores, taking random_actions[k], iff uniforms[k] < eps[k]; else argmax."""
-    return np.where(uniforms < eps, random_actions, q_values.argmax(axis=1))
+    return np.asarray(np.where(uniforms < eps, random_actions, q_values.argmax(axis=1)))

@@ -59,7 +59,8 @@ Differences from ``torch.optim``
 from __future__ import annotations
 
 import multiprocessing
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,7 +130,7 @@ class _SharedOptimizer:
         self._lock: Any = _default_lock() if lock is None else lock
         # Global step counter: 1-element int64 tensor in shared memory, only
         # ever touched while holding self._lock.
-        self._step: torch.Tensor = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._step: torch.Tensor = torch.zeros(1, dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
         # Per-parameter shared state, one list per name in _state_names. When every
         # parameter has the same dtype, each name's tensors are consecutive views of one
         # flat shared tensor (`_flat_state`), so that the update can run as a dozen
@@ -138,12 +139,13 @@ class _SharedOptimizer:
         self._flat_state: dict[str, torch.Tensor] = {}
         if len({p.dtype for p in plist}) == 1:
             total = sum(p.numel() for p in plist)
-            self._flat_state = {name: torch.zeros(total, dtype=plist[0].dtype).share_memory_()
+            self._flat_state = {name: torch.zeros(total, dtype=plist[0].dtype).share_memory_()  # type: ignore[no-untyped-call]
                                 for name in self._state_names}
             self._state = {name: _split(flat, plist) for name, flat in self._flat_state.items()}
         else:
             self._state = {
-                name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_() for p in plist]
+                name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_()  # type: ignore[no-untyped-call]
+                       for p in plist]
                 for name in self._state_names
             }
         self._alloc_scratch()
@@ -157,7 +159,8 @@ class _SharedOptimizer:
         re-created in every process. Pickling a normal tensor through
         multiprocessing would otherwise silently move it to shared memory.
         """
-        self._buf: list[torch.Tensor] = [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self._params]
+        self._buf: list[torch.Tensor] = [torch.empty_like(p, memory_format=torch.contiguous_format)
+                                         for p in self._params]
         self._wd_buf: list[torch.Tensor] | None = (
             [torch.empty_like(p, memory_format=torch.contiguous_format) for p in self._params]
             if self.weight_decay != 0.0
@@ -312,7 +315,8 @@ class _SharedOptimizer:
             problems.append(f"unexpected keys {extra}")
         for k in expected:
             if k in d and tuple(d[k].shape) != tuple(expected[k].shape):
-                problems.append(f"shape mismatch for {k!r}: got {tuple(d[k].shape)}, expected {tuple(expected[k].shape)}")
+                problems.append(f"shape mismatch for {k!r}: got {tuple(d[k].shape)}, "
+                                f"expected {tuple(expected[k].shape)}")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_tensors: " + "; ".join(problems))
         with torch.no_grad():

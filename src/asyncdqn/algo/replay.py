@@ -136,5 +136,6 @@ def n_step_returns(batch: ReplayBatch, next_values: np.ndarray, gamma: float) ->
     Delegates to `n_step_targets` (a window is an n-step segment; its first row
     is the n-step return), so replay DQN and n-step-q share one definition.
     """
-    return n_step_targets(batch.rewards, batch.terminated, batch.done,
-                          next_values.astype(batch.rewards.dtype, copy=False), gamma)[0]
+    returns = n_step_targets(batch.rewards, batch.terminated, batch.done,
+                             next_values.astype(batch.rewards.dtype, copy=False), gamma)
+    return np.asarray(returns[0])

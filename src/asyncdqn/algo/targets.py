@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 def greedy_values(q_target_next: np.ndarray) -> np.ndarray:
     """Q-learning bootstrap: max_a Q_target(s', a). Input (..., A) -> (...)."""
-    return q_target_next.max(axis=-1)
+    return np.asarray(q_target_next.max(axis=-1))
 
 
 def double_q_values(q_target_next: np.ndarray, q_online_next: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def one_step_targets(
     rewards: np.ndarray, terminated: np.ndarray, next_values: np.ndarray, gamma: float
 ) -> np.ndarray:
     """y_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1})  (paper Alg. 1; Sarsa with V = Q(s', a'))."""
-    return rewards + gamma * (1.0 - terminated.astype(rewards.dtype)) * next_values
+    return np.asarray(rewards + gamma * (1.0 - terminated.astype(rewards.dtype)) * next_values)
 
 
 def n_step_targets(

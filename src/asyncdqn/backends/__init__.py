@@ -1,6 +1,7 @@
 """How workers run: `serial` (in-process, deterministic), `process` (Hogwild, spawn) or `ray`.
 
-Both run the very same `ActorLearner` code against the same shared objects.
+All run the very same learners (`learners/`) against the same shared objects, built by
+`backends.shared.build_shared`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from asyncdqn.config import Config
 
 
 def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
-    if cfg.algo == "dqn":  # the replay-buffer baseline: one learner, always in-process
-        from asyncdqn.backends.replay import ReplayBackend
-
-        return ReplayBackend(cfg, shared)
-    if cfg.backend == "serial":
+    if cfg.backend == "serial" or cfg.algo == "dqn":  # dqn: one replay learner, always in-process
         from asyncdqn.backends.serial import SerialBackend
 
         return SerialBackend(cfg, shared)

@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from asyncdqn.errors import TrainingError
-from asyncdqn.worker import EpisodeRecord
+from asyncdqn.learners.common import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
 
@@ -222,3 +222,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop all workers and release their resources. Idempotent."""
+
+    def restart_log(self) -> list[dict[str, Any]]:
+        """The worker restarts so far, one {worker, reason, step} each (for eval.json)."""
+        return list(self.restarts.log)
+
+    def stats(self) -> dict[str, Any] | None:
+        """Backend-specific figures for eval.json (e.g. ray's staleness); None if it has none."""
+        return None

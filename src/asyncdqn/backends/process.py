@@ -36,7 +36,8 @@ from typing import Any
 from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, log
 from asyncdqn.config import Config
 from asyncdqn.errors import DivergedError, TrainingError
-from asyncdqn.worker import ActorLearner, EpisodeRecord
+from asyncdqn.learners.async_q import ActorLearner
+from asyncdqn.learners.common import EpisodeRecord
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1

@@ -35,11 +35,12 @@ import numpy as np
 import torch
 
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
-from asyncdqn.backends.base import Backend, ListSink, SharedTraining
+from asyncdqn.backends.base import Backend, ListSink, RestartBudget, SharedTraining
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, TrainingError
+from asyncdqn.learners.async_q import ActorLearner
+from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
-from asyncdqn.worker import ActorLearner, EpisodeRecord
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted actor-learner's envs use seed + incarnation * stride
 PUSH_TIMEOUT_S = 120.0  # an actor-learner waiting longer than this for the server gives up
@@ -333,7 +334,8 @@ class RayBackend(Backend):
         self.server: Any = None
         self.actors: list[Any] = []
         self.runs: dict[int, Any] = {}  # worker -> ObjectRef of its running `run` task
-        self.restarts = [0] * self.n
+        self.restart_counts = [0] * self.n  # per actor-learner (recorded in eval.json by the ray branch)
+        self.restarts = RestartBudget(cfg.max_restarts)
         self.incarnation = [0] * self.n  # of the `run` task last sent to each worker
         self.done: set[int] = set()
         self.last_stats: dict[str, Any] = {}
@@ -406,12 +408,12 @@ class RayBackend(Backend):
             # sent while the actor was still restarting fails the same way and is just re-sent.
             started = self.ray.get(self.server.started.remote(i), timeout=STATE_TIMEOUT_S)
             if started >= self.incarnation[i]:
-                self.restarts[i] += 1
+                self.restart_counts[i] += 1
                 self.incarnation[i] += 1
-                if self.restarts[i] > self.cfg.max_restarts:
-                    raise TrainingError(f"worker {i} died {self.restarts[i]} times (more than "
+                if self.restart_counts[i] > self.cfg.max_restarts:
+                    raise TrainingError(f"worker {i} died {self.restart_counts[i]} times (more than "
                                         f"--max-restarts {self.cfg.max_restarts})") from None
-                print(f"asyncdqn: ray: worker {i} died, restart {self.restarts[i]}/{self.cfg.max_restarts}",
+                print(f"asyncdqn: ray: worker {i} died, restart {self.restart_counts[i]}/{self.cfg.max_restarts}",
                       file=sys.stderr)
             self.runs[i] = self.actors[i].run.remote(self.incarnation[i])
         except ex.RayTaskError as exc:
@@ -430,7 +432,7 @@ class RayBackend(Backend):
         _load_arrays(s.target.model, st["target"])
         s.optimizer.load_state_tensors({k: torch.tensor(v) for k, v in st["optim"].items()})
         s.counter.restore(st["total"], st["per_worker"])
-        self.last_stats = {**st["stats"], "restarts": sum(self.restarts)}
+        self.last_stats = {**st["stats"], "restarts": sum(self.restart_counts)}
         return list(st["episodes"])
 
     def poll(self, timeout: float) -> list[EpisodeRecord]:

@@ -1,4 +1,7 @@
-"""Serial backend: the same workers, round-robin in this process. Deterministic for a seed.
+"""Serial backend: the run's learners, round-robin in this process. Deterministic for a seed.
+
+It runs any learner (`learners.make_learner`): the asynchronous actor-learners, one
+segment each in turn, or the replay-buffer DQN learner (`--algo dqn` always runs here).
 
 A worker whose segment raises (other than TrainingError, a numerical fault that
 stops the run) is rebuilt like a restarted process worker: same index, fresh env
@@ -12,7 +15,8 @@ import contextlib
 from asyncdqn.backends.base import Backend, ListSink, RestartBudget, SharedTraining
 from asyncdqn.config import Config
 from asyncdqn.errors import TrainingError
-from asyncdqn.worker import ActorLearner, EpisodeRecord
+from asyncdqn.learners import make_learner
+from asyncdqn.learners.common import EpisodeRecord, Learner
 
 
 class SerialBackend(Backend):
@@ -20,14 +24,14 @@ class SerialBackend(Backend):
         self.cfg, self.shared = cfg, shared
         self.chunk_steps = chunk_steps
         self.sink = ListSink()
-        self.workers: list[ActorLearner] = []
+        self.workers: list[Learner] = []
         self.generations: list[int] = []
         self.restarts = RestartBudget(cfg.max_restarts)
         self._done = False
 
-    def _make(self, index: int, generation: int) -> ActorLearner:
+    def _make(self, index: int, generation: int) -> Learner:
         s = self.shared
-        return ActorLearner(self.cfg, index, s.model, s.optimizer, s.target, s.counter, self.sink, generation)
+        return make_learner(self.cfg, index, s.model, s.optimizer, s.target, s.counter, self.sink, generation)
 
     def start(self) -> None:
         n = self.cfg.resolved_workers()

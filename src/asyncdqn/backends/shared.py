@@ -1,0 +1,46 @@
+"""The state every learner shares, built once per run: the online Q-network and its target
+copy in shared memory, the shared optimizer (its moments in shared memory too), and the
+global step counter. Every backend and benchmark builds it here."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
+from asyncdqn.backends.base import (
+    OwnedLock,
+    SharedCounter,
+    SharedTarget,
+    SharedTraining,
+)
+from asyncdqn.config import Config
+from asyncdqn.envs import EnvSpec
+from asyncdqn.model import build_model, flatten_parameters
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
+    if cfg.optimizer == "rmsprop":
+        return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps, lock=lock)
+    return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
+
+
+def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
+    """The online network, its target copy and the shared optimizer, all in shared memory."""
+    model = build_model(spec.obs_dim, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+    target_model = copy.deepcopy(model)
+    for p in target_model.parameters():
+        p.requires_grad_(False)
+    flatten_parameters(model)  # one buffer: the shared optimizer updates it in one pass
+    model.share_memory()
+    target_model.share_memory()
+    optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it
+    return SharedTraining(
+        model=model,
+        optimizer=make_optimizer(cfg, model, optimizer_lock),
+        optimizer_lock=optimizer_lock,
+        target=SharedTarget(target_model),
+        counter=SharedCounter(cfg.resolved_workers()),
+    )
