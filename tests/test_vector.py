@@ -24,12 +24,6 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-try:
-    import chain_env  # noqa: F401  (registers the test environments)
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import chain_env  # noqa: F401
-
 from asyncdqn.envs import env_seeds, make_env
 from asyncdqn.equivalence import HEURISTICS, episode_returns, ks_2samp, lunar_lander_heuristic, welch_z
 from asyncdqn.errors import EnvError
@@ -102,7 +96,7 @@ def test_gymnasium_stepper_truncates_like_time_limit() -> None:
     assert st.limits == [2]  # the standard wrappers were bypassed and the limit taken over
     st.reset()
     assert st.step(np.array([0]))[4] is None
-    obs, rew, term, trunc, final = st.step(np.array([0]))
+    obs, _, term, trunc, final = st.step(np.array([0]))
     assert (bool(term[0]), bool(trunc[0])) == (False, True)
     np.testing.assert_array_equal(final, [[2.0]])
     np.testing.assert_array_equal(obs, [[0.0]])
@@ -147,7 +141,7 @@ def test_envpool_stepper_is_envpool_without_the_autoreset_step(env_id: str, kw: 
     for _ in range(steps):
         a = rng.integers(0, st.n_actions, size=1)
         obs, rew, term, trunc, final = st.step(a)
-        r_obs, r_rew, r_term, r_trunc, r_info = raw.step(a.astype(np.int32))
+        r_obs, r_rew, r_term, r_trunc, _ = raw.step(a.astype(np.int32))
         np.testing.assert_array_equal(rew, r_rew)
         np.testing.assert_array_equal(term, r_term)
         np.testing.assert_array_equal(trunc, r_trunc)
@@ -172,7 +166,6 @@ def test_envpool_stepper_several_envs_only_ended_ones_reset() -> None:
     st.reset()
     seen = 0
     for _ in range(100):
-        before = None
         obs, rew, term, trunc, final = st.step(np.ones(3, dtype=np.int64))  # push right: falls in ~10 steps
         done = term | trunc
         if final is not None:
@@ -181,7 +174,6 @@ def test_envpool_stepper_several_envs_only_ended_ones_reset() -> None:
             # a fresh CartPole starts with every coordinate in [-0.05, 0.05]; a final state does not
             assert (np.abs(obs[done]) <= 0.05).all()
             assert (np.abs(final) > 0.05).any(axis=1).all()
-        del before
     assert seen >= 5
     assert (np.asarray(rew) == 1.0).all()  # never the reward-0 auto-reset step
 

@@ -87,7 +87,7 @@ def _strip(env: gym.Env) -> tuple[gym.Env, int | None]:
         if name not in _STRIPPABLE:
             return env, None
         if name == "TimeLimit":
-            limit = int(inner._max_episode_steps)
+            limit = int(inner._max_episode_steps)  # type: ignore[attr-defined]
         inner = inner.env
     if type(inner.action_space) is gym.spaces.Discrete:
         inner.action_space = _IntDiscrete(inner.action_space)
@@ -153,7 +153,7 @@ class GymnasiumStepper:
 
 def _import_envpool() -> Any:
     try:
-        import envpool  # type: ignore[import-untyped]
+        import envpool
     except ImportError as exc:
         raise EnvError(f"--vector envpool needs the envpool package (pip install 'asyncdqn[envpool]'): {exc}") from None
     return envpool
@@ -222,7 +222,8 @@ class EnvPoolStepper:
             # step's action): same reset observation, no pseudo-transition.
             new_obs, rinfo = self.pool.reset(idx)
             obs[rinfo["env_id"]] = new_obs
-        return obs, np.asarray(rew, dtype=np.float32), np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool), final
+        return (obs, np.asarray(rew, dtype=np.float32), np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool),
+                final)
 
     def close(self) -> None:
         self.pool.close()

@@ -95,8 +95,9 @@ def _flat_of(tensors: list[torch.Tensor]) -> np.ndarray | None:
             return None
         expected += t.numel() * t.element_size()
     total = sum(t.numel() for t in tensors)
-    flat = torch.empty(0, dtype=first.dtype).set_(storage, first.storage_offset(), (total,))
-    return flat.detach().numpy()
+    flat = torch.empty(0, dtype=first.dtype).set_(storage, first.storage_offset(), (total,), (1,))
+    view: np.ndarray = flat.detach().numpy()
+    return view
 
 
 class _SharedOptimizer:

@@ -169,11 +169,9 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
 
 def available_vectors() -> tuple[str, ...]:
     """The vector steppers this installation can run (envpool only with the envpool extra)."""
-    try:
-        import envpool  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        return ("gymnasium",)
-    return ("gymnasium", "envpool")
+    import importlib.util
+
+    return ("gymnasium", "envpool") if importlib.util.find_spec("envpool") else ("gymnasium",)
 
 
 def _row(m: Measurement, backend: str, ceiling: Measurement | None) -> dict[str, Any]:
