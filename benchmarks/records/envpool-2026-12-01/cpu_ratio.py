@@ -10,11 +10,12 @@ warnings.filterwarnings("ignore")
 import numpy as np
 import torch
 torch.set_num_threads(1)
+torch.set_flush_denormal(True)  # as in a process-backend worker
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
-from asyncdqn.trainer import build_shared
+from asyncdqn.backends.shared import build_shared
 from asyncdqn.backends.base import ListSink
-from asyncdqn.worker import ActorLearner
+from asyncdqn.learners.async_q import ActorLearner
 from asyncdqn.vector import make_stepper
 
 ap = argparse.ArgumentParser()

@@ -12,9 +12,9 @@ if os.environ.get("FTZ"):
     torch.set_flush_denormal(True)
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
-from asyncdqn.trainer import build_shared
+from asyncdqn.backends.shared import build_shared
 from asyncdqn.backends.base import ListSink
-from asyncdqn.worker import ActorLearner
+from asyncdqn.learners.async_q import ActorLearner
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--vector", default="gymnasium")

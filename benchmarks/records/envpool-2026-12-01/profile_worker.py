@@ -9,9 +9,9 @@ import torch
 torch.set_num_threads(1)
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
-from asyncdqn.trainer import build_shared
+from asyncdqn.backends.shared import build_shared
 from asyncdqn.backends.base import ListSink
-from asyncdqn.worker import ActorLearner
+from asyncdqn.learners.async_q import ActorLearner
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--vector", default=None)

@@ -60,11 +60,6 @@ class ActorLearner:
         generation: int = 0,
     ) -> None:
         """`generation` counts restarts of worker `index`: each restart gets fresh env seeds."""
-        # Flush denormal floats to zero in this thread (numpy and torch alike): Adam's second
-        # moments of rarely active units decay into the denormal range, where every
-        # elementwise op is ~4x slower (measured: the optimizer step 200 -> 50 us). Values
-        # below 1.2e-38 become 0; nothing the learning depends on lives there.
-        torch.set_flush_denormal(True)
         self.cfg, self.index = cfg, index
         self.model, self.optimizer = model, optimizer
         self.target, self.counter, self.sink = target, counter, sink
