@@ -115,6 +115,12 @@ def test_int_discrete_contains_agrees_with_gymnasium() -> None:
         assert inner.action_space.contains(x) == ref.contains(x), x
 
 
+def test_envpool_missing_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool -> ImportError
+    with pytest.raises(EnvError, match=r"needs the envpool package \(pip install 'asyncdqn\[envpool\]'\)"):
+        make_stepper("envpool", "CartPole-v1", [0])
+
+
 # -------------------------------------------------------------- envpool stepper
 envpool = pytest.importorskip("envpool")  # installed by `make test` (the envpool extra)
 
