@@ -46,9 +46,10 @@ class VectorStepper(Protocol):
     num_envs: int
     n_actions: int
     obs_dim: int
+    obs_shape: tuple[int, ...]
 
     def reset(self) -> np.ndarray:
-        """First observations (K, obs_dim) float32 (seeds were given at construction)."""
+        """First observations (K, *obs_shape): float32, or uint8 for images (seeds were given at construction)."""
         ...
 
     def step(self, actions: np.ndarray) -> StepResult: ...
@@ -104,14 +105,18 @@ class GymnasiumStepper:
     """
 
     def __init__(self, env_id: str, seeds: Sequence[int], max_episode_steps: int | None = None,
-                 lean: bool = True) -> None:
+                 env_kwargs: dict[str, Any] | None = None, lean: bool = True) -> None:
         self.env_id = env_id
-        self._wrapped = [make_env(env_id, max_episode_steps) for _ in seeds]
+        # learning=True: the learner-only wrappers (e.g. Atari's life-loss terminal), as SyncVectorEnv had
+        self._wrapped = [make_env(env_id, max_episode_steps, env_kwargs=env_kwargs, learning=True) for _ in seeds]
         self.seeds = [int(s) for s in seeds]
         self.num_envs = len(self._wrapped)
         space = self._wrapped[0].action_space
         self.n_actions = int(space.n)  # type: ignore[attr-defined]
-        self.obs_dim = int(np.prod(self._wrapped[0].observation_space.shape or (1,)))
+        obs_space = self._wrapped[0].observation_space
+        self.obs_shape = tuple(int(n) for n in (obs_space.shape or (1,)))
+        self.obs_dim = int(np.prod(self.obs_shape))
+        self.obs_dtype = np.uint8 if obs_space.dtype == np.uint8 else np.float32  # images stay uint8
         stripped = [_strip(e) for e in self._wrapped] if lean else [(e, None) for e in self._wrapped]
         self.envs = [s[0] for s in stripped]
         self.limits = [s[1] for s in stripped]
@@ -120,11 +125,11 @@ class GymnasiumStepper:
     def reset(self) -> np.ndarray:
         obs = [env.reset(seed=s)[0] for env, s in zip(self.envs, self.seeds, strict=True)]
         self._elapsed = [0] * self.num_envs
-        return np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        return np.asarray(obs, dtype=self.obs_dtype).reshape(self.num_envs, *self.obs_shape)
 
     def step(self, actions: np.ndarray) -> StepResult:
         k = self.num_envs
-        obs = np.empty((k, self.obs_dim), dtype=np.float32)
+        obs = np.empty((k, *self.obs_shape), dtype=self.obs_dtype)
         rew = np.empty(k, dtype=np.float32)
         term = np.zeros(k, dtype=bool)
         trunc = np.zeros(k, dtype=bool)
@@ -140,10 +145,10 @@ class GymnasiumStepper:
             rew[i] = r
             if te or tr:
                 term[i], trunc[i] = te, tr
-                finals.append(np.asarray(o, dtype=np.float32).reshape(-1))
+                finals.append(np.asarray(o, dtype=self.obs_dtype).reshape(self.obs_shape))
                 o, _ = env.reset()
                 elapsed[i] = 0
-            obs[i] = np.asarray(o).reshape(-1)
+            obs[i] = np.asarray(o).reshape(self.obs_shape)
         return obs, rew, term, trunc, (np.stack(finals) if finals else None)
 
     def close(self) -> None:
@@ -176,8 +181,10 @@ class EnvPoolStepper:
     """
 
     def __init__(self, env_id: str, seeds: Sequence[int], max_episode_steps: int | None = None,
-                 num_threads: int = 1) -> None:
+                 env_kwargs: dict[str, Any] | None = None, num_threads: int = 1) -> None:
         check_envpool_env(env_id)
+        if env_kwargs:
+            raise EnvError("--vector envpool does not take --env-kwargs (EnvPool's options differ from gym.make's)")
         envpool = _import_envpool()
         self.env_id = env_id
         self.num_envs = len(seeds)
@@ -190,7 +197,8 @@ class EnvPoolStepper:
             warnings.simplefilter("ignore")
             self.pool = envpool.make(env_id, env_type="gymnasium", **kwargs)
             self.n_actions = int(self.pool.action_space.n)
-            self.obs_dim = int(np.prod(self.pool.observation_space.shape))
+            self.obs_shape = tuple(int(n) for n in self.pool.observation_space.shape)
+            self.obs_dim = int(np.prod(self.obs_shape))
         self._order = np.arange(self.num_envs, dtype=np.int32)
 
     def reset(self) -> np.ndarray:
@@ -229,12 +237,13 @@ class EnvPoolStepper:
         self.pool.close()
 
 
-def make_stepper(vector: str, env_id: str, seeds: Sequence[int], max_episode_steps: int | None = None) -> VectorStepper:
+def make_stepper(vector: str, env_id: str, seeds: Sequence[int], max_episode_steps: int | None = None,
+                 env_kwargs: dict[str, Any] | None = None) -> VectorStepper:
     """The stepper named by --vector over len(seeds) envs."""
     if vector == "gymnasium":
-        return GymnasiumStepper(env_id, seeds, max_episode_steps)
+        return GymnasiumStepper(env_id, seeds, max_episode_steps, env_kwargs)
     if vector == "envpool":
-        return EnvPoolStepper(env_id, seeds, max_episode_steps)
+        return EnvPoolStepper(env_id, seeds, max_episode_steps, env_kwargs)
     raise EnvError(f"unknown vector stepper {vector!r}; known: {', '.join(VECTORS)}")
 
 
