@@ -278,8 +278,9 @@ def available_vectors() -> tuple[str, ...]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'workers':>7}  {'vector':<9} {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
-             f"{'steps/CPU-s':>11} {'of ceiling':>10} {'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
+    lines = [f"{'workers':>7}  {'vector':<9} {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} "
+             f"{'of ceiling':>10} {'steps/CPU-s':>11} {'of ceiling':>10} {'peak RSS/worker MB':>18} "
+             f"{'total PSS MB':>12}"]
     for r in report["rows"]:
         mem = r.get("memory") or {}
         peaks = [w["peak_rss_mb"] for w in mem.get("workers", []) if "peak_rss_mb" in w]
@@ -287,7 +288,8 @@ def format_table(report: dict[str, Any]) -> str:
         pss = f"{mem['total_pss_mb']:.0f}" if peaks and mem.get("total_pss_mb") else "-"
         per_cpu = f"{r['steps_per_cpu_second']:,.0f}" if r.get("steps_per_cpu_second") else "-"
         cpu_ratio = f"{r['cpu_ratio']:.1%}" if r.get("cpu_ratio") else "-"
-        lines.append(f"{r['workers']:>7}  {r.get('vector', 'gymnasium'):<9} {r.get('backend', 'process'):<8} {r['kind']:<15} {r['envs_per_worker']:>11} "
+        lines.append(f"{r['workers']:>7}  {r.get('vector', 'gymnasium'):<9} {r.get('backend', 'process'):<8} "
+                     f"{r['kind']:<15} {r['envs_per_worker']:>11} "
                      f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {per_cpu:>11} {cpu_ratio:>10} "
                      f"{peak:>18} {pss:>12}")
     return "\n".join(lines)
