@@ -50,14 +50,17 @@ class Config:
 
     # --- execution -----------------------------------------------------------
     backend: Literal["process", "serial", "ray"] = _opt(
-        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: a parameter-server actor and actor-learner actors on a Ray cluster. --algo dqn always runs its one learner in-process (serial).")
+        "process", "process: one spawn-started process per worker (Hogwild); serial: same workers in-process, deterministic; ray: on each Ray node a Hogwild group of process workers, groups exchanging weight deltas with a parameter-server actor. --algo dqn always runs its one learner in-process (serial).")
     workers: int = _opt(0, "Number of actor-learners; 0 means one per CPU core.")
     ray_address: str | None = _opt(
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
-    ray_pipeline: bool = _opt(
-        True, "--backend ray: keep one gradient push in flight while the next segment runs (hides the round trip to the parameter server, adds about one update of staleness).")
+    ray_sync_seconds: float = _opt(
+        0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
-    max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run (ray: per actor-learner); past that the run stops. Non-finite values never restart.")
+    start_timeout: float = _opt(
+        120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
+        "stops with an error; the workers are then stopped.")
+    max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run, all workers together (ray: a lost node group counts as one restart too); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
     network: Literal["auto", "mlp", "atari", "minatar"] = _opt(
@@ -152,6 +155,10 @@ class Config:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
 
 
+# Options of earlier versions that no longer exist, with the value they always had in a
+# fingerprint: config.json files that hold them still load (the key is ignored).
+RETIRED: dict[str, Any] = {"ray_pipeline": True}  # the per-worker ray mode (replaced by node groups)
+
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
 _HINTS = typing.get_type_hints(Config)
 
@@ -224,6 +231,7 @@ def from_dict(d: dict[str, Any]) -> Config:
     """Build and validate a Config from a plain dict (e.g. config.json)."""
     if not isinstance(d, dict):
         raise ConfigError(f"configuration must be a mapping, got {type(d).__name__}")
+    d = {k: v for k, v in d.items() if k not in RETIRED}  # config.json of an older version
     unknown = sorted(set(d) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
@@ -242,8 +250,10 @@ def validate(c: Config) -> None:
     _check(bool(c.env_id.strip()), "env_id", "must not be empty")
     _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
+    _check(c.start_timeout > 0, "start_timeout", f"must be > 0, got {c.start_timeout}")
     _check(c.max_restarts >= 0, "max_restarts", f"must be >= 0, got {c.max_restarts}")
     _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
+    _check(c.ray_sync_seconds > 0, "ray_sync_seconds", f"must be > 0, got {c.ray_sync_seconds}")
     _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
            f"needs at least one positive width, got {list(c.hidden_sizes)}")

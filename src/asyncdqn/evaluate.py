@@ -70,7 +70,7 @@ def evaluate(
             if tick is not None:
                 tick()
             actions = q(obs[active]).argmax(axis=1)
-            for i, a in zip(active, actions, strict=True):
+            for i, a in zip(active.tolist(), actions.tolist(), strict=True):
                 o, r, term, trunc, _ = envs[i].step(int(a))
                 ep = int(episode_of[i])
                 returns[ep] += float(r)

@@ -46,6 +46,7 @@ from asyncdqn.model import NumpyMLP, TorchQ, q_function_from_weights, resolve_ne
 from asyncdqn.progress import Progress
 from asyncdqn.report.plotting import plot_run
 from asyncdqn.report.tblog import NullLog, open_log
+from asyncdqn.resources import check_resources
 from asyncdqn.rundir import layout as rundir
 from asyncdqn.rundir.checkpoint import (
     AVERAGE,
@@ -78,7 +79,7 @@ class TrainResult:
     final_eval: dict[str, Any] = field(default_factory=dict)
     worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
     error: str | None = None  # why an interrupted or failed run stopped
-    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's staleness and restarts
+    backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's exchanges, target syncs and restarts
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -100,6 +101,8 @@ class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+        # refuse what cannot fit, before any file is written
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
         with self._holding(lock):
             self._setup()
@@ -167,6 +170,7 @@ class Trainer:
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
                                   f"{run.n_actions}")
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self._setup()
         s = self.shared
         load_weights(s.model, t, "model.", str(src))

@@ -1,20 +1,23 @@
-"""Ray backend: parameter-server math, learning CartPole-v1, surviving a killed
-actor-learner, and stopping cleanly (final checkpoint kept) when the server is lost.
-
-One local Ray for the whole module: 2 CPUs, no dashboard, bound to loopback.
+"""Ray backend: the parameter server's exchange math and a group's side of it (no Ray), group
+placement, and on a 2-node cluster on this machine (ray.cluster_utils.Cluster, one CPU per
+node, shared by the whole module): learning CartPole-v1 with one node group per node, a
+killed group restarted (and recorded in eval.json), and a lost parameter server stopping
+the run with exit code 1 and the checkpoints intact.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +26,320 @@ import pytest
 import torch
 
 from asyncdqn import train
-from asyncdqn.backends.ray import ParameterServer, RayBackend, _arrays
-from asyncdqn.backends.shared import build_shared
-from asyncdqn.config import Config, resolve_config
-from asyncdqn.envs import inspect_env
-from asyncdqn.errors import TrainingError
-from asyncdqn.model import build_model
+from asyncdqn.backends.base import SharedTraining
+from asyncdqn.backends.ray import GroupPlan, plan_groups
+from asyncdqn.backends.ray_group import GroupLink, build_group_state
+from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
+from asyncdqn.config import Config, from_dict, resolve_config
+from asyncdqn.errors import ConfigError
+from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.rundir.checkpoint import load_checkpoint
+from asyncdqn.rundir.resume import fingerprint, fingerprinted, matches_fingerprint
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(**kw: Any) -> Config:
+    base: dict[str, Any] = {"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "progress": False,
+                            "max_seconds": None, "solve_score": None, "eval_every_steps": None,
+                            "eval_episodes": 3, "target_update_steps": 100, "hidden_sizes": (8,)}
+    base.update(kw)
+    return resolve_config(base)
+
+
+# ---------------------------------------------------------- server math (no Ray)
+SHAPES = [(8, 4), (8,), (2, 8), (2,)]  # CartPole with one hidden layer of 8
+P = sum(int(np.prod(s)) for s in SHAPES)
+
+
+def _optim(step: int, fill: float) -> dict[str, np.ndarray]:
+    out = {"step": np.array([step], dtype=np.int64)}
+    for name in ("exp_avg", "exp_avg_sq"):
+        for i, s in enumerate(SHAPES):
+            out[f"{name}.{i}"] = np.full(s, fill, np.float32)
+    return out
+
+
+def _server(cfg: Config, total: int = 0) -> ParameterServer:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(P).astype(np.float32)
+    init = ServerInit(weights=w, target=w.copy(), target_syncs=1, last_sync_step=0, optim=_optim(7, 0.0),
+                      total=total, per_worker=[0, 0, 0])
+    return ParameterServer(cfg, init)
+
+
+def _msg(delta: np.ndarray, steps: int, first: int, per_worker: list[int], target_version: int,
+         updates: int = 0, moments: dict[str, np.ndarray] | None = None,
+         episodes: list[EpisodeRecord] | None = None) -> dict[str, Any]:
+    return {"delta": delta, "steps": steps, "first": first, "per_worker": per_worker, "episodes": episodes or [],
+            "restarts": [], "updates": updates, "moments": moments, "target_version": target_version}
+
+
+def test_flatten_round_trip() -> None:
+    arrays = [np.arange(np.prod(s), dtype=np.float32).reshape(s) + i for i, s in enumerate(SHAPES)]
+    back = unflatten(flatten(arrays), SHAPES)
+    for a, b in zip(arrays, back, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_server_sums_deltas_counts_steps_and_owns_target_syncs() -> None:
+    server = _server(_cfg(workers=3, max_steps=1000))
+    w0 = server.master.copy()
+    h0 = server.hello(0, 0, 0, 2)
+    h1 = server.hello(1, 0, 2, 1)
+    assert h0["per_worker"] == [0, 0] and h1["per_worker"] == [0] and h0["step"] == 0 and not h0["stop"]
+    rng = np.random.default_rng(1)
+    d0, d1, d2 = (rng.standard_normal(P).astype(np.float32) for _ in range(3))
+    r = server.exchange(0, 0, _msg(d0, 60, 0, [30, 30], h0["target_version"]))
+    assert r["step"] == 60 and "target" not in r  # 60 < 100: no sync, target unchanged: not sent
+    np.testing.assert_allclose(r["weights"], w0 + d0, rtol=1e-6, atol=1e-6)
+    r = server.exchange(1, 0, _msg(d1, 50, 2, [50], h1["target_version"]))  # 110 crosses 100
+    assert r["step"] == 110 and r["target_version"] == 1
+    np.testing.assert_allclose(r["target"], w0 + d0 + d1, rtol=1e-6, atol=1e-6)  # the master after the crossing
+    assert r["target_syncs"] == 2 and r["last_sync_step"] == 110  # 1 at the start + this one
+    r = server.exchange(0, 0, _msg(d2, 290, 0, [150, 200], 0))  # 400 crosses 200, 300, 400: one copy
+    assert r["target_version"] == 2 and r["target_syncs"] == 3
+    np.testing.assert_allclose(server.master, w0 + d0 + d1 + d2, rtol=1e-6, atol=1e-6)
+    assert server.per_worker == [150, 200, 50] and server.total == 400
+    # a group that already holds the newest target is not sent it again
+    assert "target" not in server.exchange(1, 0, _msg(np.zeros(P, np.float32), 0, 2, [50], 2))
+    # the budget: the count reaching --max-steps stops everyone
+    assert server.exchange(1, 0, _msg(np.zeros(P, np.float32), 600, 2, [650], 2))["stop"]
+    assert server.hello(0, 0, 0, 2)["stop"]
+
+
+def test_server_ignores_a_superseded_incarnation_and_merges_optimizer_state() -> None:
+    server = _server(_cfg(workers=3, max_steps=10_000))
+    server.hello(0, 0, 0, 2)
+    server.hello(1, 0, 2, 1)
+    assert server.optimizer_state()["step"][0] == 7  # nobody reported: the initial state
+    server.exchange(0, 0, _msg(np.zeros(P, np.float32), 20, 0, [10, 10], 0, updates=5, moments=_optim(0, 1.0)))
+    server.exchange(1, 0, _msg(np.zeros(P, np.float32), 20, 2, [20], 0, updates=3, moments=_optim(0, 3.0)))
+    st = server.optimizer_state()
+    assert st["step"][0] == 7 + 5 + 3
+    np.testing.assert_array_equal(st["exp_avg.0"], np.full(SHAPES[0], 2.0, np.float32))  # mean of the groups
+    # group 1 restarts (incarnation 1): its first incarnation's updates stay counted
+    server.hello(1, 1, 2, 1)
+    w = server.master.copy()
+    r = server.exchange(1, 0, _msg(np.ones(P, np.float32), 999, 2, [999], 0, updates=50))  # the old one, late
+    assert r == {"stop": True, "stale": True}
+    np.testing.assert_array_equal(server.master, w)
+    assert server.total == 40
+    server.exchange(1, 1, _msg(np.zeros(P, np.float32), 10, 2, [30], 0, updates=2))
+    assert server.optimizer_state()["step"][0] == 7 + 5 + 3 + 2
+    assert server.state(-1, -1)["per_worker"] == [10, 10, 30]
+
+
+def _group(cfg: Config, server: ParameterServer, group: int, workers: range) -> tuple[SharedTraining, GroupLink]:
+    hello = server.hello(group, 0, workers.start, len(workers))
+    hello["optim"] = {k: v for k, v in hello["optim"].items()}
+    shared = build_group_state(cfg, 4, 2, hello)
+    return shared, GroupLink(shared, workers, hello, cfg.target_update_steps)
+
+
+def _server_for(cfg: Config) -> ParameterServer:
+    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.envs import inspect_env
+
+    s = build_shared(cfg, inspect_env(cfg.env_id))
+    params = [p.detach().numpy() for p in s.model.parameters()]
+    init = ServerInit(weights=flatten(params), target=flatten(params), target_syncs=1, last_sync_step=0,
+                      optim={k: v.numpy() for k, v in s.optimizer.state_tensors().items()}, total=0,
+                      per_worker=[0] * cfg.resolved_workers())
+    return ParameterServer(cfg, init)
+
+
+def test_group_keeps_what_its_workers_learned_during_an_exchange() -> None:
+    cfg = _cfg(workers=3, max_steps=10**6)
+    server = _server_for(cfg)
+    shared_a, a = _group(cfg, server, 0, range(0, 2))
+    shared_b, b = _group(cfg, server, 1, range(2, 3))
+    w0 = server.master.copy()
+    pa = [p.detach().numpy() for p in shared_a.model.parameters()]
+    pb = [p.detach().numpy() for p in shared_b.model.parameters()]
+    # group a's workers learn u1 and count 40 steps; group b's learn v and count 20
+    u1 = [np.full(p.shape, 0.5, np.float32) for p in pa]
+    v = [np.full(p.shape, -0.25, np.float32) for p in pb]
+    for p, d in zip(pa, u1, strict=True):
+        p += d
+    shared_a.counter.add(0, 20)
+    shared_a.counter.add(1, 20)
+    for p, d in zip(pb, v, strict=True):
+        p += d
+    shared_b.counter.add(2, 20)
+    mb = b.message([], [], final=False)
+    assert mb["steps"] == 20 and mb["per_worker"] == [20]
+    b.apply(server.exchange(1, 0, mb))
+    ma = a.message([EpisodeRecord(0, 30, 10.0, 10, 0.5)], [], final=False)
+    assert ma["steps"] == 40 and ma["per_worker"] == [20, 20]
+    # while a's exchange travels, its workers learn u2 and count 20 more
+    u2 = [np.full(p.shape, 0.125, np.float32) for p in pa]
+    for p, d in zip(pa, u2, strict=True):
+        p += d
+    shared_a.counter.add(0, 20)
+    a.apply(server.exchange(0, 0, ma))
+    master = w0 + flatten(u1) + flatten(v)
+    np.testing.assert_allclose(server.master, master, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(flatten(pa), master + flatten(u2), rtol=1e-6, atol=1e-6)  # u2 kept, v arrived
+    assert server.total == 60 and shared_a.counter.value == 60 + 20  # its view: global + its unsent steps
+    # the next exchange sends exactly u2 and the 20 unsent steps
+    ma2 = a.message([], [], final=True)
+    np.testing.assert_allclose(ma2["delta"], flatten(u2), rtol=1e-6, atol=1e-7)
+    assert ma2["steps"] == 20 and ma2["moments"] is not None
+    assert [e.episode_return for e in server.state(-1, -1)["episodes"]] == [10.0]
+
+
+def test_group_loads_the_servers_target_and_ignores_its_workers_syncs() -> None:
+    cfg = _cfg(workers=2, max_steps=10**6, target_update_steps=50)
+    server = _server_for(cfg)
+    shared, link = _group(cfg, server, 0, range(0, 2))
+    version = shared.target.version
+    shared.target.sync_from(torch.nn.Linear(4, 8), 60)  # a worker crossing a multiple: a no-op here
+    assert shared.target.version == version
+    pa = [p.detach().numpy() for p in shared.model.parameters()]
+    for p in pa:
+        p += 1.0
+    shared.counter.add(0, 60)
+    assert shared.counter.value >= link.next_multiple() == 50  # the group exchanges now
+    link.apply(server.exchange(0, 0, link.message([], [], final=False)))
+    assert shared.target.version == version + 1 and shared.target.syncs == 2
+    for t, p in zip(shared.target.model.parameters(), shared.model.parameters(), strict=True):
+        np.testing.assert_array_equal(t.detach().numpy(), p.detach().numpy())
+    assert link.next_multiple() == 100
+
+
+def test_plan_groups_fills_nodes_in_order() -> None:
+    nodes = [("head", 2), ("b", 4), ("c", 1)]
+    assert plan_groups(nodes, 5) == [GroupPlan(0, "head", 0, 2), GroupPlan(1, "b", 2, 3)]
+    assert plan_groups(nodes, 7)[-1] == GroupPlan(2, "c", 6, 1)
+    with pytest.raises(ConfigError, match="needs 8 CPUs; the Ray cluster has 7 on 3 node"):
+        plan_groups(nodes, 8)
+
+
+def test_config_json_of_the_per_worker_ray_mode_still_loads_and_resumes() -> None:
+    cfg = _cfg(max_steps=1000)
+    old = {**cfg.to_dict(), "ray_pipeline": True}
+    assert from_dict(old) == cfg
+    old_fingerprint = hashlib.sha256(json.dumps({**fingerprinted(cfg), "ray_pipeline": True}, sort_keys=True,
+                                                separators=(",", ":")).encode()).hexdigest()
+    assert matches_fingerprint(old_fingerprint, cfg) and matches_fingerprint(fingerprint(cfg), cfg)
+    assert not matches_fingerprint(fingerprint(cfg.replace(lr=0.5)), cfg)
+
+
+# ------------------------------------------------------ a 2-node cluster
 ray = pytest.importorskip("ray")
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two raylets on this machine, one CPU each; the test process is the driver."""
+    from ray.cluster_utils import Cluster
+
+    assert not ray.is_initialized()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+        ray.init(address=c.address, log_to_driver=False, logging_level="WARNING")
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def _named(prefix: str, suffix: str = "") -> list[tuple[str, str]]:
+    """(name, namespace) of the live named actors of any job starting with `prefix`."""
+    found = ray.util.list_named_actors(all_namespaces=True)
+    return [(a["name"], a["namespace"]) for a in found if a["name"].startswith(prefix) and a["name"].endswith(suffix)]
+
+
+def _wait_for(predicate: Any, limit_s: float) -> Any:
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.slow
+def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp_path: Path) -> None:
+    """One group per node; group 1's process is killed early: Ray restarts it, the run's restart is
+    recorded in eval.json (issue 14: it never was), the group trains on and the run still learns."""
+    killed: dict[str, Any] = {}
+
+    def kill_group_1() -> None:
+        name, ns = _wait_for(lambda: next(iter(_named("asyncdqn-ps-", "-group-1")), None), 120)
+        server = ray.get_actor(name.removesuffix("-group-1"), namespace=ns)
+        _wait_for(lambda: ray.get(server.stats.remote())["exchanges_per_group"].get("1", 0) >= 5, 120)
+        killed["exchanges"] = ray.get(server.stats.remote())["exchanges_per_group"]["1"]
+        ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)  # Ray restarts it
+
+    killer = threading.Thread(target=kill_group_1, daemon=True)
+    killer.start()
+    run = tmp_path / "run"
+    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 150_000,
+                    "max_restarts": 1, "max_seconds": None, "solve_score": None, "eval_every_steps": 50_000,
+                    "eval_episodes": 10, "progress": False, "run_dir": str(run)})
+    killer.join(timeout=5)
+    assert "exchanges" in killed, "the group was never killed"
+    report = json.loads((run / "eval.json").read_text())
+    restarts = report["worker_restarts"]
+    assert len(restarts) == 1 and restarts[0]["what"] == "node group 1 (workers 1-1)", restarts
+    assert restarts[0]["worker"] == 1 and "died" in restarts[0]["reason"]
+    stats = report["backend_stats"]
+    assert stats["restarts"] == 1 and stats["groups"] == 2
+    assert len({g["node"] for g in stats["groups_planned"]}) == 2  # one group per node
+    assert stats["exchanges_per_group"]["1"] > killed["exchanges"] + 10  # the restarted group trained on
+    assert result.stop_reason == "max_steps" and result.total_steps >= 150_000
+    # learned: random play scores ~22; the greedy policy must be far beyond it
+    assert result.best_eval is not None and result.best_eval["mean"] >= 200.0, result.best_eval
+    tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"])  # every step counted once
+    assert int(tensors["optim.step"][0]) == stats["optimizer_updates"] > 0  # both groups' updates
+    # one copy per exchange that crossed a multiple of 2000: close to one per multiple (+1 at the start)
+    syncs = meta["target_syncs"]
+    assert syncs == stats["target_syncs"] and result.total_steps // 4000 <= syncs <= result.total_steps // 2000 + 1
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_losing_the_parameter_server_exits_1_and_keeps_the_checkpoints(cluster: Any, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ckpts = run / "checkpoints"
+    before = {n for n, _ in _named("asyncdqn-ps-")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
+         "--ray-address", cluster.address, "--workers", "2", "--hidden-sizes", "8", "--max-steps", "100000000",
+         "--max-seconds", "600", "--checkpoint-every", "5000", "--no-progress", "--run-dir", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    try:
+        name, ns = _wait_for(lambda: next((a for a in _named("asyncdqn-ps-") if a[0] not in before
+                                           and "-group-" not in a[0]), None), 60)
+        kept = _wait_for(lambda: sorted(ckpts.glob("ckpt-*.safetensors")), 90)  # a periodic checkpoint exists
+        time.sleep(0.5)  # fully renamed into place (atomic), never touched again
+        digests = {p.name: _digest(p) for p in kept}
+        ray.kill(ray.get_actor(name, namespace=ns))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert "parameter server lost" in err and "Traceback" not in err, err
+    for n, d in digests.items():  # every checkpoint written before the loss: intact and loadable
+        assert _digest(ckpts / n) == d
+        _, meta = load_checkpoint(ckpts / n)
+        assert meta["step"] > 0
+    report = json.loads((run / "eval.json").read_text())
+    assert report["stop_reason"] == "failed" and "parameter server lost" in report["error"]
+
+
 @contextlib.contextmanager
-def socket_closed_port() -> Any:
+def _closed_port() -> Iterator[int]:
     """A loopback port nothing listens on (bound then closed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,156 +347,8 @@ def socket_closed_port() -> Any:
     yield port
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    owns = not ray.is_initialized()
-    if owns:
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, logging_level="WARNING")
-    yield ray
-    if owns:
-        ray.shutdown()
-
-
-def _cfg(**kw: Any) -> Config:
-    base: dict[str, Any] = {"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "progress": False,
-                            "max_seconds": None, "solve_score": None, "eval_every_steps": None,
-                            "eval_episodes": 3}
-    base.update(kw)
-    return resolve_config(base)
-
-
-# ------------------------------------------------------------- server math (no Ray)
-def _server(cfg: Config) -> tuple[ParameterServer, torch.nn.Module]:
-    model = build_model(4, 2, cfg.hidden_sizes, seed=3)
-    shared = build_shared(cfg, inspect_env(cfg.env_id))
-    init = {"model": _arrays(model), "target": _arrays(model),
-            "optim": {k: v.numpy() for k, v in shared.optimizer.state_tensors().items()},
-            "total": 0, "per_worker": [0, 0]}
-    return ParameterServer(cfg, 4, 2, init), model
-
-
-def test_pushed_gradients_are_applied_like_torch_adam() -> None:
-    cfg = _cfg(max_steps=1000, lr=1e-2, target_update_steps=30)
-    server, model = _server(cfg)
-    reference = copy.deepcopy(model)
-    adam = torch.optim.Adam(reference.parameters(), lr=1e-2, eps=cfg.adam_eps)
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in model.parameters()]
-        reply = server.push(i % 2, grads, based_on=0, steps=20, episodes=[], lr=None)
-        for p, g in zip(reference.parameters(), grads, strict=True):
-            p.grad = torch.from_numpy(g)
-        adam.step()
-        for got, want in zip(reply["weights"], reference.parameters(), strict=True):
-            np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
-        assert reply["version"] == i + 1 and reply["t"] == i + 1 and reply["step"] == 20 * (i + 1)
-    # every push claimed version 0: staleness 0, 1, 2
-    stats = server.stats()
-    assert stats["updates"] == 3 and stats["staleness_max"] == 2 and stats["staleness_mean"] == pytest.approx(1.0)
-    # steps 20, 40, 60 cross 30 and 60: two target syncs, the target equals the online net now
-    assert stats["target_syncs"] == 2 and reply["target_version"] == 2
-    version, target = server.target_weights()
-    assert version == 2
-    for t, w in zip(target, reply["weights"], strict=True):
-        np.testing.assert_array_equal(t, w)
-    state = server.state()
-    assert state["per_worker"] == [40, 20] and state["total"] == 60
-    assert int(state["optim"]["step"][0]) == 3
-
-
-def test_server_says_stop_at_the_step_budget_or_on_request() -> None:
-    server, model = _server(_cfg(max_steps=50))
-    zeros = [np.zeros(p.shape, np.float32) for p in model.parameters()]
-    assert not server.push(0, zeros, 0, 40, [], None)["stop"]
-    assert server.push(0, zeros, 1, 40, [], None)["stop"]  # 80 >= 50
-    server2, _ = _server(_cfg(max_steps=10_000))
-    server2.request_stop()
-    assert server2.push(0, zeros, 0, 40, [], None)["stop"]
-
-
-# --------------------------------------------------------------------- with Ray
-@pytest.mark.slow
-def test_ray_backend_learns_cartpole(local_ray: Any, tmp_path: Path) -> None:
-    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "max_seconds": 120.0,
-                    "eval_episodes": 20, "progress": False, "run_dir": str(tmp_path / "run")})
-    assert result.solved, result.final_eval
-    assert result.solve_eval is not None and result.solve_eval["mean"] >= 475.0
-    report = json.loads((tmp_path / "run" / "eval.json").read_text())
-    stats = report["backend_stats"]
-    assert stats["updates"] > 1000 and stats["restarts"] == 0
-    assert 0.0 <= stats["staleness_mean"] <= stats["staleness_max"]
-    tensors, meta = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")
-    assert meta["step"] == result.total_steps > 0
-    assert int(tensors["optim.step"][0]) == stats["updates"]  # optimizer state came back from the server
-
-
-def _poll_until(backend: RayBackend, predicate: Any, limit_s: float) -> None:
-    end = time.monotonic() + limit_s
-    while not predicate():
-        assert time.monotonic() < end, "timed out"
-        backend.poll(timeout=0.2)
-
-
-def test_killed_actor_learner_is_restarted_and_training_continues(local_ray: Any) -> None:
-    cfg = _cfg(max_steps=10**9, max_restarts=2)
-    shared = build_shared(cfg, inspect_env(cfg.env_id))
-    backend = RayBackend(cfg, shared)
-    backend.start()
-    try:
-        c = shared.counter
-        _poll_until(backend, lambda: min(c.per_worker()) >= 2000, 90)
-        local_ray.kill(backend.actors[0], no_restart=False)  # Ray restarts it (max_restarts)
-        killed_at, total_at = c.per_worker()[0], c.value
-        # the restarted actor-learner trains again (the other one never stopped)
-        _poll_until(backend, lambda: c.per_worker()[0] >= killed_at + 2000, 120)
-        assert backend.restarts == [1, 0]
-        assert backend.stats()["restarts"] == 1
-        assert c.value >= total_at + 2000 and not backend.finished()
-    finally:
-        backend.stop()
-
-
-def test_losing_the_parameter_server_stops_the_run_and_keeps_the_checkpoint(local_ray: Any,
-                                                                          tmp_path: Path) -> None:
-    before = set(local_ray.util.list_named_actors())
-
-    def kill_server() -> None:
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            new = [n for n in local_ray.util.list_named_actors() if n not in before and n.startswith("asyncdqn-ps-")]
-            if new:
-                server = local_ray.get_actor(new[0])
-                while local_ray.get(server.stats.remote())["updates"] < 300 and time.monotonic() < end:
-                    time.sleep(0.2)  # let it train (and the driver pull) a little
-                time.sleep(1.0)
-                local_ray.kill(server)
-                return
-            time.sleep(0.1)
-
-    killer = threading.Thread(target=kill_server, daemon=True)
-    killer.start()
-    run = tmp_path / "run"
-    with pytest.raises(TrainingError, match="parameter server lost"):
-        train(_cfg(max_steps=10**9, run_dir=str(run)))
-    killer.join(timeout=5)
-    tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
-    assert meta["step"] > 0  # the weights last pulled from the server, with their counters
-    assert int(tensors["optim.step"][0]) > 0
-
-
-def test_bench_throughput_measures_ray_beside_process(local_ray: Any) -> None:
-    from asyncdqn.bench.throughput import format_table, run_throughput
-
-    report = run_throughput("CartPole-v1", ("n-step-q",), 1, 0.5, log=lambda m: None, backends=("process", "ray"))
-    rows = [(r["backend"], r["kind"]) for r in report["rows"]]
-    assert rows == [("-", "ceiling"), ("process", "n-step-q"), ("ray", "n-step-q")]
-    assert all(r["steps"] > 0 for r in report["rows"])
-    assert " ray " in format_table(report)
-
-
 def test_unreachable_ray_address_is_a_clear_error(tmp_path: Path) -> None:
-    with socket_closed_port() as port:
+    with _closed_port() as port:
         proc = subprocess.run(
             [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
              "--ray-address", f"127.0.0.1:{port}", "--max-steps", "1000", "--no-progress",
@@ -205,7 +361,6 @@ def test_unreachable_ray_address_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_missing_ray_package_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from asyncdqn.backends.ray import import_ray
-    from asyncdqn.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(ConfigError, match=r"asyncdqn\[ray\]"):

@@ -142,6 +142,15 @@ class SharedTarget:
             self._syncs.value += 1
             self._last_sync_step.value = step
 
+    def load(self, arrays: list[np.ndarray], syncs: int, last_sync_step: int) -> None:
+        """Set the target to `arrays` with its sync count, as decided elsewhere (the ray parameter server)."""
+        with self.lock:
+            for tp, a in zip(self.model.parameters(), arrays, strict=True):
+                np.copyto(tp.detach().numpy(), a.reshape(tuple(tp.shape)))
+            self._version.value += 1
+            self._syncs.value = syncs
+            self._last_sync_step.value = last_sync_step
+
 
 @dataclass
 class SharedTraining:
@@ -176,12 +185,14 @@ class RestartBudget:
     max_restarts: int
     log: list[dict[str, Any]] = field(default_factory=list)
 
-    def charge(self, worker: int, reason: str, step: int) -> None:
+    def charge(self, worker: int, reason: str, step: int, what: str | None = None) -> None:
+        """`what` names the restarted unit when it is not one worker (e.g. a ray node group)."""
+        name = what or f"worker {worker}"
         if len(self.log) >= self.max_restarts:
-            raise TrainingError(f"worker {worker} failed: {reason}; giving up after "
+            raise TrainingError(f"{name} failed: {reason}; giving up after "
                                 f"{len(self.log)} restart(s) (--max-restarts {self.max_restarts})")
-        self.log.append({"worker": worker, "reason": reason, "step": step})
-        log(f"worker {worker} failed at step {step:,}: {reason}; restarting it "
+        self.log.append({"worker": worker, "reason": reason, "step": step, **({"what": what} if what else {})})
+        log(f"{name} failed at step {step:,}: {reason}; restarting it "
             f"({len(self.log)}/{self.max_restarts} restarts used)")
 
 
@@ -228,5 +239,5 @@ class Backend(abc.ABC):
         return list(self.restarts.log)
 
     def stats(self) -> dict[str, Any] | None:
-        """Backend-specific figures for eval.json (e.g. ray's staleness); None if it has none."""
+        """Backend-specific figures for eval.json (e.g. ray's exchanges and their costs); None if it has none."""
         return None

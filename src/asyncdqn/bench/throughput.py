@@ -12,8 +12,10 @@ ratio of two measurements taken minutes apart is the figure to quote.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
 from asyncdqn.envs_pixels import frames_per_step
 
+SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -34,10 +38,46 @@ class Measurement:
     steps: int
     seconds: float
     memory: dict[str, Any] | None = None
+    cpu_seconds: float | None = None  # CPU time of this process and its descendants over the window
 
     @property
     def steps_per_second(self) -> float:
         return self.steps / self.seconds
+
+    @property
+    def steps_per_cpu_second(self) -> float | None:
+        """Steps per CPU-second of everything the run started: robust to other jobs on a shared machine
+        (they slow the wall clock, not this), and on a dedicated machine steps/s ~ cores x this."""
+        return self.steps / self.cpu_seconds if self.cpu_seconds else None
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by process `root` and all its live descendants (Linux /proc).
+
+    Counts the whole run on a shared machine: workers, the trainer, and for the ray backend the
+    Ray daemons and actors it started (children of this process). Other jobs are not counted."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        parent[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
 
 
 def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
@@ -69,16 +109,16 @@ def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
     try:
         while min(counter) == 0:  # every process is stepping
             time.sleep(0.05)
-        s0, t0 = sum(counter), time.perf_counter()
+        s0, t0, c0 = sum(counter), time.perf_counter(), tree_cpu_seconds(os.getpid())
         time.sleep(seconds)
-        s1, t1 = sum(counter), time.perf_counter()
+        s1, t1, c1 = sum(counter), time.perf_counter(), tree_cpu_seconds(os.getpid())
     finally:
         stop.set()
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
-    return Measurement("ceiling", workers, k, s1 - s0, t1 - t0)
+    return Measurement("ceiling", workers, k, s1 - s0, t1 - t0, cpu_seconds=c1 - c0)
 
 
 def process_memory(pid: int) -> dict[str, float]:
@@ -117,8 +157,36 @@ def memory_report(worker_pids: list[int], model: Any) -> dict[str, Any]:
     }
 
 
-def measure_trainer(cfg: Config, seconds: float) -> Measurement:
-    """Steps/s of cfg's backend learning from every transition (no evaluation)."""
+@contextlib.contextmanager
+def simulated_cluster(nodes: int, cpus: int) -> Iterator[None]:
+    """A Ray cluster of `nodes` raylets on this machine (ray.cluster_utils.Cluster), `cpus` CPUs split
+    between them, for the duration of the block; the ray backend then puts one node group on each."""
+    from asyncdqn.backends.ray import import_ray
+
+    ray = import_ray()
+    from ray.cluster_utils import Cluster
+
+    share = [cpus // nodes + (1 if i < cpus % nodes else 0) for i in range(nodes)]
+    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": share[0], "include_dashboard": False})
+    try:
+        for n in share[1:]:
+            cluster.add_node(num_cpus=n)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    finally:
+        cluster.shutdown()
+
+
+def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurement:
+    """Steps/s of cfg's backend learning from every transition (no evaluation). With the ray backend
+    and `ray_nodes` > 1, on a simulated cluster of that many nodes sharing this machine's cores."""
+    if cfg.backend == "ray" and ray_nodes > 1:
+        with simulated_cluster(ray_nodes, cfg.resolved_workers()):
+            return measure_trainer(cfg, seconds)
     from asyncdqn.backends import make_backend
     from asyncdqn.backends.shared import build_shared
 
@@ -130,15 +198,18 @@ def measure_trainer(cfg: Config, seconds: float) -> Measurement:
     try:
         while min(shared.counter.per_worker()) == 0:
             backend.poll(timeout=0.05)
-        s0, t0 = shared.counter.value, time.perf_counter()
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < SETTLE_S:  # start-up transients (e.g. Ray's idle workers) pass
+            backend.poll(timeout=0.05)
+        s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         while time.perf_counter() - t0 < seconds:
             backend.poll(timeout=0.05)
-        s1, t1 = shared.counter.value, time.perf_counter()
+        s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         pids = [p.pid for p in getattr(backend, "procs", [])]
         memory = memory_report(pids, shared.model)
     finally:
         backend.stop()
-    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory)
+    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory, c1 - c0)
 
 
 def run_throughput(
@@ -149,8 +220,12 @@ def run_throughput(
     overrides: dict[str, Any] | None = None,
     log: Any = print,
     backends: tuple[str, ...] = ("process",),
+    ray_nodes: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
-    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report."""
+    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report.
+
+    The ray backend is measured once per entry of `ray_nodes` (1: a local Ray; N > 1: a simulated
+    N-node cluster on this machine, skipped when there are fewer workers than nodes)."""
     max_workers = max_workers or (os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     for w in range(1, max_workers + 1):
@@ -161,20 +236,25 @@ def run_throughput(
         per_frame = f" ({ceiling.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
         log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
-                     "ratio": 1.0})
+                     "ratio": 1.0, "steps_per_cpu_second": ceiling.steps_per_cpu_second, "cpu_ratio": 1.0})
         for algo in algos:
-            for backend in backends:
-                m = measure_trainer(base.replace(algo=algo, backend=backend), seconds)
+            runs = [(b, n) for b in backends for n in (ray_nodes if b == "ray" else (1,)) if n <= w]
+            for backend, nodes in runs:
+                m = measure_trainer(base.replace(algo=algo, backend=backend), seconds, nodes)
                 ratio = m.steps_per_second / ceiling.steps_per_second
                 mem = m.memory or {}
                 peaks = [x.get("peak_rss_mb", float("nan")) for x in mem.get("workers", [])]
                 memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
+                label = backend if backend != "ray" else f"ray/{nodes}n"
                 per_frame = f" ({m.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
-                log(f"workers={w} {backend} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
+                log(f"workers={w} {label} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
                     f"of the ceiling{memory}")
-                rows.append({**m.__dict__, "backend": backend, "steps_per_second": m.steps_per_second,
-                             "ratio": ratio})
+                per_cpu, ceiling_per_cpu = m.steps_per_cpu_second, ceiling.steps_per_cpu_second
+                rows.append({**m.__dict__, "backend": label, "steps_per_second": m.steps_per_second,
+                             "ratio": ratio, **({"ray_nodes": nodes} if backend == "ray" else {}),
+                             "steps_per_cpu_second": per_cpu,
+                             "cpu_ratio": per_cpu / ceiling_per_cpu if per_cpu and ceiling_per_cpu else None})
     # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
     fps = frames_per_step(env_id, base.env_kwargs)
     return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps, "rows": rows}
@@ -182,12 +262,15 @@ def run_throughput(
 
 def format_table(report: dict[str, Any]) -> str:
     lines = [f"{'workers':>7}  {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
-             f"{'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
+             f"{'steps/CPU-s':>11} {'of ceiling':>10} {'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
     for r in report["rows"]:
         mem = r.get("memory") or {}
         peaks = [w["peak_rss_mb"] for w in mem.get("workers", []) if "peak_rss_mb" in w]
         peak = f"{max(peaks):.0f}" if peaks else "-"
         pss = f"{mem['total_pss_mb']:.0f}" if peaks and mem.get("total_pss_mb") else "-"
+        per_cpu = f"{r['steps_per_cpu_second']:,.0f}" if r.get("steps_per_cpu_second") else "-"
+        cpu_ratio = f"{r['cpu_ratio']:.1%}" if r.get("cpu_ratio") else "-"
         lines.append(f"{r['workers']:>7}  {r.get('backend', 'process'):<8} {r['kind']:<15} {r['envs_per_worker']:>11} "
-                     f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {peak:>18} {pss:>12}")
+                     f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {per_cpu:>11} {cpu_ratio:>10} "
+                     f"{peak:>18} {pss:>12}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from asyncdqn.config import Config
+from asyncdqn.config import RETIRED, Config
 from asyncdqn.errors import CheckpointError, ConfigError
 from asyncdqn.rundir.checkpoint import Loaded as LoadedCheckpoint
 from asyncdqn.rundir.layout import CONFIG, Run
@@ -22,12 +22,14 @@ from asyncdqn.rundir.layout import CONFIG, Run
 # Options a resumed run may change: stop rules, evaluation and output.
 RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eval_every_seconds", "eval_trigger",
              "eval_episodes", "screen_episodes",
-             "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label", "tensorboard")
+             "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label", "tensorboard",
+             "start_timeout")
 # Not part of the fingerprint: the above, where the run lives, and the resume counter.
 _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resume_epsilons")
 # Training options added after checkpoints existed, with the value that means "as before":
 # at that value they stay out of the fingerprint, so older checkpoints keep matching.
-_ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "env_kwargs": None, "network": "auto"}
+_ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "env_kwargs": None, "network": "auto",
+                "ray_sync_seconds": 0.1}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
@@ -52,7 +54,9 @@ def fingerprint(cfg: Config) -> str:
 def matches_fingerprint(saved: str | None, cfg: Config) -> bool:
     """Does a checkpoint's fingerprint belong to `cfg`? Checkpoints written before
     `workers` counted as resolved recorded --workers 0 (one per core) as 0."""
-    return saved in (fingerprint(cfg), _digest({**fingerprinted(cfg), "workers": 0}))
+    now = fingerprinted(cfg)
+    retired = {**now, **RETIRED}  # written while the retired options still existed
+    return saved in (_digest(now), _digest({**now, "workers": 0}), _digest(retired), _digest({**retired, "workers": 0}))
 
 
 def fingerprint_diff(saved: dict[str, Any], cfg: Config) -> list[str]:

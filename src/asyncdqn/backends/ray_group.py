@@ -1,0 +1,192 @@
+"""A ray node group: one Ray actor per node running the local process backend on that node's cores.
+
+The group's workers are the process backend's Hogwild workers, unchanged, on a local
+copy of the learning state in the node's shared memory (online network, target
+network, optimizer moments, a step counter). What differs from a local run:
+
+- the target network is decided by the parameter server (`GroupTarget`: the workers'
+  own syncs are no-ops; the group loads the server's target when it changes);
+- the step counter is the group's *view* of the global count: the server's count at
+  the last exchange plus the group's own steps since (a lower bound of the true count);
+- every --ray-sync-seconds, and whenever that view crosses a multiple of
+  --target-update-steps, the group exchanges a weight delta with the parameter server
+  (see `ray_server.py` for the protocol and what stays exact).
+
+Worker processes that fail are restarted by the process backend as on one machine;
+each restart is reported to the server and charged to the run's --max-restarts by the
+driver. The group actor itself, if its process dies, is restarted by Ray (its workers
+die with it: they hold PR_SET_PDEATHSIG) and starts again from the server's state.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget, SharedTraining
+from asyncdqn.backends.process import ProcessBackend
+from asyncdqn.backends.ray_server import flatten, unflatten
+from asyncdqn.backends.shared import make_optimizer
+from asyncdqn.config import Config
+from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.model import build_model
+
+RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
+CALL_TIMEOUT_S = 60.0  # a group waiting longer than this for the server declares it lost
+POLL_S = 0.005  # how often the group looks at its workers' counts
+MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
+MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange
+
+
+class GroupTarget(SharedTarget):
+    """A node group's target network: its workers read it, only the parameter server sets it."""
+
+    def sync_from(self, model: torch.nn.Module, step: int) -> None:
+        pass  # the parameter server owns target syncs (the group loads them with `load`)
+
+
+def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str, Any]) -> SharedTraining:
+    """The group's local learning state, in shared memory, initialised from the server's hello."""
+    model = build_model(obs_dim, n_actions, cfg.hidden_sizes, cfg.seed)
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    with torch.no_grad():
+        for p, a in zip(model.parameters(), unflatten(hello["weights"], shapes), strict=True):
+            p.copy_(torch.from_numpy(a.copy()))
+    target_model = copy.deepcopy(model)
+    for p in target_model.parameters():
+        p.requires_grad_(False)
+    model.share_memory()
+    target_model.share_memory()
+    lock = OwnedLock()
+    optimizer = make_optimizer(cfg, model, lock)  # the same optimizer (and math) as a local run
+    optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
+    target = GroupTarget(target_model)
+    target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
+    counter = SharedCounter(cfg.resolved_workers())
+    return SharedTraining(model=model, optimizer=optimizer, target=target, counter=counter, optimizer_lock=lock)
+
+
+class GroupLink:
+    """The group's side of the exchange protocol (everything but the Ray call itself)."""
+
+    def __init__(self, shared: SharedTraining, workers: range, hello: dict[str, Any], target_every: int) -> None:
+        self.shared, self.workers, self.target_every = shared, workers, target_every
+        self.params = [p.detach().numpy() for p in shared.model.parameters()]  # views of shared memory
+        self.shapes = [tuple(p.shape) for p in self.params]
+        self.base = np.array(hello["weights"], dtype=np.float32)  # what the server's master held when sent
+        self.reported = sum(hello["per_worker"])  # own steps the server has counted
+        self.global_step = int(hello["step"])
+        self.target_version = int(hello["target_version"])
+        self.optim_t0 = int(hello["optim"]["step"][0])
+        self.restarts_sent = 0
+        self.stop = bool(hello["stop"])
+        self.last_moments = time.monotonic()
+        self.cpu0 = time.process_time()  # the group process's CPU from here on: its exchange (and polling) cost
+        self._snapshot: np.ndarray | None = None
+        self._own = 0
+        per_worker = [0] * len(shared.counter.per_worker())
+        per_worker[workers.start:workers.stop] = list(hello["per_worker"])
+        shared.counter.restore(self.global_step, per_worker)
+
+    def own_steps(self) -> int:
+        pw = self.shared.counter.per_worker()
+        return sum(pw[self.workers.start:self.workers.stop])
+
+    def next_multiple(self) -> int:
+        """The next multiple of --target-update-steps after the last global count: exchange on reaching it."""
+        return (self.global_step // self.target_every + 1) * self.target_every
+
+    def message(self, episodes: list[EpisodeRecord], restarts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
+        """Snapshot counts first, then weights: every step counted has its update in the delta."""
+        pw = self.shared.counter.per_worker()
+        own_pw = pw[self.workers.start:self.workers.stop]
+        self._own = sum(own_pw)
+        self._snapshot = flatten(self.params)
+        now = time.monotonic()
+        moments = None
+        if final or now - self.last_moments >= MOMENTS_EVERY_S:
+            self.last_moments = now
+            moments = {k: v.numpy() for k, v in self.shared.optimizer.state_tensors().items() if k != "step"}
+        msg = {"delta": self._snapshot - self.base, "steps": self._own - self.reported, "first": self.workers.start,
+               "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
+               "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
+               "target_version": self.target_version, "cpu_s": time.process_time() - self.cpu0}
+        self.restarts_sent = len(restarts)
+        return msg
+
+    def apply(self, reply: dict[str, Any]) -> None:
+        """Move the local weights by (master - what was sent), keeping what the workers learned meanwhile."""
+        self.stop = bool(reply["stop"])
+        if reply.get("stale"):
+            return
+        assert self._snapshot is not None
+        master: np.ndarray = reply["weights"]
+        for view, d in zip(self.params, unflatten(master - self._snapshot, self.shapes), strict=True):
+            view += d  # Hogwild-style, like the workers' own updates
+        self.base = np.array(master, dtype=np.float32)
+        self.reported = self._own
+        self.global_step = int(reply["step"])
+        # The group's view of the global count: the server's count plus own steps since the snapshot.
+        self.shared.counter.restore(self.global_step + self.own_steps() - self._own, [])
+        if "target" in reply:
+            self.shared.target.load(unflatten(reply["target"], self.shapes), int(reply["target_syncs"]),
+                                    int(reply["last_sync_step"]))
+        self.target_version = int(reply["target_version"])
+
+
+class NodeGroup:
+    """The Ray actor: `run` trains the group until the server says stop (or the budget is reached)."""
+
+    def __init__(self, cfg: Config, group: int, first: int, count: int, obs_dim: int, n_actions: int,
+                 server_name: str) -> None:
+        # The server is found by name (not passed as a handle) so that Ray can restart
+        # this actor from its plain constructor arguments alone.
+        torch.set_num_threads(1)
+        self.cfg, self.group, self.workers = cfg, group, range(first, first + count)
+        self.obs_dim, self.n_actions, self.server_name = obs_dim, n_actions, server_name
+
+    def run(self, incarnation: int) -> dict[str, Any]:
+        """Train until stop; returns this incarnation's own env steps and exchanges."""
+        import ray
+
+        cfg = self.cfg
+        if incarnation > 0:  # a restarted group must not replay the same episodes
+            cfg = cfg.replace(seed=cfg.seed + incarnation * RESTART_SEED_STRIDE)
+        server = ray.get_actor(self.server_name)
+
+        def call(ref: Any) -> Any:
+            return ray.get(ref, timeout=CALL_TIMEOUT_S)
+
+        hello = call(server.hello.remote(self.group, incarnation, self.workers.start, len(self.workers)))
+        shared = build_group_state(cfg, self.obs_dim, self.n_actions, hello)
+        backend = ProcessBackend(cfg, shared, self.workers)
+        backend.start()
+        link = GroupLink(shared, self.workers, hello, cfg.target_update_steps)
+        episodes: list[EpisodeRecord] = []
+        exchanges = 0
+
+        def exchange(final: bool) -> None:
+            nonlocal episodes, exchanges
+            msg = link.message(episodes, backend.restarts.log, final)
+            episodes = []
+            link.apply(call(server.exchange.remote(self.group, incarnation, msg)))
+            exchanges += 1
+
+        try:
+            last = time.monotonic()
+            while not link.stop and not backend.finished():
+                episodes.extend(backend.poll(timeout=POLL_S))
+                now = time.monotonic()
+                crossed = shared.counter.value >= link.next_multiple() and now >= last + MIN_EXCHANGE_S
+                if now >= last + cfg.ray_sync_seconds or crossed:
+                    exchange(final=False)
+                    last = now
+            backend.stop()  # every worker done: the last steps and updates travel with the final exchange
+            exchange(final=True)
+        finally:
+            backend.stop()
+        return {"steps": link.reported, "exchanges": exchanges}

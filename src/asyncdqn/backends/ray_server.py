@@ -1,0 +1,212 @@
+"""The ray backend's parameter server: the one owner of the global weights, step count and target.
+
+Plain Python (no Ray import): `RayBackend` turns it into an actor; tests drive it directly.
+
+Node groups (see `ray_group.py`) train Hogwild on their own copy of the weights and
+*exchange* with the server every --ray-sync-seconds (and whenever their view of the
+global count crosses a multiple of --target-update-steps):
+
+    group -> server: delta = (group weights now) - (weights the server last sent it),
+                     the env steps its workers learned from since its previous exchange,
+                     their per-worker counts, finished episodes, worker restarts,
+                     its optimizer updates (and, about once a second, its optimizer moments)
+    server:          master += delta; global count += steps; target sync if a multiple was crossed
+    server -> group: the master weights (the group adds master - sent into its weights,
+                     keeping what its workers learned meanwhile), the global count, the
+                     target network if it changed, stop
+
+What is exact (and what is not):
+- the global step count is the sum of every env step whose update reached the master,
+  each counted once (steps of a group lost before its exchange are not counted: their
+  learning is lost with them);
+- target syncs are decided here, from that count alone: an exchange after which the
+  count has crossed one or more multiples of --target-update-steps copies the master
+  into the target (one copy, like a segment crossing a multiple in the local backends),
+  and every group loads it at its next exchange. A group exchanges as soon as its own
+  view of the count (last global count + its own steps since) crosses a multiple, so
+  with one group the copy is taken within one poll (~5 ms of steps) of the multiple;
+  with several, within the other groups' unsent steps (at most --ray-sync-seconds of them);
+- the step budget (--max-steps) stops every group at its next exchange once the count
+  reaches it, so a run overshoots it by at most --ray-sync-seconds of steps per group.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from asyncdqn.config import Config
+from asyncdqn.learners.common import EpisodeRecord
+
+
+def flatten(arrays: list[np.ndarray]) -> np.ndarray:
+    """One contiguous float32 vector (one buffer for Ray to ship, not one per layer)."""
+    return np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
+
+
+def unflatten(vec: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    out, at = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        out.append(vec[at:at + n].reshape(shape))
+        at += n
+    return out
+
+
+@dataclass
+class ServerInit:
+    """The state a run starts (or resumes) from: what the trainer holds when the backend starts."""
+
+    weights: np.ndarray  # flat online weights
+    target: np.ndarray  # flat target weights
+    target_syncs: int
+    last_sync_step: int
+    optim: dict[str, np.ndarray]  # SharedAdam / SharedRMSprop state_tensors(), as arrays
+    total: int  # global env steps so far
+    per_worker: list[int]
+
+
+@dataclass
+class _Group:
+    incarnation: int = -1  # the latest incarnation that said hello (-1: none yet)
+    updates_retired: int = 0  # optimizer updates of its earlier incarnations
+    updates: int = 0  # of the current incarnation
+    moments: dict[str, np.ndarray] | None = None  # its optimizer moments, last reported
+    exchanges: int = 0
+    cpu_s: float = 0.0  # the group process's CPU time (without its workers), as last reported
+
+
+@dataclass
+class Traffic:
+    exchanges: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class ParameterServer:
+    """Owns the master weights, the target network, the global count. Ray runs one method at a time."""
+
+    def __init__(self, cfg: Config, init: ServerInit) -> None:
+        self.cfg = cfg
+        self.master = init.weights.astype(np.float32).copy()
+        self.target = init.target.astype(np.float32).copy()
+        self.target_version = 0  # bumped by every sync made here
+        self.target_syncs = init.target_syncs
+        self.last_sync_step = init.last_sync_step
+        self.total = int(init.total)
+        self.per_worker = [int(v) for v in init.per_worker]
+        self.optim_step0 = int(init.optim["step"][0])
+        self.optim_init = {k: v for k, v in init.optim.items() if k != "step"}
+        self.optim_version = 0  # bumped when a group reports its moments
+        self.groups: dict[int, _Group] = {}
+        self.episodes: list[EpisodeRecord] = []
+        self.restarts: list[dict[str, Any]] = []  # worker restarts inside the groups, not yet pulled
+        self.stop_requested = False
+        self.traffic = Traffic()
+        self.cpu0 = time.process_time()
+
+    # ------------------------------------------------------------ helpers
+    def _stop(self) -> bool:
+        return self.stop_requested or (self.cfg.max_steps is not None and self.total >= self.cfg.max_steps)
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The run's optimizer state: every group's moments averaged, and the updates of all groups
+        (so the step count equals the optimizer updates of the whole run, as in the local backends)."""
+        reported = [g.moments for g in self.groups.values() if g.moments is not None]
+        moments = ({k: np.mean([m[k] for m in reported], axis=0).astype(np.float32) for k in reported[0]}
+                   if reported else dict(self.optim_init))
+        updates = sum(g.updates_retired + g.updates for g in self.groups.values())
+        return {"step": np.array([self.optim_step0 + updates], dtype=np.int64), **moments}
+
+    # ----------------------------------------------------------- groups
+    def hello(self, group: int, incarnation: int, first: int, count: int) -> dict[str, Any]:
+        """A group (re)starting: everything it needs to build its local training state."""
+        g = self.groups.setdefault(group, _Group())
+        if incarnation > g.incarnation:
+            g.updates_retired += g.updates
+            g.updates = 0
+        g.incarnation = incarnation
+        return {"weights": self.master.copy(), "target": self.target.copy(), "target_version": self.target_version,
+                "target_syncs": self.target_syncs, "last_sync_step": self.last_sync_step,
+                "step": self.total, "per_worker": self.per_worker[first:first + count],
+                "optim": self.optimizer_state(), "stop": self._stop()}
+
+    def exchange(self, group: int, incarnation: int, msg: dict[str, Any]) -> dict[str, Any]:
+        """Apply one group's delta and counts; reply with the master (and the target if it changed)."""
+        g = self.groups.get(group)
+        if g is None or incarnation != g.incarnation:  # a superseded incarnation: ignore it, stop it
+            return {"stop": True, "stale": True}
+        delta: np.ndarray = msg["delta"]
+        self.master += delta
+        old = self.total
+        self.total += int(msg["steps"])
+        first = int(msg["first"])
+        for i, v in enumerate(msg["per_worker"]):
+            self.per_worker[first + i] = int(v)
+        n = self.cfg.target_update_steps
+        if self.total // n > old // n:  # one copy per exchange that crosses a multiple
+            np.copyto(self.target, self.master)
+            self.target_version += 1
+            self.target_syncs += 1
+            self.last_sync_step = self.total
+        self.episodes.extend(msg["episodes"])
+        self.restarts.extend(msg["restarts"])
+        g.updates = int(msg["updates"])
+        if msg.get("moments") is not None:
+            g.moments = {k: v for k, v in msg["moments"].items() if k != "step"}  # the count is `updates`
+            self.optim_version += 1
+        g.exchanges += 1
+        g.cpu_s = float(msg.get("cpu_s", 0.0))
+        reply: dict[str, Any] = {"weights": self.master.copy(), "step": self.total, "stop": self._stop(),
+                                 "target_version": self.target_version}
+        if int(msg["target_version"]) != self.target_version:
+            reply.update(target=self.target.copy(), target_syncs=self.target_syncs,
+                         last_sync_step=self.last_sync_step)
+        t = self.traffic
+        t.exchanges += 1
+        t.bytes_in += delta.nbytes + sum(v.nbytes for v in (msg.get("moments") or {}).values())
+        t.bytes_out += self.master.nbytes + (self.target.nbytes if "target" in reply else 0)
+        return reply
+
+    def started(self, group: int) -> int:
+        """The latest incarnation of `group` that said hello (-1: none yet)."""
+        g = self.groups.get(group)
+        return -1 if g is None else g.incarnation
+
+    # ----------------------------------------------------------- driver
+    def state(self, target_version: int, optim_version: int) -> dict[str, Any]:
+        """What the driver mirrors: counters, new episodes and restarts, the master weights, and the
+        target and optimizer state when they changed since the versions it holds."""
+        episodes, self.episodes = self.episodes, []
+        restarts, self.restarts = self.restarts, []
+        out: dict[str, Any] = {"total": self.total, "per_worker": list(self.per_worker), "episodes": episodes,
+                               "restarts": restarts, "weights": self.master.copy(),
+                               "target_version": self.target_version, "optim_version": self.optim_version,
+                               "stats": self.stats()}
+        if target_version != self.target_version:
+            out.update(target=self.target.copy(), target_syncs=self.target_syncs,
+                       last_sync_step=self.last_sync_step)
+        if optim_version != self.optim_version:
+            out["optim"] = self.optimizer_state()
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        t = self.traffic
+        return {"groups": len(self.groups), "exchanges": t.exchanges,
+                "exchanges_per_group": {str(k): g.exchanges for k, g in sorted(self.groups.items())},
+                "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
+                "bytes_per_exchange": (t.bytes_in + t.bytes_out) / t.exchanges if t.exchanges else 0.0,
+                "target_syncs": self.target_syncs,
+                # CPU seconds of the server's and each group's process (workers excluded): exchange costs
+                "server_cpu_s": time.process_time() - self.cpu0,
+                "group_cpu_s": {str(k): g.cpu_s for k, g in sorted(self.groups.items())},
+                "optimizer_updates": int(self.optimizer_state()["step"][0]) - self.optim_step0}
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def ping(self) -> bool:
+        return True
