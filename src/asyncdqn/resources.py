@@ -72,7 +72,11 @@ def network_params(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> i
     the (small, fixed-shape) conv nets otherwise."""
     from asyncdqn.model import resolve_network
 
-    if resolve_network(cfg.network, obs_shape) == "mlp":
+    try:
+        kind = resolve_network(cfg.network, obs_shape)
+    except ValueError as exc:  # e.g. --network mlp on images: bad input, one line
+        raise ConfigError(f"network: {exc}") from None
+    if kind == "mlp":
         return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes)
     from asyncdqn.model import build_network
 
