@@ -295,3 +295,8 @@ def test_train_refuses_envpool_for_an_env_it_lacks(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("asyncdqn: error: --vector envpool: EnvPool has no")
     assert not any(tmp_path.iterdir())  # refused before any run directory was made
+
+
+def test_envpool_refuses_env_kwargs() -> None:
+    with pytest.raises(EnvError, match="does not take --env-kwargs"):
+        EnvPoolStepper("CartPole-v1", [0], env_kwargs={"sutton_barto_reward": True})
