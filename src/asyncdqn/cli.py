@@ -69,6 +69,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is typing.Literal:
             kw["choices"] = list(typing.get_args(base))
+        elif typing.get_origin(base) is dict:  # JSON text, parsed and checked by config._coerce
+            kw["type"] = str
+            kw["metavar"] = "JSON"
         elif typing.get_origin(base) is tuple:
             kw["nargs"] = "+"
             kw["type"] = typing.get_args(base)[0]
@@ -100,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
     e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
     e.add_argument("--episodes", type=int, default=100, help="number of episodes (default: 100)")
-    e.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    e.add_argument("--checkpoint", default="best", help="best, final, latest (newest training checkpoint) or a file name in RUN_DIR/checkpoints "
+                        "(default: best)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -118,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir", help="run directory written by `asyncdqn train`")
     r.add_argument("--out", default="game.gif", help="output file: NAME.mp4 for a video, else a GIF (default: game.gif)")
     r.add_argument("--episodes", type=int, default=1, help="episodes to record (default: 1)")
-    r.add_argument("--checkpoint", default="best", help="best, final, or a file name in RUN_DIR/checkpoints (default: best)")
+    r.add_argument("--checkpoint", default="best", help="best, final, latest (newest training checkpoint) or a file name in RUN_DIR/checkpoints "
+                        "(default: best)")
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
@@ -170,7 +175,79 @@ def build_parser() -> argparse.ArgumentParser:
                     help="option over the asyncdqn contender's preset, e.g. --set target_update_steps=1000 "
                          "(repeatable; for preset searches: give each variant its own --out)")
     bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
+    bp = bsub.add_parser(
+        "presets", help="verify the presets: solved n/N per (env, algo) over several seeds",
+        description="Train each (environment, algorithm) preset exactly as `asyncdqn train --env E --algo A` "
+                    "resolves it (solve score, evaluation cadence, budget) over several seeds, one subprocess per "
+                    "run, and judge the policy each run returns (its best checkpoint, via load_policy) on fresh "
+                    "episodes. Writes one JSON per run, summary.json and summary.md (solved n/N, median time and "
+                    "steps to solve, returned-policy score, RL-Zoo's published figure) to --out; runs already "
+                    "in --out are not repeated.")
+    bp.add_argument("--envs", nargs="+", default=None,
+                    help="environments (default: CartPole-v1 Acrobot-v1 MountainCar-v0 LunarLander-v3)")
+    bp.add_argument("--algos", nargs="+", default=None,
+                    help="algorithms: any of n-step-q one-step-q one-step-sarsa dqn (default: n-step-q dqn)")
+    bp.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
+    bp.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
+    bp.add_argument("--budget-scale", type=float, default=1.0,
+                    help="multiply each preset's --max-seconds budget (e.g. 2 on a loaded machine; recorded)")
+    bp.add_argument("--parallel", type=int, default=1,
+                    help="runs side by side (default: 1; more shares the cores: times inflate, steps and solved "
+                         "counts of step-budget presets do not)")
+    bp.add_argument("--summary-only", action="store_true",
+                    help="run nothing: summarize the runs already in --out (e.g. after benchmarks run separately)")
+    bp.add_argument("--reeval-episodes", type=int, default=100,
+                    help="fresh episodes replayed by the returned policy (default: 100)")
+    bp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                    help="option over every row's preset (repeatable; for preset searches: give each its own --out)")
+    bp.add_argument("--out", default="bench-presets", help="output directory (default: bench-presets)")
+    tu = sub.add_parser(
+        "tune", help="hyper-parameter search with Optuna (needs the tune extra)",
+        description="Search an algorithm's hyper-parameters on an environment with Optuna: each trial trains "
+                    "the preset with sampled options in a subprocess, greedy evaluations are reported to the "
+                    "median pruner, the study is kept in OUT/study.db (SQLite; rerun the command to resume). "
+                    "Writes OUT/trials.md (a table of trials), OUT/best_preset.py (a dict literal for presets.py) "
+                    "and OUT/tune.json.")
+    tu.add_argument("--env", dest="env_id", default="CartPole-v1", help="environment id (default: CartPole-v1)")
+    tu.add_argument("--algo", default="n-step-q", help="n-step-q, one-step-q, one-step-sarsa or dqn (default: n-step-q)")
+    tu.add_argument("--objective", choices=["time", "steps", "auc"], default="time",
+                    help="time: seconds to solve, steps: env steps to solve (unsolved = budget; minimised), auc: "
+                         "area under the greedy curve over the step budget (maximised) (default: time)")
+    tu.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default: 20)")
+    tu.add_argument("--jobs", type=int, default=1, help="trials run in parallel, at most the CPU cores (default: 1)")
+    tu.add_argument("--seed-list", type=int, nargs="+", default=[100],
+                    help="seeds every trial trains (objective averaged; pruning watches the first) (default: 100)")
+    tu.add_argument("--max-seconds", type=float, default=None, help="time budget per run (default: the preset's)")
+    tu.add_argument("--max-steps", type=int, default=None, help="step budget per run (default: the preset's)")
+    tu.add_argument("--eval-every-steps", type=int, default=None,
+                    help="greedy evaluation cadence, the pruning grid (default: the preset's)")
+    tu.add_argument("--startup-trials", type=int, default=4,
+                    help="trials that always finish before the pruner compares (default: 4)")
+    tu.add_argument("--no-pruning", action="store_true", help="let every trial run to its end")
+    tu.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                    help="fixed option over the preset, not searched (repeatable)")
+    tu.add_argument("--out", default=None, help="study directory (default: runs/tune-ENV-ALGO-OBJECTIVE)")
     return parser
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from asyncdqn.tune import Tuner, TuneSpec
+
+    for name in ("trials", "jobs", "startup_trials"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    if any(s < 0 for s in args.seed_list):
+        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
+    spec = TuneSpec(env_id=args.env_id, algo=args.algo, objective=args.objective, trials=args.trials, jobs=args.jobs,
+                    seeds=tuple(args.seed_list), max_seconds=args.max_seconds, max_steps=args.max_steps,
+                    eval_every_steps=args.eval_every_steps, fixed=_parse_sets(args.overrides),
+                    pruning=not args.no_pruning, startup_trials=args.startup_trials)
+    out = Path(args.out or Path("runs") / f"tune-{spec.study_name().replace('/', '_')}")
+    report = Tuner(spec, out, log=lambda m: print(m, file=sys.stderr, flush=True)).run()
+    print(report["table"])
+    print()
+    print(report["preset_snippet"] or "no trial completed: no preset to suggest")
+    print(f"study: {report['storage']}; wrote trials.md, best_preset.py and tune.json in {out}")
+    return 0
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -215,9 +292,36 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_presets(args: argparse.Namespace) -> int:
+    from asyncdqn.bench.presets import DEFAULT_ALGOS, ENVS, plan, run_presets
+    from asyncdqn.envs import inspect_env
+
+    _positive("seeds", args.seeds)
+    _positive("reeval-episodes", args.reeval_episodes)
+    _positive("parallel", args.parallel)
+    if not args.budget_scale > 0:
+        raise AsyncDQNError(f"--budget-scale: must be > 0, got {args.budget_scale}")
+    if args.seed_list is not None and any(s < 0 for s in args.seed_list):
+        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
+    envs, algos = tuple(args.envs or ENVS), tuple(args.algos or DEFAULT_ALGOS)
+    for env_id in envs:
+        inspect_env(env_id, None)  # unknown env / unsupported spaces: one clear line, before any run
+    overrides = _parse_sets(args.overrides)
+    plan(envs, algos, overrides)  # unknown algorithms or invalid options: fail before any run
+    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    out = run_presets(Path(args.out), envs, algos, seeds, args.budget_scale, overrides, args.reeval_episodes,
+                      log=lambda m: print(m, file=sys.stderr, flush=True), parallel=args.parallel,
+                      run=not args.summary_only)
+    print(out["table"])
+    print(f"wrote {Path(args.out) / 'summary.json'} and summary.md")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "solve":
         return cmd_bench_solve(args)
+    if args.bench == "presets":
+        return cmd_bench_presets(args)
     from asyncdqn.bench.throughput import format_table, run_throughput
     from asyncdqn.config import ASYNC_ALGOS
     from asyncdqn.rundir.fileio import atomic_write_json
@@ -256,9 +360,17 @@ def _non_negative(name: str, value: int) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from asyncdqn.config import FIELDS, resolve_config
-    from asyncdqn.trainer import Trainer
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    if not args.resume:  # bad options and runs this machine cannot hold: refused before torch is even imported
+        from asyncdqn.envs import inspect_env
+        from asyncdqn.resources import check_resources
+
+        resolved = resolve_config(overrides)
+        spec = inspect_env(resolved.env_id, resolved.max_episode_steps, resolved.env_kwargs)
+        check_resources(resolved, spec.obs_dim, spec.n_actions, obs_shape=spec.shape)
+    from asyncdqn.trainer import Trainer
+
     trainer = Trainer.resume(args.resume, overrides) if args.resume else Trainer(resolve_config(overrides))
     cfg = trainer.cfg
     result = trainer.run()
@@ -286,30 +398,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_q(run_dir: str, which: str) -> Any:
-    from asyncdqn.model import NumpyMLP, QNetwork
-    from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights, policy_prefix
-    from asyncdqn.rundir.layout import load_run
-
-    run = load_run(run_dir)
-    path = run.checkpoint(which)
-    tensors, _ = load_checkpoint(path)
-    model = QNetwork(run.obs_dim, run.n_actions, run.config.hidden_sizes)
-    load_weights(model, tensors, policy_prefix(tensors), str(path))
-    return run, NumpyMLP.copy_of(model)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from asyncdqn.evaluate import evaluate
+    from asyncdqn.policy import load_policy
 
     _positive("episodes", args.episodes)
     _non_negative("seed", args.seed)
-    run, q = _load_q(args.run_dir, args.checkpoint)
-    res = evaluate(q, run.config.env_id, args.episodes, args.seed, 0, run.config.max_episode_steps)
+    policy = load_policy(args.run_dir, args.checkpoint)
+    res = policy.evaluate(args.episodes, args.seed)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
-        print(f"{run.config.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
+        print(f"{policy.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
               f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")
     return 0
 
@@ -338,20 +437,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from asyncdqn.policy import load_policy
     from asyncdqn.report.render import render_video
 
     for name in ("episodes", "fps", "max_steps"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _non_negative("seed", args.seed)
-    run, q = _load_q(args.run_dir, args.checkpoint)
-    path, returns = render_video(q, run.config.env_id, args.out, episodes=args.episodes, seed=args.seed,
-                               fps=args.fps, max_steps=args.max_steps)
+    policy = load_policy(args.run_dir, args.checkpoint)
+    path, returns = render_video(policy, policy.env_id, args.out, episodes=args.episodes, seed=args.seed,
+                               fps=args.fps, max_steps=args.max_steps,
+                               env_kwargs=policy.config.env_kwargs)
     print(f"{path}: {len(returns)} episode(s), returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "render": cmd_render,
-            "bench": cmd_bench, "compare": cmd_compare}
+            "bench": cmd_bench, "compare": cmd_compare, "tune": cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

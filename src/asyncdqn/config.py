@@ -14,6 +14,7 @@ raises `ConfigError` naming the field.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import types
@@ -43,7 +44,9 @@ class Config:
         "(replay-buffer baseline: one in-process learner).")
     preset: str | None = _opt(None, "Named preset applied over the environment preset (e.g. seed-compat).")
     seed: int = _opt(0, "Base random seed: network init, every worker's envs and exploration.")
-    max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode).")
+    max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode; for ALE images agent steps of 4 frames).")
+    env_kwargs: dict[str, Any] | None = _opt(  # noqa: RUF009 (the default is None, not a shared dict)
+        None, "Keyword arguments for gym.make as a JSON object, e.g. '{\"obs_type\": \"ram\"}' (training, evaluation and render).")
 
     # --- execution -----------------------------------------------------------
     backend: Literal["process", "serial", "ray"] = _opt(
@@ -54,9 +57,15 @@ class Config:
     ray_sync_seconds: float = _opt(
         0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
+    start_timeout: float = _opt(
+        120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
+        "stops with an error; the workers are then stopped.")
     max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run, all workers together (ray: a lost node group counts as one restart too); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
+    network: Literal["auto", "mlp", "atari", "minatar"] = _opt(
+        "auto", "Q-network: mlp (vector observations), atari (the paper's conv net: 16 8x8/4, 32 4x4/2, fc 256), "
+        "minatar (16 3x3/1, fc 128); auto picks from the observation shape.")
     hidden_sizes: tuple[int, ...] = _opt((128, 128), "Hidden layer widths of the MLP Q-network.", nargs="+")
     gamma: float = _opt(0.99, "Discount factor in [0, 1].")
     t_max: int = _opt(5, "Steps per environment between updates; the n of n-step-q.")
@@ -169,11 +178,25 @@ def _coerce(name: str, value: Any) -> Any:
         if value not in args:
             raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(str, args))}")
         return value
+    if origin is dict:
+        return _json_object(name, value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
         return tuple(_scalar(name, v, args[0]) for v in value)
     return _scalar(name, value, hint)
+
+
+def _json_object(name: str, value: Any) -> dict[str, Any]:
+    """A dict, or a JSON text of an object (the command line's form)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name}: not valid JSON ({exc.msg} at character {exc.pos}): {value!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(f"{name}: must be a JSON object such as '{{\"obs_type\": \"ram\"}}', got {value!r}")
+    return dict(value)
 
 
 def _scalar(name: str, value: Any, kind: Any) -> Any:
@@ -227,6 +250,7 @@ def validate(c: Config) -> None:
     _check(bool(c.env_id.strip()), "env_id", "must not be empty")
     _check(c.seed >= 0, "seed", f"must be >= 0, got {c.seed}")
     _check(c.workers >= 0, "workers", f"must be >= 1 (or 0 for one per core), got {c.workers}")
+    _check(c.start_timeout > 0, "start_timeout", f"must be > 0, got {c.start_timeout}")
     _check(c.max_restarts >= 0, "max_restarts", f"must be >= 0, got {c.max_restarts}")
     _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
     _check(c.ray_sync_seconds > 0, "ray_sync_seconds", f"must be > 0, got {c.ray_sync_seconds}")

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from asyncdqn import envs_pixels
 from asyncdqn.errors import EnvError
 
 
@@ -17,17 +18,33 @@ class EnvSpec:
     """What the learner needs to know about an environment."""
 
     env_id: str
-    obs_dim: int
+    obs_dim: int  # number of observation values (the product of obs_shape)
     n_actions: int
     max_episode_steps: int | None
+    obs_shape: tuple[int, ...] = ()  # (obs_dim,) for vectors, (C, H, W) for images; () means (obs_dim,)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.obs_shape or (self.obs_dim,)
 
 
-def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
-    """gym.make with a one-line error for unknown ids and bad arguments."""
+def make_env(env_id: str, max_episode_steps: int | None = None, *, env_kwargs: dict[str, Any] | None = None,
+             learning: bool = False, **kwargs: Any) -> gym.Env:
+    """gym.make with a one-line error for unknown ids and bad arguments.
+
+    `env_kwargs` (--env-kwargs) go to gym.make. ALE and MinAtar ids are registered on
+    demand and preprocessed (envs_pixels); `learning` adds the wrappers meant for the
+    learner only (Atari: life loss terminal, reward clipping), never for evaluation.
+    """
+    kwargs = {**(env_kwargs or {}), **kwargs}
+    fam = envs_pixels.register(env_id)
     try:
+        if fam == "atari":
+            return envs_pixels.make_atari(env_id, max_episode_steps, learning, kwargs)
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
+        return envs_pixels.ImageToChannelsFirst(env) if envs_pixels.needs_channels_first(env) else env
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
         raise EnvError(f"cannot create environment {env_id!r}: {exc}") from None
     except (TypeError, ValueError, ImportError) as exc:
@@ -35,34 +52,42 @@ def make_env(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -
 
 
 def check_spaces(env: gym.Env, env_id: str) -> EnvSpec:
-    """Accept a 1-D Box observation and a Discrete action space; anything else is an EnvError."""
+    """Accept a 1-D Box or a (C, H, W) uint8 image Box observation and a Discrete action space;
+    anything else is an EnvError."""
     obs, act = env.observation_space, env.action_space
-    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+    image = isinstance(obs, gym.spaces.Box) and len(obs.shape) == 3 and obs.dtype == np.uint8
+    if not isinstance(obs, gym.spaces.Box) or not (len(obs.shape) == 1 or image):
         raise EnvError(
-            f"{env_id}: unsupported observation space {obs}; asyncdqn needs a 1-D Box observation"
+            f"{env_id}: unsupported observation space {obs}; asyncdqn needs a 1-D Box or a uint8 image Box "
+            "(H x W x C or C x H x W) observation"
         )
     if not isinstance(act, gym.spaces.Discrete):
         raise EnvError(f"{env_id}: unsupported action space {act}; asyncdqn needs a Discrete action space")
     if int(act.start) != 0:
         raise EnvError(f"{env_id}: Discrete action space must start at 0, got start={act.start}")
     limit = env.spec.max_episode_steps if env.spec is not None else None
-    return EnvSpec(env_id, int(obs.shape[0]), int(act.n), limit)
+    if envs_pixels.family(env_id) == "atari":  # its TimeLimit, if any, sits above the preprocessing
+        limit = envs_pixels.time_limit(env)
+    shape = tuple(int(n) for n in obs.shape)
+    return EnvSpec(env_id, int(np.prod(shape)), int(act.n), limit, shape)
 
 
-def inspect_env(env_id: str, max_episode_steps: int | None = None) -> EnvSpec:
+def inspect_env(env_id: str, max_episode_steps: int | None = None,
+                env_kwargs: dict[str, Any] | None = None) -> EnvSpec:
     """Create the environment once, check its spaces, close it."""
-    env = make_env(env_id, max_episode_steps)
+    env = make_env(env_id, max_episode_steps, env_kwargs=env_kwargs)
     try:
         return check_spaces(env, env_id)
     finally:
         env.close()
 
 
-def make_vector_env(env_id: str, n: int, max_episode_steps: int | None = None) -> SyncVectorEnv:
-    """n copies stepped together; an ended episode resets within the same step and
-    its true final observation is reported in info["final_obs"]."""
+def make_vector_env(env_id: str, n: int, max_episode_steps: int | None = None,
+                    env_kwargs: dict[str, Any] | None = None) -> SyncVectorEnv:
+    """n copies stepped together, with the learning-only wrappers; an ended episode resets
+    within the same step and its true final observation is reported in info["final_obs"]."""
     return SyncVectorEnv(
-        [lambda: make_env(env_id, max_episode_steps) for _ in range(n)],
+        [lambda: make_env(env_id, max_episode_steps, env_kwargs=env_kwargs, learning=True) for _ in range(n)],
         autoreset_mode=AutoresetMode.SAME_STEP,
     )
 

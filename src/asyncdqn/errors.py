@@ -29,3 +29,7 @@ class TrainingError(AsyncDQNError, RuntimeError):
 
 class DivergedError(TrainingError):
     """The shared model diverged (non-finite or runaway values): its weights are not worth saving."""
+
+
+class StartTimeoutError(TrainingError):
+    """Worker processes did not become ready within --start-timeout seconds."""

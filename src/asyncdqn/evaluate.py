@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from asyncdqn.envs import env_seeds, make_env
 
-QFunction = Callable[[np.ndarray], np.ndarray]  # (B, obs_dim) -> (B, n_actions)
+QFunction = Callable[[np.ndarray], np.ndarray]  # (B, *obs_shape) -> (B, n_actions), numpy in and out
 
 EVAL_STREAM = 1_000_000  # seed streams >= this are evaluation seeds, disjoint from workers'
 
@@ -40,21 +41,25 @@ def evaluate(
     max_episode_steps: int | None = None,
     parallel_envs: int = 16,
     tick: Callable[[], None] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Play `episodes` greedy episodes, each env reset with its own fresh seed.
 
     Up to `parallel_envs` episodes run side by side so that actions are chosen
     with one batched forward. Deterministic for (seed, round_index). `tick`, if
     given, is called once per batched step (the trainer keeps its weight average
-    current while an evaluation runs).
+    current while an evaluation runs). `env_kwargs` go to gym.make; the environments carry
+    no learning-only wrapper, so returns are raw scores of whole games (no reward clipping,
+    no life-loss ends).
     """
     seeds = env_seeds(seed, EVAL_STREAM + round_index, episodes)
-    envs = [make_env(env_id, max_episode_steps) for _ in range(min(parallel_envs, episodes))]
+    envs = [make_env(env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in range(min(parallel_envs, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     try:
-        first = envs[0].observation_space.shape[0]
-        obs = np.zeros((len(envs), first), dtype=np.float32)
+        space = envs[0].observation_space
+        dtype = np.uint8 if space.dtype == np.uint8 else np.float32  # images stay uint8
+        obs = np.zeros((len(envs), *space.shape), dtype=dtype)  # type: ignore[misc]
         episode_of = np.full(len(envs), -1)
         next_ep = 0
         for i, env in enumerate(envs):
@@ -65,9 +70,9 @@ def evaluate(
             if tick is not None:
                 tick()
             actions = q(obs[active]).argmax(axis=1)
-            for i, a in zip(active, actions, strict=True):
+            for i, a in zip(active.tolist(), actions.tolist(), strict=True):
                 o, r, term, trunc, _ = envs[i].step(int(a))
-                ep = episode_of[i]
+                ep = int(episode_of[i])
                 returns[ep] += float(r)
                 lengths[ep] += 1
                 if term or trunc:

@@ -7,6 +7,7 @@ torch parameters: no copy, always the current weights.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,3 +75,120 @@ class NumpyMLP:
             if i < last:
                 np.maximum(x, 0.0, out=x)
         return x
+
+
+# ---------------------------------------------------------------- image Q-networks
+class ConvQNetwork(nn.Module):
+    """Convolutions -> ReLU -> fully connected -> one Q-value per action, on (B, C, H, W) images.
+
+    Observations arrive as uint8 (0..255) and are divided by 255 here, so every buffer
+    upstream stays uint8. `convs` lists (out_channels, kernel, stride) per layer.
+    """
+
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, convs: Sequence[tuple[int, int, int]],
+                 hidden: int) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(f"a conv Q-network needs a (C, H, W) observation, got shape {tuple(obs_shape)}")
+        self.obs_shape = tuple(int(n) for n in obs_shape)
+        self.n_actions = n_actions
+        layers: list[nn.Module] = []
+        channels = self.obs_shape[0]
+        for out, kernel, stride in convs:
+            layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
+            channels = out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            flat = int(self.features(torch.zeros(1, *self.obs_shape)).shape[1])
+        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.head.parameters()).dtype  # float32 (float64 in the gradient tests)
+        q: torch.Tensor = self.head(self.features(obs.to(dtype) / 255.0))
+        return q
+
+
+class AtariQNetwork(ConvQNetwork):
+    """The asynchronous-methods paper's network (Mnih et al. 2013/2016): 16 8x8 stride 4,
+    32 4x4 stride 2, fully connected 256; for (4, 84, 84) frame stacks."""
+
+    def __init__(self, obs_shape: Sequence[int], n_actions: int) -> None:
+        super().__init__(obs_shape, n_actions, ((16, 8, 4), (32, 4, 2)), 256)
+
+
+class MinAtarQNetwork(ConvQNetwork):
+    """MinAtar's DQN network (Young & Tian 2019): 16 3x3 stride 1, fully connected 128; for (C, 10, 10)."""
+
+    def __init__(self, obs_shape: Sequence[int], n_actions: int) -> None:
+        super().__init__(obs_shape, n_actions, ((16, 3, 1),), 128)
+
+
+NETWORKS = ("mlp", "atari", "minatar")
+
+
+def resolve_network(kind: str, obs_shape: Sequence[int]) -> str:
+    """The network for `kind` (auto|mlp|atari|minatar) and an observation shape; ValueError if they do not fit.
+
+    auto: mlp for vectors; for images the paper's Atari net when both sides are >= 36
+    pixels (its two convolutions need >= 20), else the MinAtar net.
+    """
+    shape = tuple(obs_shape)
+    if kind == "auto":
+        if len(shape) == 1:
+            return "mlp"
+        return "atari" if min(shape[1:]) >= 36 else "minatar"
+    if kind == "mlp" and len(shape) != 1:
+        raise ValueError(f"--network mlp needs a 1-D observation; this one is an image of shape {shape} "
+                         "(use --network auto, atari or minatar)")
+    if kind in ("atari", "minatar") and len(shape) != 3:
+        raise ValueError(f"--network {kind} needs an image observation; this one has shape {shape} (use mlp)")
+    if kind == "atari" and min(shape[1:]) < 20:
+        raise ValueError(f"--network atari needs images of at least 20x20 pixels, got {shape[1]}x{shape[2]}")
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network {kind!r}")
+    return kind
+
+
+def build_network(kind: str, obs_shape: Sequence[int], n_actions: int, hidden_sizes: Sequence[int],
+                  seed: int) -> nn.Module:
+    """The Q-network of `kind` (resolved with resolve_network), initialised from `seed`
+    without touching the global torch RNG. hidden_sizes apply to the MLP only."""
+    kind = resolve_network(kind, obs_shape)
+    if kind == "mlp":
+        return build_model(int(obs_shape[0]), n_actions, hidden_sizes, seed)
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return AtariQNetwork(obs_shape, n_actions) if kind == "atari" else MinAtarQNetwork(obs_shape, n_actions)
+    finally:
+        torch.random.set_rng_state(gen_state)
+
+
+class TorchQ:
+    """obs (numpy) -> Q-values (numpy) through a torch module, without gradients: the
+    acting/evaluation callable of networks that have no numpy mirror (convolutions)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            q: np.ndarray = self.model(torch.from_numpy(np.ascontiguousarray(obs))).numpy()
+        return q
+
+
+def q_function(model: nn.Module, snapshot: bool = True) -> NumpyMLP | TorchQ:
+    """A numpy obs -> Q-values callable for `model`: the numpy mirror of an MLP, a TorchQ for
+    anything else; of a copy of the weights if `snapshot`, else following the live weights."""
+    if isinstance(model, QNetwork):
+        return NumpyMLP.copy_of(model) if snapshot else NumpyMLP.view_of(model)
+    return TorchQ(copy.deepcopy(model) if snapshot else model)
+
+
+def q_function_from_weights(template: nn.Module, weights: dict[str, torch.Tensor]) -> NumpyMLP | TorchQ:
+    """q_function of `template`'s architecture holding `weights` (a state dict, used as is)."""
+    if isinstance(template, QNetwork):
+        return NumpyMLP([w.numpy() for w in weights.values()])
+    model = copy.deepcopy(template)
+    model.load_state_dict(weights)
+    return TorchQ(model)

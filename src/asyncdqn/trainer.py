@@ -42,10 +42,11 @@ from asyncdqn.errors import (
     TrainingError,
 )
 from asyncdqn.evaluate import EvalResult, evaluate
-from asyncdqn.model import NumpyMLP
+from asyncdqn.model import NumpyMLP, TorchQ, q_function_from_weights, resolve_network
 from asyncdqn.progress import Progress
 from asyncdqn.report.plotting import plot_run
 from asyncdqn.report.tblog import NullLog, open_log
+from asyncdqn.resources import check_resources
 from asyncdqn.rundir import layout as rundir
 from asyncdqn.rundir.checkpoint import (
     AVERAGE,
@@ -99,7 +100,9 @@ class Trainer:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+        # refuse what cannot fit, before any file is written
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
         with self._holding(lock):
             self._setup()
@@ -162,11 +165,12 @@ class Trainer:
         plan = plan_resume(run, loaded, overrides)
         cfg, src, t = plan.cfg, loaded.path, loaded.tensors
         self.cfg = cfg
-        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+        self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
         if (self.spec.obs_dim, self.spec.n_actions) != (run.obs_dim, run.n_actions):
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "
                                   f"{run.n_actions}")
+        check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self._setup()
         s = self.shared
         load_weights(s.model, t, "model.", str(src))
@@ -198,6 +202,7 @@ class Trainer:
     def _meta(self, step: int) -> dict[str, Any]:
         c = self.cfg
         return {"env_id": c.env_id, "obs_dim": self.spec.obs_dim, "n_actions": self.spec.n_actions,
+                "obs_shape": list(self.spec.shape), "network": resolve_network(c.network, self.spec.shape),
                 "hidden_sizes": list(c.hidden_sizes), "algo": c.algo, "step": step}
 
     def _snapshot(self, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -255,10 +260,10 @@ class Trainer:
         save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, q: NumpyMLP, episodes: int) -> EvalResult:
+    def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
         self.eval_round += 1
         return evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
-                        tick=None if self.average is None else self._tick_average)
+                        tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
 
     def _eval_now(self, step: int) -> EvalResult:
         """Greedy evaluation of a snapshot of the current weights (workers keep training).
@@ -267,7 +272,7 @@ class Trainer:
         full --eval-episodes run only if the screen reaches the score.
         """
         weights = self._policy_weights()
-        q = NumpyMLP([w.numpy() for w in weights.values()])
+        q = q_function_from_weights(self.shared.model, weights)
         c = self.cfg
         if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
             result = self._evaluate(q, c.screen_episodes)
@@ -342,7 +347,7 @@ class Trainer:
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
             final_weights = self._policy_weights()
-            final = self._evaluate(NumpyMLP([w.numpy() for w in final_weights.values()]), c.eval_episodes)
+            final = self._evaluate(q_function_from_weights(self.shared.model, final_weights), c.eval_episodes)
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             with signals.deferred():
                 self.metrics.close()

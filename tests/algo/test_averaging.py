@@ -81,10 +81,10 @@ def test_an_average_with_a_huge_time_constant_keeps_the_initial_weights(tmp_path
         assert torch.allclose(best[f"model.{k}"], v, atol=1e-6)
     assert result.final_eval is not None
     # `evaluate` / `render` on the final checkpoint load the averaged policy too
-    from asyncdqn.cli import _load_q
+    from asyncdqn.policy import load_policy
 
-    _, q = _load_q(str(tmp_path / "run"), "final")
-    assert torch.allclose(torch.from_numpy(q.layers[0][0].T.copy()), init["q.0.weight"], atol=1e-6)
+    policy = load_policy(tmp_path / "run", "final")
+    assert torch.allclose(policy.network.state_dict()["q.0.weight"], init["q.0.weight"], atol=1e-6)
 
 
 def test_without_averaging_checkpoints_hold_no_average(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@ terminates after 20 steps. Faults (per environment instance, counted in steps):
 - ``NaNObs-v0`` / ``NaNReward-v0``: from the 30th step the observation / reward is NaN.
 - ``SlowEval-v0``: in the main process only (the trainer's evaluation, not a worker),
   each step sleeps 10 ms and the first one creates the file $ASYNCDQN_FAULT_EVAL_MARK.
+- ``SlowStart-v0``: in a worker process (not the main one, which only inspects the
+  spaces), the constructor appends its pid to the file $ASYNCDQN_FAULT_PIDS (if set) and
+  sleeps for an hour: a worker that never becomes ready.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class FaultEnv(gym.Env):
 
     def __init__(self, fault: str = "none") -> None:
         self.fault = fault
+        if fault == "slow-start" and multiprocessing.parent_process() is not None:
+            pids = os.environ.get("ASYNCDQN_FAULT_PIDS")
+            if pids:
+                with open(pids, "a") as f:
+                    f.write(f"{os.getpid()}\n")
+            time.sleep(3600)
         self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(2)
         self.pos = 0
@@ -79,7 +88,8 @@ class FaultEnv(gym.Env):
 
 
 _IDS = {"Walk-v0": "none", "RaiseOnce-v0": "raise-once", "RaiseAlways-v0": "raise-always",
-        "NaNObs-v0": "nan-obs", "NaNReward-v0": "nan-reward", "SlowEval-v0": "slow-eval"}
+        "NaNObs-v0": "nan-obs", "NaNReward-v0": "nan-reward", "SlowEval-v0": "slow-eval",
+        "SlowStart-v0": "slow-start"}
 
 for _name, _fault in _IDS.items():
     if _name not in gym.registry:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_helpers import describe, eval_json, load_final, run_all, train_args
 
 from asyncdqn.config import resolve_config
 from asyncdqn.errors import TrainingError
 from asyncdqn.rundir.checkpoint import load_checkpoint
 from asyncdqn.trainer import Trainer
-from conftest import describe, eval_json, load_final, run_all, train_args
 
 # rmsprop's first step is lr * g / sqrt(0.01 g^2) = 10 lr: with lr 1e38 the weights overflow to inf.
 DIVERGE = ["--lr", "1e38", "--optimizer", "rmsprop", "--loss", "mse", "--grad-clip", "none"]

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from asyncdqn.rundir.metrics import COLUMNS
-from conftest import (
+from fault_helpers import (
     alive,
     describe,
     episode_rows,
@@ -27,6 +25,8 @@ from conftest import (
     wait_for,
     worker_pids,
 )
+
+from asyncdqn.rundir.metrics import COLUMNS
 
 EXIT_WITHIN_S = 10.0
 

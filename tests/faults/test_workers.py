@@ -8,11 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from asyncdqn import train
-from asyncdqn.backends.base import SPAWN, OwnedLock
-from asyncdqn.backends.process import HOLD_LOCK_HOOK
-from conftest import (
+from fault_helpers import (
     ENV,
     alive,
     describe,
@@ -25,6 +21,10 @@ from conftest import (
     wait_for,
     worker_pids,
 )
+
+from asyncdqn import train
+from asyncdqn.backends.base import SPAWN, OwnedLock
+from asyncdqn.backends.process import HOLD_LOCK_HOOK
 
 
 def _hold(lock: OwnedLock, ready: object) -> None:  # runs in a spawned child

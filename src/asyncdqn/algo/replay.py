@@ -59,15 +59,18 @@ class ReplayBuffer:
     (at least one slot per window is needed: capacity // n_envs >= n_step).
     """
 
-    def __init__(self, capacity: int, n_envs: int, obs_dim: int, n_step: int = 1) -> None:
-        if n_envs < 1 or n_step < 1 or obs_dim < 1:
+    def __init__(self, capacity: int, n_envs: int, obs_dim: int | tuple[int, ...], n_step: int = 1,
+                 dtype: type = np.float32) -> None:
+        """`obs_dim`: the observation size, or its shape (images: (C, H, W), stored as `dtype`, e.g. uint8)."""
+        shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
+        if n_envs < 1 or n_step < 1 or min(shape, default=0) < 1:
             raise ValueError(f"n_envs, obs_dim and n_step must be >= 1, got {n_envs}, {obs_dim}, {n_step}")
         slots = capacity // n_envs
         if slots < n_step:
             raise ValueError(f"capacity {capacity} holds {slots} steps of {n_envs} envs; need >= n_step={n_step}")
         self.slots, self.n_envs, self.n_step = slots, n_envs, n_step
-        self.obs = np.zeros((slots, n_envs, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((slots, n_envs, obs_dim), dtype=np.float32)
+        self.obs: np.ndarray = np.zeros((slots, n_envs, *shape), dtype=dtype)
+        self.next_obs: np.ndarray = np.zeros((slots, n_envs, *shape), dtype=dtype)
         self.actions = np.zeros((slots, n_envs), dtype=np.int64)
         self.rewards = np.zeros((slots, n_envs), dtype=np.float32)
         self.terminated = np.zeros((slots, n_envs), dtype=bool)

@@ -35,7 +35,7 @@ from typing import Any
 
 from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, log
 from asyncdqn.config import Config
-from asyncdqn.errors import DivergedError, TrainingError
+from asyncdqn.errors import DivergedError, StartTimeoutError, TrainingError
 from asyncdqn.learners.async_q import ActorLearner
 from asyncdqn.learners.common import EpisodeRecord
 
@@ -117,6 +117,7 @@ def worker_main(cfg: Config, index: int, generation: int, shared: SharedTraining
     try:
         worker = ActorLearner(cfg, index, shared.model, shared.optimizer, shared.target, shared.counter,
                               sink, generation)
+        sink.send("ready")  # the parent stops the run if this does not come within --start-timeout
         _hold_lock_for_test(index, generation, shared)
         while not stop.is_set():
             if cfg.max_steps is not None and shared.counter.value >= cfg.max_steps:
@@ -150,6 +151,8 @@ class _Slot:
     conn: Any  # parent's end of the pipe; None once closed
     done: bool = False
     error: tuple[bool | str, str] | None = None  # (fatal or "diverged", message) reported by the worker
+    started: float = 0.0  # time.monotonic() at spawn
+    ready: bool = False  # built its learner and environments (its "ready" message or first episode arrived)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -193,7 +196,7 @@ class ProcessBackend(Backend):
         )
         p.start()
         writer.close()  # the child holds the only write end: its death reads as EOF here
-        return _Slot(index, generation, p, reader)
+        return _Slot(index, generation, p, reader, started=time.monotonic())
 
     # ------------------------------------------------------------ messages
     def _read(self, slot: _Slot, out: list[EpisodeRecord], limit: int) -> int:
@@ -210,6 +213,9 @@ class ProcessBackend(Backend):
             kind = msg[0]
             if kind == "episode":
                 out.append(msg[1])
+                slot.ready = True
+            elif kind == "ready":
+                slot.ready = True
             elif kind == "done":
                 slot.done = True
             elif kind == "error":
@@ -245,7 +251,19 @@ class ProcessBackend(Backend):
                 slot.done = True  # a clean exit is a finished worker, even if its "done" got lost
             if not slot.done:
                 self._after_death(slot)
+        self._check_started()
         return out
+
+    def _check_started(self) -> None:
+        """StartTimeoutError when a live worker has not become ready within --start-timeout seconds."""
+        now, limit = time.monotonic(), self.cfg.start_timeout
+        late = [s for s in self.slots if not s.ready and not s.done and s.proc.exitcode is None
+                and now - s.started > limit]
+        if late:
+            which = ", ".join(f"{s.index} (pid {s.proc.pid})" for s in late[:5]) + (" ..." if len(late) > 5 else "")
+            raise StartTimeoutError(
+                f"{len(late)} of {len(self.slots)} worker process(es) not ready after {limit:g} s (--start-timeout): "
+                f"worker {which}; a slow or blocking environment constructor, or an overloaded machine")
 
     def _after_death(self, slot: _Slot) -> None:
         """A worker died before finishing: free its locks, then restart it or stop the run."""

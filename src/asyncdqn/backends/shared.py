@@ -18,7 +18,8 @@ from asyncdqn.backends.base import (
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
-from asyncdqn.model import build_model
+from asyncdqn.errors import ConfigError
+from asyncdqn.model import QNetwork, build_network
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
@@ -29,7 +30,13 @@ def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> Sha
 
 def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     """The online network, its target copy and the shared optimizer, all in shared memory."""
-    model = build_model(spec.obs_dim, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+    try:
+        model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(f"network: {exc}") from None
+    if cfg.backend == "ray" and not isinstance(model, QNetwork):
+        raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
+                          f"{cfg.env_id}'s image observations")
     target_model = copy.deepcopy(model)
     for p in target_model.parameters():
         p.requires_grad_(False)

@@ -142,15 +142,9 @@ def _failed_record(run_dir: Path, p: Protocol, seed: int, exc: Exception) -> dic
 def reevaluate_best(run_dir: Path, p: Protocol, seed: int) -> dict[str, Any]:
     """A fresh greedy evaluation of the policy asyncdqn hands its user: the best checkpoint
     (the solving snapshot, when solved), which `evaluate` and `render` load by default."""
-    from asyncdqn.evaluate import evaluate
-    from asyncdqn.model import NumpyMLP, build_model
-    from asyncdqn.rundir.checkpoint import load_checkpoint, load_weights
+    from asyncdqn.policy import load_policy
 
-    cfg = json.loads((run_dir / CONFIG).read_text())
-    model = build_model(cfg["env_spec"]["obs_dim"], cfg["env_spec"]["n_actions"], cfg["hidden_sizes"], 0)
-    tensors, _ = load_checkpoint(run_dir / CHECKPOINTS / BEST)
-    load_weights(model, tensors, "model.", "best.safetensors")
-    r = evaluate(NumpyMLP.copy_of(model), p.env_id, p.eval_episodes, seed, REEVAL_ROUND)
+    r = load_policy(run_dir, "best").evaluate(p.eval_episodes, seed, REEVAL_ROUND)
     return {"mean": r.mean, "std": r.std, "episodes": r.episodes, "policy": "best checkpoint"}
 
 

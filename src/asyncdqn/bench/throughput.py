@@ -25,6 +25,7 @@ import numpy as np
 from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env, make_vector_env
+from asyncdqn.envs_pixels import frames_per_step
 
 SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
 
@@ -79,9 +80,10 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
-def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> None:
-    """Ceiling worker: step k envs with random actions until told to stop."""
-    envs = make_vector_env(env_id, k)
+def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
+                    env_kwargs: dict[str, Any] | None = None) -> None:
+    """Ceiling worker: step k envs (the trainer's, wrappers included) with random actions until told to stop."""
+    envs = make_vector_env(env_id, k, env_kwargs=env_kwargs)
     envs.reset(seed=[seed * 1000 + i for i in range(k)])
     rng = np.random.default_rng(seed)
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
@@ -94,12 +96,13 @@ def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any) -> 
     envs.close()
 
 
-def measure_ceiling(env_id: str, workers: int, k: int, seconds: float) -> Measurement:
+def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
+                    env_kwargs: dict[str, Any] | None = None) -> Measurement:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     counter = SPAWN.Array("q", workers, lock=False)
     stop = SPAWN.Event()
-    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop), daemon=True)
+    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop, env_kwargs), daemon=True)
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -187,7 +190,7 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
     from asyncdqn.backends import make_backend
     from asyncdqn.backends.shared import build_shared
 
-    spec = inspect_env(cfg.env_id, cfg.max_episode_steps)
+    spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
     shared = build_shared(cfg, spec)
     shared.target.sync_from(shared.model, 0)
     backend = make_backend(cfg, shared)
@@ -228,8 +231,10 @@ def run_throughput(
     for w in range(1, max_workers + 1):
         base = resolve_config({"env_id": env_id, "workers": w, "max_steps": 10**12, "progress": False,
                                **(overrides or {})})
-        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds)
-        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s")
+        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs)
+        frames = frames_per_step(env_id, base.env_kwargs)
+        per_frame = f" ({ceiling.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0, "steps_per_cpu_second": ceiling.steps_per_cpu_second, "cpu_ratio": 1.0})
         for algo in algos:
@@ -242,14 +247,17 @@ def run_throughput(
                 memory = (f"; peak RSS per worker {', '.join(f'{p:.0f}' for p in peaks)} MB, "
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
                 label = backend if backend != "ray" else f"ray/{nodes}n"
-                log(f"workers={w} {label} {algo}: {m.steps_per_second:,.0f} steps/s = {ratio:.1%} "
+                per_frame = f" ({m.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
+                log(f"workers={w} {label} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
                     f"of the ceiling{memory}")
                 per_cpu, ceiling_per_cpu = m.steps_per_cpu_second, ceiling.steps_per_cpu_second
                 rows.append({**m.__dict__, "backend": label, "steps_per_second": m.steps_per_second,
                              "ratio": ratio, **({"ray_nodes": nodes} if backend == "ray" else {}),
                              "steps_per_cpu_second": per_cpu,
                              "cpu_ratio": per_cpu / ceiling_per_cpu if per_cpu and ceiling_per_cpu else None})
-    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "rows": rows}
+    # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
+    fps = frames_per_step(env_id, base.env_kwargs)
+    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps, "rows": rows}
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -3,22 +3,21 @@
 Shared state reaches it through the interfaces of `learners/common.py`.
 
 One segment (paper Alg. 1 / 3 with a batch of K environments):
-  for t in 0..T-1: act epsilon-greedily on all K envs with one numpy forward, step them;
+  for t in 0..T-1: act epsilon-greedily on all K envs with one forward, step them;
   then one batched target forward, T*K targets, one forward/backward on the shared
-  model (hand-written numpy backprop, `algo/mlp_grad.py`), gradient clipping, one
-  shared-optimizer step; then bump the global counter
+  model, gradient clipping, one shared-optimizer step; then bump the global counter
   and, if this segment crossed a multiple of `target_update_steps`, sync the target
   (exactly one worker crosses each multiple, so exactly one owner per sync).
+The network engine (`learners/engines.py`) does the forwards and the gradient: numpy with
+hand-written backprop (`algo/mlp_grad.py`) for MLPs, torch autograd for conv nets.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from asyncdqn.algo.exploration import epsilon_greedy
-from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
@@ -40,7 +39,7 @@ from asyncdqn.learners.common import (
     non_finite_error,
     worker_env_seeds,
 )
-from asyncdqn.model import NumpyMLP
+from asyncdqn.learners.engines import make_engine
 
 
 class ActorLearner:
@@ -64,45 +63,63 @@ class ActorLearner:
         K, T = cfg.envs_per_worker, cfg.t_max
         self.K, self.T = K, T
 
-        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
+        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps, cfg.env_kwargs)
         seeds: list[int | None] = list(worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation))
         obs, _ = self.envs.reset(seed=seeds)
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
-        d = int(obs.shape[1])
 
-        self.online = NumpyMLP.view_of(model)  # acting reads the shared weights in place
-        # Learning by hand-written backprop in numpy (algo/mlp_grad.py): ~4x cheaper than
-        # autograd at these sizes. Weights are views of the shared parameters; gradients
-        # live in this worker's own tensors, handed to the optimizer as p.grad.
-        self._params = list(model.parameters())
-        self._weights = [p.detach().numpy() for p in self._params[0::2]]
-        self._biases = [p.detach().numpy() for p in self._params[1::2]]
-        self._grad_tensors = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self._params]
-        self._grad_arrays = [g.numpy() for g in self._grad_tensors]
+        # The network engine (learners/engines.py): numpy forward + hand-written backprop for
+        # MLPs, torch autograd for conv nets; acting reads the shared weights in place.
+        self.engine = make_engine(model)
+        self.online = self.engine.online
+        self.target_net = self.engine.target
+        self._target_arrays = self.engine.target_arrays  # filled by TargetStore.read_into
         self.runaway = RunawayCheck(cfg, f"worker {index}")
-        self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
-        self.target_net = NumpyMLP(self._target_arrays)
         self._target_version = -1
 
         self.book = EpisodeBook(cfg, index, K, eps_rng, sink)  # draws the final epsilons
         if cfg.eps_schedule == "episode-decay" and index < len(cfg.resume_epsilons):
             self.book.eps[:] = cfg.resume_epsilons[index]  # resumed: continue the decay where it was
 
-        # Segment buffers, reused every segment.
-        self.obs_buf = np.zeros((T, K, d), dtype=np.float32)
-        self.next_obs_buf = np.zeros((T, K, d), dtype=np.float32)
+        # Segment buffers, reused every segment. Observations keep the environment's kind
+        # (uint8 images stay uint8 until the network) and are stored once: obs_seq[t] is
+        # s_t and obs_seq[t+1] its successor, except where the episode ended at step t,
+        # whose true final observation is in final_obs[t] (the next row holds the reset).
+        shape = obs.shape[1:]
+        self.obs_dtype = np.uint8 if obs.dtype == np.uint8 else np.float32
+        self.obs_seq: np.ndarray = np.zeros((T + 1, K, *shape), dtype=self.obs_dtype)
+        self.final_obs: np.ndarray = np.zeros((T, K, *shape), dtype=self.obs_dtype)
         self.act_buf = np.zeros((T, K), dtype=np.int64)
         self.next_act_buf = np.zeros((T, K), dtype=np.int64)  # a' for Sarsa
         self.rew_buf = np.zeros((T, K), dtype=np.float32)
         self.term_buf = np.zeros((T, K), dtype=bool)
         self.done_buf = np.zeros((T, K), dtype=bool)
 
-        self.obs = obs.astype(np.float32)
+        self.obs_seq[0] = obs
+        self._current = 0  # row of obs_seq holding the current observations
         self.steps_done = 0  # this worker's env steps
         self.last_loss = float("nan")
         self.book.update_epsilon(counter.value)
         self.actions = self._act(self.obs)
+
+    @property
+    def obs(self) -> np.ndarray:
+        """The K current observations (the first row of the next segment)."""
+        row: np.ndarray = self.obs_seq[self._current]
+        return row
+
+    @property
+    def obs_buf(self) -> np.ndarray:
+        """(T, K, ...) s_t of the last segment."""
+        return self.obs_seq[:-1]
+
+    @property
+    def next_obs_buf(self) -> np.ndarray:
+        """(T, K, ...) the true next state of each step of the last segment (a copy)."""
+        nxt = self.obs_seq[1:].copy()
+        nxt[self.done_buf] = self.final_obs[self.done_buf]
+        return nxt
 
     # ------------------------------------------------------------------ acting
     def _act(self, obs: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -124,30 +141,32 @@ class ActorLearner:
         self.book.update_epsilon(base_step)
         sarsa = cfg.algo == "one-step-sarsa"
 
+        if self._current:  # the previous segment's last observation starts this one
+            self.obs_seq[0] = self.obs_seq[self._current]
+            self._current = 0
         for t in range(T):
             a = self.actions
-            self.obs_buf[t] = self.obs
             self.act_buf[t] = a
             obs, rew, term, trunc, info = self.envs.step(a)
             done = term | trunc
             self.rew_buf[t] = rew
             self.term_buf[t] = term
             self.done_buf[t] = done
-            self.next_obs_buf[t] = obs
+            self.obs_seq[t + 1] = obs
             self.book.step(rew)
             if done.any():
                 # The true next state of an ended episode is its final observation,
                 # not the first observation of the next one (auto-reset).
                 idx = np.flatnonzero(done)
-                self.next_obs_buf[t, idx] = np.stack(info["final_obs"][idx])
+                self.final_obs[t, idx] = np.stack(info["final_obs"][idx])
                 self.book.end(done, base_step + (t + 1) * K)
-            self.obs = obs.astype(np.float32, copy=False)
-            self.actions = self._act(self.obs)
+            self.actions = self._act(self.obs_seq[t + 1])
             if sarsa:
                 self.next_act_buf[t] = self.actions
                 cut = np.flatnonzero(trunc & ~term)
                 if cut.size:  # truncated: a' is the policy's action in the final state
-                    self.next_act_buf[t, cut] = self._act(self.next_obs_buf[t, cut], cut)
+                    self.next_act_buf[t, cut] = self._act(self.final_obs[t, cut], cut)
+        self._current = T
 
         self._learn(base_step)
         self.steps_done += T * K
@@ -160,12 +179,19 @@ class ActorLearner:
     def targets(self) -> np.ndarray:
         """(T, K) TD targets of the current segment buffers, from the local target net."""
         cfg, T, K = self.cfg, self.T, self.K
-        flat_next = self.next_obs_buf.reshape(T * K, -1)
+        flat_next = self.obs_seq[1:].reshape(T * K, *self.obs_seq.shape[2:])  # a view: no copy
         q_next = self.target_net(flat_next).reshape(T, K, -1)
+        ended = self.done_buf
+        finals = self.final_obs[ended] if ended.any() else None  # true next states of ended episodes
+        if finals is not None:
+            q_next[ended] = self.target_net(finals)
         if cfg.algo == "one-step-sarsa":
             v_next = sarsa_values(q_next, self.next_act_buf)
         elif cfg.double_q:
-            v_next = double_q_values(q_next, self.online(flat_next).reshape(T, K, -1))
+            q_online = self.online(flat_next).reshape(T, K, -1)
+            if finals is not None:
+                q_online[ended] = self.online(finals)
+            v_next = double_q_values(q_next, q_online)
         else:
             v_next = greedy_values(q_next)
         v_next = v_next.astype(np.float32)
@@ -177,16 +203,12 @@ class ActorLearner:
         cfg, T, K = self.cfg, self.T, self.K
         y = self.targets().reshape(T * K)
         # Loss of Q(s_t, a_t) on the shared weights and its gradient, one batch of T*K samples.
-        loss_value = td_loss_and_grads(
-            self._weights, self._biases, self.obs_buf.reshape(T * K, -1), self.act_buf.reshape(T * K), y,
-            cfg.loss, self._grad_arrays[0::2], self._grad_arrays[1::2])
+        loss_value = self.engine.loss_and_grads(self.obs_seq[:T].reshape(T * K, *self.obs_seq.shape[2:]),
+                                                self.act_buf.reshape(T * K), y, cfg.loss)
         if not np.isfinite(loss_value):
             raise self._non_finite_error()
         self.runaway(loss_value, self.rew_buf)
-        if cfg.grad_clip is not None:
-            clip_grad_norm(self._grad_arrays, cfg.grad_clip)
-        for p, g in zip(self._params, self._grad_tensors, strict=True):
-            p.grad = g
+        self.engine.attach_grads(cfg.grad_clip)  # clipped to --grad-clip, set as p.grad
         self.optimizer.step(cfg.lr_at(global_step))
         self.last_loss = loss_value
         self.book.add_loss(loss_value)

@@ -38,7 +38,7 @@ from asyncdqn.learners.common import (
     non_finite_error,
     worker_env_seeds,
 )
-from asyncdqn.model import NumpyMLP
+from asyncdqn.learners.engines import make_engine
 
 
 class DQNLearner:
@@ -52,17 +52,21 @@ class DQNLearner:
         self.target, self.counter, self.sink = target, counter, sink
         K = self.K = cfg.envs_per_worker
 
-        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps)
+        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps, cfg.env_kwargs)
         seeds: list[int | None] = list(worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation))
         obs, _ = self.envs.reset(seed=seeds)
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
-        self.obs = obs.astype(np.float32)
-        self.buffer = ReplayBuffer(cfg.buffer_size, K, int(obs.shape[1]), cfg.n_step)
+        self.obs_dtype = np.uint8 if obs.dtype == np.uint8 else np.float32  # images stay uint8
+        self.obs = obs.astype(self.obs_dtype)
+        self.buffer = ReplayBuffer(cfg.buffer_size, K, tuple(obs.shape[1:]), cfg.n_step, self.obs_dtype)
         self.runaway = RunawayCheck(cfg, "dqn")
 
-        self.online = NumpyMLP.view_of(model)  # acting and double-Q argmax read the live weights
-        self._target_arrays = [p.detach().numpy().copy() for p in model.parameters()]
-        self.target_net = NumpyMLP(self._target_arrays)
+        # Forwards through the network engine (numpy for MLPs, torch for conv nets): acting and
+        # the double-Q argmax read the live weights, targets a local copy. Learning is autograd.
+        engine = make_engine(model)
+        self.online = engine.online
+        self._target_arrays = engine.target_arrays
+        self.target_net = engine.target
         self._target_version = -1
 
         self.book = EpisodeBook(cfg, index, K, eps_rng, sink)  # epsilons, episodes, mean loss
@@ -84,14 +88,14 @@ class DQNLearner:
             actions = epsilon_greedy(self.online(self.obs), self.book.eps, self.rng)
             obs, rew, term, trunc, info = self.envs.step(actions)
             done = term | trunc
-            next_obs = obs.astype(np.float32, copy=True)
+            next_obs = obs.astype(self.obs_dtype, copy=True)
             self.book.step(rew)
             if done.any():  # the true next state of an ended episode is its final observation
                 idx = np.flatnonzero(done)
                 next_obs[idx] = np.stack(info["final_obs"][idx])
                 self.book.end(done, base_step + (t + 1) * K)
             self.buffer.add(self.obs, actions, rew, next_obs, term, done)
-            self.obs = obs.astype(np.float32, copy=False)
+            self.obs = obs.astype(self.obs_dtype, copy=False)
 
         steps = cfg.train_freq * K
         self.steps_done += steps
@@ -108,7 +112,7 @@ class DQNLearner:
         """(B,) n-step TD targets of a sampled batch from the local target network."""
         n, B = batch.rewards.shape
         rows, cols = batch.bootstrap_index(), np.arange(B)
-        boot_obs = batch.next_obs[rows, cols]  # (B, obs_dim): the only next states that matter
+        boot_obs = batch.next_obs[rows, cols]  # (B, *obs_shape): the only next states that matter
         q_next = self.target_net(boot_obs)
         if self.cfg.double_q:
             v = double_q_values(q_next, self.online(boot_obs))

@@ -10,6 +10,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -18,6 +19,8 @@ from asyncdqn.envs import env_seeds, make_env
 from asyncdqn.errors import ConfigError, EnvError
 from asyncdqn.evaluate import QFunction
 from asyncdqn.rundir.fileio import atomic_write_bytes
+
+MIN_SIDE = 160  # frames smaller than this (pixels, shorter side) are scaled up by an integer factor
 
 
 def _headless() -> None:
@@ -30,12 +33,16 @@ def _headless() -> None:
 
 
 def play_frames(
-    q: QFunction, env_id: str, episodes: int, seed: int, max_steps: int
+    q: QFunction, env_id: str, episodes: int, seed: int, max_steps: int,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[Image.Image], list[float]]:
-    """Frames of `episodes` greedy episodes, each annotated with episode number and return so far."""
+    """Frames of `episodes` greedy episodes, each annotated with episode number and return so far.
+
+    The frames are the game's own rendering (Atari: the full-colour screen, not the 84x84
+    gray input), one per agent step; returns are raw game scores."""
     _headless()
     try:
-        env = make_env(env_id, render_mode="rgb_array")
+        env = make_env(env_id, render_mode="rgb_array", env_kwargs=env_kwargs)
     except EnvError as exc:
         raise EnvError(f"{env_id} cannot render frames: {exc}") from None
     frames: list[Image.Image] = []
@@ -46,7 +53,8 @@ def play_frames(
             total = 0.0
             for _ in range(max_steps):
                 frames.append(_annotate(env.render(), f"episode {ep + 1}  return {total:.1f}"))
-                action = int(q(np.asarray(obs, dtype=np.float32)[None])[0].argmax())
+                x = np.asarray(obs)
+                action = int(q((x if x.dtype == np.uint8 else x.astype(np.float32))[None])[0].argmax())
                 obs, r, term, trunc, _ = env.step(action)
                 total += float(r)
                 if term or trunc:
@@ -61,7 +69,12 @@ def play_frames(
 def _annotate(frame: object, text: str) -> Image.Image:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3:
         raise EnvError("the environment did not return an RGB frame (render_mode='rgb_array' unsupported?)")
+    if frame.dtype != np.uint8:  # e.g. MinAtar: floats in [0, 1]
+        frame = np.clip(np.asarray(frame, dtype=np.float64) * (255.0 if frame.max() <= 1.0 else 1.0), 0, 255)
     img = Image.fromarray(frame.astype(np.uint8))
+    if min(img.size) < MIN_SIDE:  # tiny boards (MinAtar's 10x10) scaled up, pixels kept sharp
+        factor = -(-MIN_SIDE // min(img.size))
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     draw.rectangle((0, 0, 8 + 7 * len(text), 18), fill=(0, 0, 0))
     draw.text((4, 3), text, fill=(255, 255, 255))
@@ -70,10 +83,10 @@ def _annotate(frame: object, text: str) -> Image.Image:
 
 def render_gif(
     q: QFunction, env_id: str, out: str | Path, episodes: int = 1, seed: int = 0,
-    fps: int = 30, max_steps: int = 1000,
+    fps: int = 30, max_steps: int = 1000, env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Path, list[float]]:
     """Write an animated GIF of greedy episodes atomically; returns (path, episode returns)."""
-    frames, returns = play_frames(q, env_id, episodes, seed, max_steps)
+    frames, returns = play_frames(q, env_id, episodes, seed, max_steps, env_kwargs)
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
                    duration=max(1, round(1000 / fps)), loop=0)
@@ -107,10 +120,11 @@ def _encode_mp4(frames: list[Image.Image], fps: int) -> bytes:
 
 def render_video(
     q: QFunction, env_id: str, out: str | Path, episodes: int = 1, seed: int = 0,
-    fps: int = 30, max_steps: int = 1000,
+    fps: int = 30, max_steps: int = 1000, env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Path, list[float]]:
     """An MP4 if `out` ends in .mp4, else an animated GIF; written atomically. Returns (path, returns)."""
     if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
-        return render_gif(q, env_id, out, episodes=episodes, seed=seed, fps=fps, max_steps=max_steps)
-    frames, returns = play_frames(q, env_id, episodes, seed, max_steps)
+        return render_gif(q, env_id, out, episodes=episodes, seed=seed, fps=fps, max_steps=max_steps,
+                          env_kwargs=env_kwargs)
+    frames, returns = play_frames(q, env_id, episodes, seed, max_steps, env_kwargs)
     return atomic_write_bytes(out, _encode_mp4(frames, fps)), returns

@@ -117,7 +117,7 @@ def create_locked_run_dir(cfg: Config, spec: EnvSpec) -> tuple[Path, RunLock]:
         atomic_write_json(path / CONFIG, {
             **resolved.to_dict(),
             "env_spec": {"obs_dim": spec.obs_dim, "n_actions": spec.n_actions,
-                         "max_episode_steps": spec.max_episode_steps},
+                         "max_episode_steps": spec.max_episode_steps, "obs_shape": list(spec.shape)},
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
@@ -147,6 +147,11 @@ class Run:
     config: Config
     obs_dim: int
     n_actions: int
+    obs_shape: tuple[int, ...] = ()  # () in runs written before images: (obs_dim,)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.obs_shape or (self.obs_dim,)
 
     def checkpoint(self, which: str) -> Path:
         return self.path / CHECKPOINTS / (BEST if which == "best" else FINAL if which == "final" else which)
@@ -168,7 +173,8 @@ def load_run(path: str | Path) -> Run:
     spec = raw.get("env_spec") or {}
     try:
         cfg = from_dict({k: v for k, v in raw.items() if k not in _EXTRA_KEYS})
-        return Run(path, cfg, int(spec["obs_dim"]), int(spec["n_actions"]))
+        return Run(path, cfg, int(spec["obs_dim"]), int(spec["n_actions"]),
+                   tuple(int(n) for n in spec.get("obs_shape", ())))
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"invalid {path / CONFIG}: {exc}") from None
 

@@ -1,0 +1,188 @@
+"""Conv Q-networks (model.py) and the torch network engine (engines.py): shapes, a hand-computed
+forward, gradients against finite differences and against the verified numpy MLP path, the
+shared optimizers and the target copy on conv parameters."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
+from asyncdqn.backends.base import SharedTarget
+from asyncdqn.learners.engines import NumpyMLPEngine, TorchEngine, make_engine
+from asyncdqn.model import (
+    AtariQNetwork,
+    ConvQNetwork,
+    MinAtarQNetwork,
+    NumpyMLP,
+    QNetwork,
+    TorchQ,
+    build_network,
+    q_function,
+    resolve_network,
+)
+
+
+def test_network_choice_from_the_observation_shape() -> None:
+    assert resolve_network("auto", (8,)) == "mlp"
+    assert resolve_network("auto", (4, 84, 84)) == "atari"
+    assert resolve_network("auto", (7, 10, 10)) == "minatar"
+    assert resolve_network("minatar", (4, 84, 84)) == "minatar"  # allowed, just not the default
+    for kind, shape, msg in [("mlp", (4, 84, 84), "needs a 1-D observation"),
+                             ("atari", (8,), "needs an image"), ("atari", (4, 10, 10), "at least 20x20")]:
+        with pytest.raises(ValueError, match=msg):
+            resolve_network(kind, shape)
+
+
+def test_paper_and_minatar_architectures() -> None:
+    atari = build_network("auto", (4, 84, 84), 6, (), seed=0)
+    assert isinstance(atari, AtariQNetwork)
+    # conv1 4*16*8*8+16, conv2 16*32*4*4+32, fc 32*9*9*256+256, out 256*6+6 (84 -> 20 -> 9 pixels)
+    assert sum(p.numel() for p in atari.parameters()) == 4112 + 8224 + 663808 + 1542
+    minatar = build_network("auto", (4, 10, 10), 3, (), seed=0)
+    assert isinstance(minatar, MinAtarQNetwork)
+    # conv 4*16*3*3+16, fc 16*8*8*128+128, out 128*3+3
+    assert sum(p.numel() for p in minatar.parameters()) == 592 + 131200 + 387
+    x = torch.zeros((5, 4, 84, 84), dtype=torch.uint8)
+    assert atari(x).shape == (5, 6)
+    # Same seed, same weights; the global torch RNG is left alone.
+    state = torch.random.get_rng_state()
+    again = build_network("atari", (4, 84, 84), 6, (), seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a, b) for a, b in zip(atari.parameters(), again.parameters(), strict=True))
+
+
+def test_hand_computed_forward_divides_uint8_by_255() -> None:
+    net = ConvQNetwork((1, 3, 3), 2, convs=((1, 3, 1),), hidden=1)
+    with torch.no_grad():
+        net.features[0].weight.fill_(1.0)  # the one 3x3 filter sums the image
+        net.features[0].bias.fill_(-1.0)
+        net.head[0].weight.fill_(2.0)
+        net.head[0].bias.fill_(0.5)
+        net.head[2].weight.copy_(torch.tensor([[1.0], [-3.0]]))
+        net.head[2].bias.copy_(torch.tensor([0.0, 10.0]))
+    img = np.zeros((1, 1, 3, 3), np.uint8)
+    img[0, 0, 0, 0] = 255
+    img[0, 0, 1, 1] = 51  # 0.2
+    img[0, 0, 2, 2] = 255
+    # conv: 1 + 0.2 + 1 - 1 = 1.2 -> relu 1.2 -> fc 2*1.2 + 0.5 = 2.9 -> relu -> Q = (2.9, 10 - 8.7)
+    q = TorchQ(net)(img)
+    np.testing.assert_allclose(q, [[2.9, 1.3]], rtol=1e-6)
+    img[:] = 0  # conv -1 -> relu 0 -> fc 0.5 -> Q = (0.5, 8.5)
+    np.testing.assert_allclose(TorchQ(net)(img), [[0.5, 8.5]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_torch_engine_gradient_matches_finite_differences(loss: str) -> None:
+    torch.manual_seed(0)
+    net = MinAtarQNetwork((2, 5, 5), 3).double()
+    with torch.no_grad():  # a smaller head keeps the finite-difference loop short
+        for p in net.parameters():
+            p.mul_(3.0)
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, size=(6, 2, 5, 5), dtype=np.uint8)
+    actions = rng.integers(0, 3, size=6)
+    targets = rng.normal(size=6) * 2.0
+    engine = TorchEngine(net)
+    engine.loss_and_grads(obs, actions, targets.astype(np.float64), loss)
+    grads = [p.grad.detach().clone() for p in net.parameters()]
+
+    def loss_at() -> float:
+        with torch.no_grad():
+            q = net(torch.from_numpy(obs)).numpy()[np.arange(6), actions]
+        d = q - targets
+        if loss == "mse":
+            return float(np.mean(d * d))
+        a = np.abs(d)
+        return float(np.mean(np.where(a < 1.0, 0.5 * d * d, a - 0.5)))
+
+    h = 1e-6
+    checked = 0
+    for p, g in zip(net.parameters(), grads, strict=True):
+        flat = p.data.view(-1)
+        for i in np.random.default_rng(1).choice(flat.numel(), size=min(12, flat.numel()), replace=False):
+            old = float(flat[i])
+            flat[i] = old + h
+            up = loss_at()
+            flat[i] = old - h
+            down = loss_at()
+            flat[i] = old
+            assert (up - down) / (2 * h) == pytest.approx(float(g.view(-1)[i]), rel=1e-4, abs=1e-7)
+            checked += 1
+    assert checked > 40
+
+
+def test_torch_engine_on_an_mlp_equals_the_numpy_engine() -> None:
+    """The autograd path computes the same loss and clipped gradient as the hand-written one."""
+    model = QNetwork(6, 3, (16, 16))
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(20, 6)).astype(np.float32)
+    actions = rng.integers(0, 3, size=20)
+    y = rng.normal(size=20).astype(np.float32) * 3
+    fast, slow = NumpyMLPEngine(model), TorchEngine(model)
+    loss_fast = fast.loss_and_grads(obs, actions, y, "huber")
+    fast.attach_grads(0.05)
+    g_fast = [p.grad.clone() for p in model.parameters()]
+    loss_slow = slow.loss_and_grads(obs, actions, y, "huber")
+    slow.attach_grads(0.05)
+    g_slow = [p.grad.clone() for p in model.parameters()]
+    assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    norm = float(torch.sqrt(sum((g * g).sum() for g in g_slow)))
+    assert norm == pytest.approx(0.05, rel=1e-4)  # clipped (unclipped it is ~0.36)
+    np.testing.assert_allclose(fast.online(obs), slow.online(obs), rtol=1e-5, atol=1e-6)
+
+
+def test_engine_choice() -> None:
+    assert isinstance(make_engine(QNetwork(3, 2)), NumpyMLPEngine)
+    assert isinstance(make_engine(MinAtarQNetwork((1, 10, 10), 2)), TorchEngine)
+    assert isinstance(q_function(QNetwork(3, 2)), NumpyMLP)
+    assert isinstance(q_function(MinAtarQNetwork((1, 10, 10), 2)), TorchQ)
+
+
+@pytest.mark.parametrize("kind", ["adam", "rmsprop"])
+def test_shared_optimizers_step_conv_parameters_like_torch(kind: str) -> None:
+    net = MinAtarQNetwork((3, 10, 10), 4)
+    ref = copy.deepcopy(net)
+    net.share_memory()
+    if kind == "adam":
+        ours: SharedAdam | SharedRMSprop = SharedAdam(net.parameters(), lr=1e-3)
+        theirs: torch.optim.Optimizer = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    else:
+        ours = SharedRMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=0.1)
+        theirs = torch.optim.RMSprop(ref.parameters(), lr=7e-4, alpha=0.99, eps=0.1)
+    rng = np.random.default_rng(0)
+    engine = TorchEngine(net)
+    for _ in range(3):
+        obs = rng.integers(0, 256, size=(8, 3, 10, 10), dtype=np.uint8)
+        a = rng.integers(0, 4, size=8)
+        y = rng.normal(size=8).astype(np.float32)
+        engine.loss_and_grads(obs, a, y, "huber")
+        engine.attach_grads(None)
+        ours.step()
+        theirs.zero_grad()
+        q = ref(torch.from_numpy(obs)).gather(1, torch.from_numpy(a).unsqueeze(1)).squeeze(1)
+        nn.functional.smooth_l1_loss(q, torch.from_numpy(y)).backward()
+        theirs.step()
+    for p, r in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, r, rtol=1e-5, atol=1e-7)
+
+
+def test_target_store_fills_the_torch_engines_local_copy() -> None:
+    net = MinAtarQNetwork((2, 10, 10), 3)
+    target_model = copy.deepcopy(net)
+    store = SharedTarget(target_model)
+    engine = TorchEngine(net)
+    obs = np.random.default_rng(0).integers(0, 256, size=(4, 2, 10, 10), dtype=np.uint8)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1)  # the online net moves on; the target copy does not follow by itself
+    assert not np.allclose(engine.target(obs), engine.online(obs))
+    store.sync_from(net, step=1)
+    assert store.read_into(engine.target_arrays) == 1
+    np.testing.assert_allclose(engine.target(obs), engine.online(obs), rtol=1e-6)
