@@ -42,7 +42,7 @@ from asyncdqn.backends.base import Backend, RestartBudget, SharedTraining
 from asyncdqn.backends.ray_group import NodeGroup
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
-from asyncdqn.errors import ConfigError, DivergedError, TrainingError
+from asyncdqn.errors import ConfigError, TrainingError
 from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
 
@@ -237,8 +237,8 @@ class RayBackend(Backend):
         except ex.RayTaskError as exc:
             self._check_server()
             cause = getattr(exc, "cause", None) or exc
-            if isinstance(cause, TrainingError):  # non-finite values, or a group out of restarts
-                raise (DivergedError if isinstance(cause, DivergedError) else TrainingError)(str(cause)) from None
+            if isinstance(cause, TrainingError):  # non-finite values, workers not starting, out of restarts
+                raise type(cause)(str(cause)) from None  # the same kind (DivergedError, StartTimeoutError...)
             raise TrainingError(f"{self._describe(g)} failed: {type(cause).__name__}: {cause}") from None
 
     def _pull(self, wait_s: float = STATE_WAIT_S) -> list[EpisodeRecord]:
