@@ -292,7 +292,7 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     contenders = tuple(args.contenders or default_contenders())
     if "asyncdqn-envpool" in contenders:
-        from asyncdqn.vector import check_envpool_env
+        from asyncdqn.envs.vector import check_envpool_env
 
         check_envpool_env(args.env_id)  # not installed / no EnvPool counterpart: one line, before any run
     out = run_solve(Path(args.out), contenders, seeds, p, parallel=args.parallel,
@@ -351,7 +351,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
     from asyncdqn.bench.throughput import available_vectors
     from asyncdqn.envs import inspect_env
-    from asyncdqn.vector import ENVPOOL_IDS, check_envpool_env
+    from asyncdqn.envs.vector import ENVPOOL_IDS, check_envpool_env
 
     inspect_env(args.env_id, None)
     if args.vectors is None:  # both when possible; envpool only for the envs it stands in for

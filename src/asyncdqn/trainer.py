@@ -35,6 +35,7 @@ from asyncdqn.backends import Backend, make_backend
 from asyncdqn.backends.shared import build_shared
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import inspect_env
+from asyncdqn.envs.vector import check_vector
 from asyncdqn.errors import (
     CheckpointError,
     DivergedError,
@@ -60,7 +61,6 @@ from asyncdqn.rundir.fileio import atomic_write_json
 from asyncdqn.rundir.metrics import MetricsWriter, truncate_metrics
 from asyncdqn.rundir.resume import check_fingerprint, fingerprint, fingerprinted, plan_resume
 from asyncdqn.signals import Terminated, TerminationSignals
-from asyncdqn.vector import check_vector
 
 
 @dataclass

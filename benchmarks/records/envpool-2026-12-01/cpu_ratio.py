@@ -16,7 +16,7 @@ from asyncdqn.envs import inspect_env
 from asyncdqn.backends.shared import build_shared
 from asyncdqn.backends.base import ListSink
 from asyncdqn.learners.async_q import ActorLearner
-from asyncdqn.vector import make_stepper
+from asyncdqn.envs.vector import make_stepper
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--vector", default="gymnasium")

@@ -1,4 +1,4 @@
-"""EnvPool vs Gymnasium: the same fixed heuristic policy (asyncdqn.equivalence.HEURISTICS) on both
+"""EnvPool vs Gymnasium: the same fixed heuristic policy (asyncdqn.envs.equivalence.HEURISTICS) on both
 steppers, N episodes each (8 envs per stepper, worker-style seeds), return and length
 distributions compared (KS two-sample test, Welch z of the means).
 
@@ -8,8 +8,8 @@ import argparse, json, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 from asyncdqn.envs import env_seeds
-from asyncdqn.equivalence import HEURISTICS, episode_returns, ks_2samp, welch_z
-from asyncdqn.vector import ENVPOOL_IDS, make_stepper
+from asyncdqn.envs.equivalence import HEURISTICS, episode_returns, ks_2samp, welch_z
+from asyncdqn.envs.vector import ENVPOOL_IDS, make_stepper
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--episodes", type=int, default=300)

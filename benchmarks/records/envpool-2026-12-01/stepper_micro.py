@@ -6,7 +6,7 @@ Usage: python stepper_micro.py [--env LunarLander-v3] [--k 8] [--seconds 2] [--r
 import argparse, time, warnings
 import numpy as np
 warnings.filterwarnings("ignore")
-from asyncdqn.vector import make_stepper
+from asyncdqn.envs.vector import make_stepper
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--env", default="LunarLander-v3")

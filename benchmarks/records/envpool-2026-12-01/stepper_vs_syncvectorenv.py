@@ -1,7 +1,7 @@
 """Steps per wall-second and per CPU-second: GymnasiumStepper vs SyncVectorEnv(SAME_STEP), LunarLander-v3, 8 envs, random actions."""
 import time, numpy as np, warnings
 warnings.filterwarnings("ignore")
-from asyncdqn.vector import GymnasiumStepper
+from asyncdqn.envs.vector import GymnasiumStepper
 from asyncdqn.envs import make_vector_env
 K=8
 for r in range(3):

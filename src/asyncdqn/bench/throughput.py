@@ -25,7 +25,7 @@ import numpy as np
 from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env
-from asyncdqn.envs_pixels import frames_per_step
+from asyncdqn.envs.pixels import frames_per_step
 
 SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
 
@@ -85,7 +85,7 @@ def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
                     env_kwargs: dict[str, Any] | None = None, vector: str = "gymnasium") -> None:
     """Ceiling worker: step k envs through the trainer's vector stepper (`vector`, wrappers
     included) with random actions until told to stop."""
-    from asyncdqn.vector import make_stepper
+    from asyncdqn.envs.vector import make_stepper
 
     stepper = make_stepper(vector, env_id, [seed * 1000 + i for i in range(k)], None, env_kwargs)
     stepper.reset()

@@ -26,6 +26,7 @@ from asyncdqn.algo.targets import (
     sarsa_values,
 )
 from asyncdqn.config import Config
+from asyncdqn.envs.vector import VectorStepper, make_stepper
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners.common import (
     EpisodeBook,
@@ -39,7 +40,6 @@ from asyncdqn.learners.common import (
     worker_env_seeds,
 )
 from asyncdqn.learners.engines import make_engine
-from asyncdqn.vector import VectorStepper, make_stepper
 
 
 class ActorLearner:

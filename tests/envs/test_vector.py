@@ -1,4 +1,4 @@
-"""Vector steppers (asyncdqn.vector): the SAME_STEP transition contract, exactly, for both
+"""Vector steppers (asyncdqn.envs.vector): the SAME_STEP transition contract, exactly, for both
 implementations, and EnvPool's environments against Gymnasium's in distribution.
 
 - GymnasiumStepper must give exactly SyncVectorEnv(SAME_STEP)'s transitions for the same
@@ -25,9 +25,9 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from asyncdqn.envs import env_seeds, make_env
-from asyncdqn.equivalence import HEURISTICS, episode_returns, ks_2samp, lunar_lander_heuristic, welch_z
+from asyncdqn.envs.equivalence import HEURISTICS, episode_returns, ks_2samp, lunar_lander_heuristic, welch_z
+from asyncdqn.envs.vector import ENVPOOL_IDS, EnvPoolStepper, GymnasiumStepper, _strip, check_envpool_env, make_stepper
 from asyncdqn.errors import EnvError
-from asyncdqn.vector import ENVPOOL_IDS, EnvPoolStepper, GymnasiumStepper, _strip, check_envpool_env, make_stepper
 from chain_env import CHAIN_ID, LONG_ID
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*precision lowered")  # EnvPool's float64 Box bounds

@@ -1,6 +1,6 @@
 """Do two vector steppers play the same game? Fixed policies, episode returns, a two-sample test.
 
-Used by tests/test_vector.py (EnvPool against Gymnasium, small samples) and by
+Used by tests/envs/test_vector.py (EnvPool against Gymnasium, small samples) and by
 benchmarks/records/envpool-2026-12-01/equivalence.py (the figures in docs/envpool.md).
 
 The policies are fixed functions of the observation batch (no learning, no randomness
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from asyncdqn.vector import VectorStepper
+from asyncdqn.envs.vector import VectorStepper
 
 Policy = Callable[[np.ndarray], np.ndarray]
 

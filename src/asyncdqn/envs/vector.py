@@ -36,7 +36,7 @@ from asyncdqn.errors import EnvError
 VECTORS = ("gymnasium", "envpool")
 
 # Gymnasium ids whose EnvPool counterpart we support (same dynamics, checked by
-# tests/test_vector.py's equivalence test). Atari is not supported here (pixels).
+# tests/envs/test_vector.py's equivalence test). Atari is not supported here (pixels).
 ENVPOOL_IDS = ("LunarLander-v3", "CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
@@ -177,7 +177,7 @@ class EnvPoolStepper:
 
     Seeds: env i gets seeds[i] (mod 2^31: EnvPool takes int32 seeds) at creation; like
     Gymnasium, later episodes continue that env's own generator. The generators differ
-    from Gymnasium's, so trajectories match only in distribution (tests/test_vector.py).
+    from Gymnasium's, so trajectories match only in distribution (tests/envs/test_vector.py).
     """
 
     def __init__(self, env_id: str, seeds: Sequence[int], max_episode_steps: int | None = None,
