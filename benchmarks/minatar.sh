@@ -21,24 +21,25 @@ STEPS=${STEPS:-5000000}
 BIN=${BIN:-.venv/bin/asyncdqn}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
-mkdir -p "$OUT/runs"
+mkdir -p "$OUT/runs" "$OUT/logs"
 { date -u; uname -a; nproc; uptime; } > "$OUT/machine.txt"
 
 for game in $GAMES; do
   for algo in $ALGOS; do
     for seed in $SEEDS; do
       run="$OUT/runs/$game-$algo-s$seed"
+      log="$OUT/logs/$game-$algo-s$seed.log"
       if [ -f "$run/eval.json" ] && grep -q '"stop_reason": "max_steps"' "$run/eval.json"; then
         echo "done already: $run"; continue
       fi
       echo "$(date -u +%T) $game $algo seed $seed -> $run"
       if [ -f "$run/config.json" ]; then
-        "$BIN" train --resume "$run" --max-steps "$STEPS" --no-progress >> "$run.log" 2>&1
+        "$BIN" train --resume "$run" --max-steps "$STEPS" --no-progress >> "$log" 2>&1
       else
         "$BIN" train --env "MinAtar/$game-v1" --algo "$algo" --seed "$seed" --max-steps "$STEPS" \
-          --run-dir "$run" --no-progress > "$run.log" 2>&1
+          --run-dir "$run" --no-progress > "$log" 2>&1
       fi
-      tail -3 "$run.log"
+      tail -3 "$log"
     done
   done
   "$BIN" compare "$OUT"/runs/"$game"-*-s* --out "$OUT/$game" > /dev/null || true

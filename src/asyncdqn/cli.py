@@ -82,13 +82,8 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(*flags, **kw)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="asyncdqn",
-        description="Asynchronous (Hogwild) deep Q-learning on Gymnasium environments with discrete actions.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_train(sub: Any) -> None:
+    """`asyncdqn train`: every Config option, plus --json and --resume."""
     t = sub.add_parser("train", help="train an agent; writes a run directory",
                        description="Train an agent. Options not given come from the environment's preset "
                                    "(then --preset), then the defaults shown. Prints the run directory and result.")
@@ -99,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stop rules, evaluation and output options may be given, and step/time limits count the "
                         "whole run)")
 
+
+def _add_evaluate(sub: Any) -> None:
+    """`asyncdqn evaluate RUN_DIR`."""
     e = sub.add_parser("evaluate", help="greedy evaluation of a trained run",
                        description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
     e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
@@ -108,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
+
+def _add_plot(sub: Any) -> None:
+    """`asyncdqn plot RUN_DIR...`."""
     pl = sub.add_parser("plot", help="learning curves of one or more runs",
                         description="Plot episode returns, their moving average and greedy evaluations against "
                                     "env steps and wall time; several runs are overlaid.")
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="output PNG (default: RUN_DIR/learning_curve.png for one run, comparison.png for several)")
     pl.add_argument("--window", type=int, default=100, help="moving-average window in episodes (default: 100)")
 
+
+def _add_render(sub: Any) -> None:
+    """`asyncdqn render RUN_DIR`."""
     r = sub.add_parser("render", help="record greedy episodes as a GIF or MP4",
                        description="Play greedy episodes with a run's checkpoint and save the frames, the "
                                    "running return drawn on each, as an animated GIF or (--out NAME.mp4, "
@@ -127,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the recorded episodes (default: 0)")
     r.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     r.add_argument("--max-steps", type=int, default=1000, help="cap on steps per episode (default: 1000)")
+
+
+def _add_compare(sub: Any) -> None:
+    """`asyncdqn compare RUN_DIR...`."""
     c = sub.add_parser("compare", help="compare runs (e.g. async vs replay DQN): figure + summary table",
                        description="Group runs by label (config label, else algo and env), plot the greedy "
                                    "evaluation mean against env steps and wall time (mean and min-max band over "
@@ -134,11 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "steps-to-solve, final greedy mean ± std.")
     c.add_argument("run_dirs", nargs="+", help="run directories")
     c.add_argument("--out", default="compare", help="output prefix: writes PREFIX.png and PREFIX.md (default: compare)")
-    b = sub.add_parser("bench", help="benchmarks (throughput against the raw environment ceiling)",
-                       description="Benchmarks. `bench throughput` measures the raw environment ceiling "
-                                   "(random actions, same processes and envs per worker, no learning) and the "
-                                   "trainer's env steps/s while learning, for each algorithm and 1..N workers.")
-    bsub = b.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+
+
+def _add_bench_throughput(bsub: Any) -> None:
+    """`asyncdqn bench throughput`."""
     bt = bsub.add_parser("throughput", help="trainer steps/s as a fraction of the raw environment ceiling")
     bt.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
     bt.add_argument("--algos", nargs="+", default=None, help="algorithms to measure (default: all three)")
@@ -150,17 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--backend ray: measure on each of these node counts; N > 1 simulates an N-node cluster "
                          "on this machine (ray.cluster_utils), the workers' CPUs split between the nodes (default: 1)")
     bt.add_argument("--seconds", type=float, default=10.0, help="measurement window per row (default: 10)")
+    bt.add_argument("--vector", dest="vectors", nargs="+", choices=["gymnasium", "envpool"], default=None,
+                    help="vector steppers to measure, each with its own ceiling (default: gymnasium, and envpool "
+                         "when installed)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
+
+
+def _add_bench_solve(bsub: Any) -> None:
+    """`asyncdqn bench solve`."""
     bs = bsub.add_parser(
         "solve", help="time-to-solve against the notebook's settings and Stable-Baselines3 DQN",
-        description="Time-to-solve over several seeds for each contender (asyncdqn's default preset, the seed "
+        description="Time-to-solve over several seeds for each contender (asyncdqn's default preset, the same "
+                    "stepping EnvPool's environments, the seed "
                     "notebook's settings, Stable-Baselines3 DQN with RL-Zoo's hyper-parameters), all under "
                     "one protocol: the same greedy solve criterion, checked at the same wall-clock cadence, "
                     "within the same budget. Writes one JSON per run, summary.json, summary.md and "
                     "solve_curves.png to --out; runs already in --out are not repeated.")
     bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
     bs.add_argument("--contenders", nargs="+", default=None,
-                    help="any of asyncdqn seed-compat sb3-dqn (default: all three)")
+                    help="any of asyncdqn asyncdqn-envpool seed-compat sb3-dqn (default: all; asyncdqn-envpool "
+                         "only with the envpool extra installed)")
     bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
     bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
     bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
@@ -175,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="option over the asyncdqn contender's preset, e.g. --set target_update_steps=1000 "
                          "(repeatable; for preset searches: give each variant its own --out)")
     bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
+
+
+def _add_bench_presets(bsub: Any) -> None:
+    """`asyncdqn bench presets`."""
     bp = bsub.add_parser(
         "presets", help="verify the presets: solved n/N per (env, algo) over several seeds",
         description="Train each (environment, algorithm) preset exactly as `asyncdqn train --env E --algo A` "
@@ -201,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                     help="option over every row's preset (repeatable; for preset searches: give each its own --out)")
     bp.add_argument("--out", default="bench-presets", help="output directory (default: bench-presets)")
+
+
+def _add_tune(sub: Any) -> None:
+    """`asyncdqn tune`."""
     tu = sub.add_parser(
         "tune", help="hyper-parameter search with Optuna (needs the tune extra)",
         description="Search an algorithm's hyper-parameters on an environment with Optuna: each trial trains "
@@ -227,6 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                     help="fixed option over the preset, not searched (repeatable)")
     tu.add_argument("--out", default=None, help="study directory (default: runs/tune-ENV-ALGO-OBJECTIVE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asyncdqn",
+        description="Asynchronous (Hogwild) deep Q-learning on Gymnasium environments with discrete actions.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_train, _add_evaluate, _add_plot, _add_render, _add_compare):
+        add(sub)
+    b = sub.add_parser("bench", help="benchmarks (throughput against the raw environment ceiling)",
+                       description="Benchmarks. `bench throughput` measures the raw environment ceiling "
+                                   "(random actions, same processes and envs per worker, no learning) and the "
+                                   "trainer's env steps/s while learning, for each algorithm and 1..N workers.")
+    bsub = b.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    for add_bench in (_add_bench_throughput, _add_bench_solve, _add_bench_presets):
+        add_bench(bsub)
+    _add_tune(sub)
     return parser
 
 
@@ -266,7 +308,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_bench_solve(args: argparse.Namespace) -> int:
-    from asyncdqn.bench.solve import CONTENDERS, Protocol, run_solve
+    from asyncdqn.bench.solve import Protocol, default_contenders, run_solve
 
     for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
         _positive(name.replace("_", "-"), getattr(args, name))
@@ -285,7 +327,12 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     p = Protocol(env_id=args.env_id, solve_score=args.score, eval_episodes=args.eval_episodes,
                  screen_episodes=args.screen_episodes, check_every_s=args.check_every, budget_s=args.budget)
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
-    out = run_solve(Path(args.out), tuple(args.contenders or CONTENDERS), seeds, p, parallel=args.parallel,
+    contenders = tuple(args.contenders or default_contenders())
+    if "asyncdqn-envpool" in contenders:
+        from asyncdqn.envs.vector import check_envpool_env
+
+        check_envpool_env(args.env_id)  # not installed / no EnvPool counterpart: one line, before any run
+    out = run_solve(Path(args.out), contenders, seeds, p, parallel=args.parallel,
                     overrides=overrides)
     print(out["table"])
     print(f"wrote {Path(args.out) / 'summary.json'}, summary.md and solve_curves.png")
@@ -339,9 +386,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for n in args.ray_nodes:
         _positive("ray-nodes", n)
     overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
+    from asyncdqn.bench.throughput import available_vectors
+    from asyncdqn.envs import inspect_env
+    from asyncdqn.envs.vector import ENVPOOL_IDS, check_envpool_env
+
+    inspect_env(args.env_id, None)
+    if args.vectors is None:  # both when possible; envpool only for the envs it stands in for
+        vectors = tuple(v for v in available_vectors() if v == "gymnasium" or args.env_id in ENVPOOL_IDS)
+    else:
+        vectors = tuple(dict.fromkeys(args.vectors))
+        if "envpool" in vectors:
+            check_envpool_env(args.env_id)  # not installed / no counterpart: one line, exit 2
     report = run_throughput(args.env_id, algos, args.max_workers, args.seconds, overrides,
                             log=lambda m: print(m, file=sys.stderr), backends=tuple(dict.fromkeys(args.backends)),
-                            ray_nodes=tuple(dict.fromkeys(args.ray_nodes)))
+                            ray_nodes=tuple(dict.fromkeys(args.ray_nodes)), vectors=vectors)
     atomic_write_json(args.out, report)
     print(format_table(report))
     print(f"report: {args.out}")

@@ -57,6 +57,8 @@ class Config:
     ray_sync_seconds: float = _opt(
         0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
+    vector: Literal["gymnasium", "envpool"] = _opt(
+        "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
     start_timeout: float = _opt(
         120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
         "stops with an error; the workers are then stopped.")
@@ -305,6 +307,8 @@ def validate(c: Config) -> None:
     _check(c.train_freq >= 1, "train_freq", f"must be >= 1, got {c.train_freq}")
     _check(c.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {c.gradient_steps}")
     _check(c.n_step >= 1, "n_step", f"must be >= 1, got {c.n_step}")
+    _check(not (c.vector == "envpool" and c.algo == "dqn"), "vector",
+           "envpool serves the asynchronous workers; --algo dqn steps Gymnasium envs (use --vector gymnasium)")
     if c.algo == "dqn":
         _check(c.backend != "ray", "backend",
                "dqn runs one replay learner in this process; --backend ray is for the asynchronous algorithms")

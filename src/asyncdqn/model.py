@@ -46,6 +46,25 @@ def build_model(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], seed:
         torch.random.set_rng_state(gen_state)
 
 
+def flatten_parameters(model: nn.Module) -> torch.Tensor:
+    """Move `model`'s parameters, in place, into one contiguous buffer (in parameters()
+    order) and return it; each parameter becomes a view of it (same values, same
+    Parameter objects). Lets the shared optimizer update all of them with one set of
+    elementwise ops (algo/optim.py). Call before `model.share_memory()`, which then moves
+    the single buffer to shared memory."""
+    params = list(model.parameters())
+    flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            view = flat[offset:offset + n].view(p.shape)
+            view.copy_(p)
+            p.data = view
+            offset += n
+    return flat
+
+
 class NumpyMLP:
     """Forward pass of a QNetwork in numpy over a list of (weight, bias) arrays.
 

@@ -73,14 +73,14 @@ def network_params(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> i
     from asyncdqn.model import resolve_network
 
     try:
-        kind = resolve_network(cfg.network, obs_shape)
-    except ValueError as exc:  # a network that does not fit the observation: bad input, like in build_shared
-        raise ConfigError(f"network: {exc}") from None
-    if kind == "mlp":
-        return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes)
-    from asyncdqn.model import build_network
+        if resolve_network(cfg.network, obs_shape) == "mlp":
+            return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes)
+        from asyncdqn.model import build_network
 
-    return sum(p.numel() for p in build_network(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0).parameters())
+        net = build_network(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0)
+    except ValueError as exc:  # a network kind that does not fit the observations
+        raise ConfigError(f"network: {exc}") from None
+    return sum(p.numel() for p in net.parameters())
 
 
 def estimate_memory(cfg: Config, obs_dim: int, n_actions: int, workers: int,

@@ -35,6 +35,7 @@ from asyncdqn.backends import Backend, make_backend
 from asyncdqn.backends.shared import build_shared
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import inspect_env
+from asyncdqn.envs.vector import check_vector
 from asyncdqn.errors import (
     CheckpointError,
     DivergedError,
@@ -101,6 +102,7 @@ class Trainer:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+        check_vector(cfg)  # e.g. --vector envpool for an env EnvPool lacks: before the run dir exists
         # refuse what cannot fit, before any file is written
         check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
@@ -166,6 +168,7 @@ class Trainer:
         cfg, src, t = plan.cfg, loaded.path, loaded.tensors
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+        check_vector(cfg)
         if (self.spec.obs_dim, self.spec.n_actions) != (run.obs_dim, run.n_actions):
             raise CheckpointError(f"{cfg.env_id} now has observation size {self.spec.obs_dim} and "
                                   f"{self.spec.n_actions} actions; the run was trained with {run.obs_dim} and "

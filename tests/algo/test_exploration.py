@@ -137,3 +137,14 @@ def test_epsilon_greedy_shape_and_range():
     a = epsilon_greedy(q, np.full(7, 0.3), rng)
     assert a.shape == (7,)
     assert np.all((a >= 0) & (a < 3))
+
+
+def test_epsilon_greedy_drawn_explores_exactly_where_uniform_below_epsilon():
+    from asyncdqn.algo.exploration import epsilon_greedy_drawn
+
+    q = np.array([[0.0, 1.0, 0.5], [2.0, 0.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
+    eps = np.array([0.5, 0.5, 0.0, 1.0])
+    u = np.array([0.4, 0.6, 0.0, 0.999])
+    rand = np.array([2, 1, 0, 1])
+    # row 0 explores (0.4 < 0.5), row 1 is greedy, row 2 never explores (eps 0), row 3 always does
+    np.testing.assert_array_equal(epsilon_greedy_drawn(q, eps, u, rand), [2, 0, 2, 1])

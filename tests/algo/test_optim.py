@@ -401,3 +401,80 @@ def test_step_follows_parameters_moved_to_shared_memory_after_construction() -> 
     opt.step()
     # Adam's first step moves every weight by -lr * sign(g) (up to eps)
     torch.testing.assert_close(model.weight.detach(), before - 0.1, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------- flat fast path (one buffer for all parameters)
+def _compare_flat_with_torch(make_shared: Callable[[list[torch.nn.Parameter]], Any],
+                             make_ref: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]) -> None:
+    """Parameters flattened into one buffer and gradients handed over as views of one flat
+    buffer (as the workers do): the single-pass update must still match torch.optim."""
+    from asyncdqn.model import flatten_parameters
+
+    m_shared, m_ref = _mlp(), _mlp()
+    flatten_parameters(m_shared)
+    m_shared.share_memory()
+    ps = list(m_shared.parameters())
+    opt = make_shared(ps)
+    ref = make_ref(list(m_ref.parameters()))
+    flat_grad = torch.zeros(sum(p.numel() for p in ps))
+    views, offset = [], 0
+    for p in ps:
+        views.append(flat_grad[offset:offset + p.numel()].view(p.shape))
+        offset += p.numel()
+    for k, (x, y) in enumerate(_batches()):
+        for p in ps:
+            p.grad = None
+        ref.zero_grad()
+        _loss(m_shared, x, y).backward()
+        for p, v in zip(ps, views, strict=True):
+            v.copy_(p.grad)
+            p.grad = v
+        _loss(m_ref, x, y).backward()
+        opt.step()
+        ref.step()
+        assert opt._flat_views() is not None  # the single-pass path ran
+        for p, q in zip(m_shared.parameters(), m_ref.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=RTOL, atol=ATOL, msg=lambda s, k=k: f"step {k + 1}: {s}")
+    assert not torch.equal(next(m_shared.parameters()), next(_mlp().parameters()))
+
+
+def test_adam_flat_path_matches_torch() -> None:
+    _compare_flat_with_torch(lambda ps: SharedAdam(ps, lr=1e-2),
+                             lambda ps: torch.optim.Adam(ps, lr=1e-2, foreach=False))
+
+
+def test_adam_flat_path_matches_torch_weight_decay() -> None:
+    _compare_flat_with_torch(lambda ps: SharedAdam(ps, lr=1e-2, weight_decay=0.1),
+                             lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=0.1, foreach=False))
+
+
+def test_rmsprop_flat_path_matches_torch() -> None:
+    _compare_flat_with_torch(lambda ps: SharedRMSprop(ps, lr=1e-2, alpha=0.9, eps=1e-3, weight_decay=0.05),
+                             lambda ps: torch.optim.RMSprop(ps, lr=1e-2, alpha=0.9, eps=1e-3, weight_decay=0.05,
+                                                            foreach=False))
+
+
+def test_flat_path_not_used_for_separate_tensors() -> None:
+    m = _mlp()
+    opt = SharedAdam(m.parameters(), lr=1e-2)
+    x, y = _batches(1)[0]
+    _loss(m, x, y).backward()  # autograd's own, separate gradient tensors
+    opt.step()
+    assert opt._flat_views() is None  # falls back to one update per parameter
+
+
+def test_flatten_parameters_keeps_values_and_objects_and_shares_one_buffer() -> None:
+    from asyncdqn.model import flatten_parameters
+
+    m = _mlp(3)
+    before = [(p, p.detach().clone()) for p in m.parameters()]
+    flat = flatten_parameters(m)
+    m.share_memory()
+    ps = list(m.parameters())
+    assert [id(p) for p in ps] == [id(p) for p, _ in before]
+    for p, (_, v) in zip(ps, before, strict=True):
+        torch.testing.assert_close(p, v, rtol=0, atol=0)
+        assert p.is_shared() and p.untyped_storage().data_ptr() == ps[0].untyped_storage().data_ptr()
+    assert flat.numel() == sum(p.numel() for p in ps)
+    ends = [p.data_ptr() + p.numel() * p.element_size() for p in ps]
+    assert [p.data_ptr() for p in ps[1:]] == ends[:-1]  # laid out one after the other

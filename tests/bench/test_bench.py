@@ -16,17 +16,30 @@ def test_bench_throughput_smoke(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "asyncdqn.cli", "bench", "throughput", "--env", "CartPole-v1", "--algos", "n-step-q",
          "--max-workers", "1", "--seconds", "0.5", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # 4 rows, 4 process start-ups: slow when shared
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
-    kinds = [(r["kind"], r["workers"]) for r in report["rows"]]
-    assert kinds == [("ceiling", 1), ("n-step-q", 1)]
-    assert all(r["steps"] > 0 and r["seconds"] > 0 for r in report["rows"])
-    assert "of ceiling" in proc.stdout
+    kinds = [(r["vector"], r["kind"], r["workers"]) for r in report["rows"]]
+    # both steppers (envpool is installed by `make test`), each trainer row after its own ceiling
+    assert kinds == [("gymnasium", "ceiling", 1), ("gymnasium", "n-step-q", 1),
+                     ("envpool", "ceiling", 1), ("envpool", "n-step-q", 1)]
+    assert all(r["steps"] > 0 and r["seconds"] > 0 and r["cpu_seconds"] > 0 for r in report["rows"])
+    for ceiling, trainer in (report["rows"][0:2], report["rows"][2:4]):
+        assert trainer["ratio"] == trainer["steps_per_second"] / ceiling["steps_per_second"]
+        assert abs(trainer["cpu_ratio"] - trainer["steps_per_cpu_second"] / ceiling["steps_per_cpu_second"]) < 1e-12
+    assert "of ceiling" in proc.stdout and "envpool" in proc.stdout
     mem = report["rows"][1]["memory"]
     assert mem["model_in_shared_memory"] is True  # one copy of the model, in shared memory
     assert len(mem["workers"]) == 1 and mem["workers"][0]["peak_rss_mb"] > 0 and mem["total_pss_mb"] > 0
+
+
+def test_bench_throughput_envpool_refuses_env_it_lacks(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "asyncdqn.cli", "bench", "throughput", "--env", "CartPole-v0",
+                           "--vector", "envpool", "--seconds", "0.1"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "EnvPool has no supported counterpart of 'CartPole-v0'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bench_rejects_unknown_algo(tmp_path: Path) -> None:
@@ -53,6 +66,8 @@ def test_summarize_counts_unsolved_runs_as_the_budget() -> None:
         _record("asyncdqn", 0, 40.0, 1_000_000, 210.0),
         _record("asyncdqn", 1, 60.0, 1_500_000, 220.0),
         _record("asyncdqn", 2, None, 9_000_000, 150.0),  # unsolved: counts as 600 s
+        _record("asyncdqn-envpool", 0, 30.0, 1_000_000, 210.0),
+        _record("asyncdqn-envpool", 1, 20.0, 1_000_000, 210.0),
         _record("sb3-dqn", 0, 500.0, 250_000, 205.0),
         _record("sb3-dqn", 1, None, 300_000, 100.0),
     ]
@@ -65,13 +80,15 @@ def test_summarize_counts_unsolved_runs_as_the_budget() -> None:
     assert abs(a["final_greedy"]["mean"] - 580.0 / 3) < 1e-9
     assert b["time_s"]["median"] == 550.0  # (500 + 600) / 2
     assert abs(b["asyncdqn_speedup"] - 550.0 / 60.0) < 1e-12
+    assert abs(b["asyncdqn_envpool_speedup"] - 550.0 / 25.0) < 1e-12
     assert "asyncdqn_speedup" not in a and "seed-compat" not in s
+    assert "asyncdqn_speedup" not in s["asyncdqn-envpool"]  # ours are not compared with each other
     table = format_summary(s, Protocol())
-    assert "| asyncdqn | 2/3 | 60.0 |" in table and "9.2×" in table
+    assert "| asyncdqn | 2/3 | 60.0 |" in table and "| 9.2× | 22.0× |" in table
 
 
 def test_bench_solve_smoke(tmp_path: Path) -> None:
-    """All three contenders run end to end under the protocol (tiny budget, numbers not asserted)."""
+    """All four contenders run end to end under the protocol (tiny budget, numbers not asserted)."""
     out = tmp_path / "solve"
     cmd = [sys.executable, "-m", "asyncdqn.cli", "bench", "solve", "--env", "CartPole-v1", "--seeds", "1",
            "--budget", "3", "--check-every", "1", "--eval-episodes", "3", "--screen-episodes", "2",
@@ -79,8 +96,8 @@ def test_bench_solve_smoke(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["summary"]) == {"asyncdqn", "seed-compat", "sb3-dqn"}
-    for name in ("asyncdqn", "seed-compat", "sb3-dqn"):
+    assert set(summary["summary"]) == {"asyncdqn", "asyncdqn-envpool", "seed-compat", "sb3-dqn"}
+    for name in ("asyncdqn", "asyncdqn-envpool", "seed-compat", "sb3-dqn"):
         rec = json.loads((out / f"{name}-seed0.json").read_text())
         assert rec["protocol"]["budget_s"] == 3.0 and rec["final_eval"]["episodes"] == 3
         assert rec["peak_rss"]["main_mb"] > 0
@@ -88,6 +105,9 @@ def test_bench_solve_smoke(tmp_path: Path) -> None:
     assert ours["overrides"] == {"hidden_sizes": [32, 16]}  # --set reaches the asyncdqn contender only
     assert json.loads((out / "asyncdqn-seed0" / "config.json").read_text())["hidden_sizes"] == [32, 16]
     assert json.loads((out / "seed-compat-seed0" / "config.json").read_text())["hidden_sizes"] == [128, 128]
+    envpool_run = json.loads((out / "asyncdqn-envpool-seed0" / "config.json").read_text())
+    assert envpool_run["vector"] == "envpool" and envpool_run["hidden_sizes"] == [32, 16]
+    assert json.loads((out / "asyncdqn-seed0" / "config.json").read_text())["vector"] == "gymnasium"
     assert (out / "solve_curves.png").stat().st_size > 0 and "| asyncdqn |" in (out / "summary.md").read_text()
     # A second invocation finds every run done and only re-summarizes.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)

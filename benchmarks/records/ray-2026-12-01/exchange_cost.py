@@ -2,7 +2,7 @@
 seconds per exchange in the parameter server and in a group process (workers excluded), on one
 node and on a simulated 2-node cluster (ray.cluster_utils), LunarLander-v3, 2 workers.
 
-usage: python exchange_cost.py STEPS OUT.json   (the machine was shared with other jobs)
+usage: python exchange_cost.py STEPS OUT.json [NODES...]   (default nodes: 1 2; the machine was shared)
 """
 
 import json
@@ -34,10 +34,12 @@ def one(nodes: int, steps: int) -> dict:
 
 
 if __name__ == "__main__":
-    steps, out = int(sys.argv[1]), sys.argv[2]
-    rows = [one(1, steps), one(2, steps)]
-    Path(out).write_text(json.dumps(rows, indent=1))
-    for r in rows:
+    steps, out, nodes = int(sys.argv[1]), sys.argv[2], [int(n) for n in sys.argv[3:]] or [1, 2]
+    rows = []
+    for n in nodes:
+        r = one(n, steps)
+        rows.append(r)
+        Path(out).write_text(json.dumps(rows, indent=1))
         print(json.dumps({k: r[k] for k in ("nodes", "total_steps", "wall_time_s", "exchanges", "bytes_per_exchange",
                                              "exchanges_per_group_per_s", "server_cpu_ms_per_exchange",
-                                             "group_cpu_ms_per_exchange", "target_syncs")}))
+                                             "group_cpu_ms_per_exchange", "target_syncs")}), flush=True)

@@ -6,7 +6,8 @@ round-robin, REPS times, 2 s after every worker has counted its first steps, on 
 of per-round ratios.
 
 usage: python interleaved.py ENV REPS SECONDS OLD_SRC OUT.json
-  OLD_SRC: src/ of the commit before this change (per-worker mode), e.g. from `git archive efbd3a5 src`
+  OLD_SRC: src/ of the commit before this change (per-worker mode), e.g. from `git archive efbd3a5 src`;
+           "-" to leave that mode out
 """
 
 import json
@@ -102,7 +103,9 @@ def measure(env: str, backend: str, nodes: int, seconds: float, src: str | None)
 def main() -> None:
     env, reps, seconds, old_src, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
     variants = {"process": ("process", 1, None), "ray-groups-1node": ("ray", 1, None),
-                "ray-groups-2nodes": ("ray", 2, None), "ray-per-worker-old": ("ray", 1, old_src)}
+                "ray-groups-2nodes": ("ray", 2, None)}
+    if old_src != "-":  # "-": skip the previous mode
+        variants["ray-per-worker-old"] = ("ray", 1, old_src)
     rounds = []
     for rep in range(reps):
         row = {name: measure(env, b, n, seconds, src) for name, (b, n, src) in variants.items()}

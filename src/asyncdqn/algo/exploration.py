@@ -37,3 +37,11 @@ def epsilon_greedy(
     if explore.any():
         actions = np.where(explore, rng.integers(0, n_actions, size=k), actions)
     return np.asarray(actions)
+
+
+def epsilon_greedy_drawn(
+    q_values: np.ndarray, eps: np.ndarray, uniforms: np.ndarray, random_actions: np.ndarray
+) -> np.ndarray:
+    """`epsilon_greedy` with its randomness drawn beforehand (a worker draws a whole segment's
+    at once): row k explores, taking random_actions[k], iff uniforms[k] < eps[k]; else argmax."""
+    return np.asarray(np.where(uniforms < eps, random_actions, q_values.argmax(axis=1)))

@@ -73,6 +73,33 @@ def _default_lock() -> Any:
     return multiprocessing.get_context("spawn").Lock()
 
 
+def _split(flat: torch.Tensor, like: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    """Consecutive views of `flat` shaped like the tensors `like`."""
+    out, offset = [], 0
+    for p in like:
+        n = p.numel()
+        out.append(flat[offset:offset + n].view(p.shape))
+        offset += n
+    return out
+
+
+def _flat_of(tensors: list[torch.Tensor]) -> np.ndarray | None:
+    """A 1-D numpy view spanning `tensors` if they are contiguous, of one dtype, and laid
+    out one after the other in the same storage; else None."""
+    first = tensors[0]
+    storage = first.untyped_storage()
+    expected = first.data_ptr()
+    for t in tensors:
+        if (t.dtype != first.dtype or not t.is_contiguous() or t.data_ptr() != expected
+                or t.untyped_storage().data_ptr() != storage.data_ptr()):
+            return None
+        expected += t.numel() * t.element_size()
+    total = sum(t.numel() for t in tensors)
+    flat = torch.empty(0, dtype=first.dtype).set_(storage, first.storage_offset(), (total,), (1,))
+    view: np.ndarray = flat.detach().numpy()
+    return view
+
+
 class _SharedOptimizer:
     """Common machinery: parameter list, shared step counter, scratch buffers,
     flat (de)serialisation of state and pickling rules.
@@ -105,12 +132,23 @@ class _SharedOptimizer:
         # Global step counter: 1-element int64 tensor in shared memory, only
         # ever touched while holding self._lock.
         self._step: torch.Tensor = torch.zeros(1, dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
-        # Per-parameter shared state, one list per name in _state_names.
-        self._state: dict[str, list[torch.Tensor]] = {
-            name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_()  # type: ignore[no-untyped-call]
-                   for p in plist]
-            for name in self._state_names
-        }
+        # Per-parameter shared state, one list per name in _state_names. When every
+        # parameter has the same dtype, each name's tensors are consecutive views of one
+        # flat shared tensor (`_flat_state`), so that the update can run as a dozen
+        # ufuncs over all parameters at once when the parameters and gradients are flat
+        # too (see `_flat_views`); otherwise one update per parameter, same math.
+        self._flat_state: dict[str, torch.Tensor] = {}
+        if len({p.dtype for p in plist}) == 1:
+            total = sum(p.numel() for p in plist)
+            self._flat_state = {name: torch.zeros(total, dtype=plist[0].dtype).share_memory_()  # type: ignore[no-untyped-call]
+                                for name in self._state_names}
+            self._state = {name: _split(flat, plist) for name, flat in self._flat_state.items()}
+        else:
+            self._state = {
+                name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_()  # type: ignore[no-untyped-call]
+                       for p in plist]
+                for name in self._state_names
+            }
         self._alloc_scratch()
 
     # ------------------------------------------------------------------ pickling
@@ -135,10 +173,21 @@ class _SharedOptimizer:
         # storage may move, e.g. model.share_memory() after the optimizer was built).
         self._np_state = {name: [t.numpy() for t in ts] for name, ts in self._state.items()}
         self._np_buf = [b.numpy() for b in self._buf]
+        self._np_step = self._step.numpy()  # view of the shared counter: cheaper than torch ops
+        # The flat fast path: the state's flat arrays, a flat scratch buffer, and a cache of
+        # the flat views of the current parameters / gradients (rebuilt when they change).
+        self._np_flat_state = {name: t.numpy() for name, t in self._flat_state.items()}
+        total = sum(p.numel() for p in self._params)
+        self._np_flat_buf = np.empty(total, dtype=self._np_buf[0].dtype) if self._flat_state else None
+        self._np_flat_wd = np.empty_like(self._np_flat_buf) if self._flat_state and self.weight_decay else None
+        self._flat_key: tuple[Any, ...] | None = None
+        self._flat_pg: tuple[np.ndarray, np.ndarray] | None = None
+        self._flat_grads_ref: list[torch.Tensor | None] = []
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_buf", "_wd_buf", "_np_state", "_np_buf"):
+        for name in ("_buf", "_wd_buf", "_np_state", "_np_buf", "_np_step", "_np_flat_state", "_np_flat_buf",
+                     "_np_flat_wd", "_flat_key", "_flat_pg", "_flat_grads_ref"):
             del state[name]  # per-process: numpy views would pickle as copies
         return state
 
@@ -150,8 +199,8 @@ class _SharedOptimizer:
     def _next_step(self) -> int:
         """Atomically increment the shared counter and return the new value."""
         with self._lock:  # the only lock acquisition in step()
-            self._step += 1  # in-place add on the shared tensor
-            return int(self._step.item())  # read while still holding the lock
+            self._np_step[0] += 1  # in-place add on the shared tensor's memory
+            return int(self._np_step[0])  # read while still holding the lock
 
     def step(self, lr: float | None = None) -> int:
         """Apply one update from the parameters' current ``.grad``.
@@ -176,6 +225,41 @@ class _SharedOptimizer:
             if wd_buf is not None:
                 g = torch.add(g, p, alpha=wd, out=wd_buf[i])
             yield i, p, g
+
+    def _flat_views(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flat parameters, flat gradients) as numpy views when all parameters are consecutive
+        views of one storage (`model.flatten_parameters`), so are all gradients (the workers'
+        flat gradient buffer), and the state is flat; else None. Cached while the same gradient
+        tensors are set and the parameters' storage has not moved."""
+        if not self._flat_state:
+            return None
+        params = self._params
+        grads = [p.grad for p in params]
+        key = (params[0].data_ptr(), params[-1].data_ptr(), *map(id, grads))
+        if key == self._flat_key:
+            return self._flat_pg
+        self._flat_key, self._flat_pg = key, None
+        self._flat_grads_ref = grads  # keep them alive: their ids are part of the key
+        if all(g is not None for g in grads):
+            fp, fg = _flat_of(params), _flat_of(grads)  # type: ignore[arg-type]
+            if fp is not None and fg is not None:
+                self._flat_pg = (fp, fg)
+        return self._flat_pg
+
+    def _chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """(gradient with weight decay added, parameter, state arrays, scratch) to update:
+        one flat chunk over all parameters when possible, else one per parameter with a grad."""
+        flat = self._flat_views()
+        if flat is not None:
+            p, g = flat
+            if self._np_flat_wd is not None:
+                g = np.add(g, self.weight_decay * p, out=self._np_flat_wd)
+            assert self._np_flat_buf is not None
+            yield g, p, self._np_flat_state, self._np_flat_buf
+            return
+        for i, param, grad in self._grads():
+            yield (grad.numpy(), param.detach().numpy(), {n: a[i] for n, a in self._np_state.items()},
+                   self._np_buf[i])
 
     def _update(self, t: int, lr: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -303,9 +387,8 @@ class SharedAdam(_SharedOptimizer):
         step_size = lr / (1.0 - beta1**t)  # lr / bias_correction1
         bc2_sqrt = (1.0 - beta2**t) ** 0.5  # sqrt(bias_correction2); `**0.5` as torch does
         neg_step = -step_size
-        m_all, v_all = self._np_state["exp_avg"], self._np_state["exp_avg_sq"]
-        for i, param, grad in self._grads():
-            g, m, v, p, buf = grad.numpy(), m_all[i], v_all[i], param.detach().numpy(), self._np_buf[i]
+        for g, p, state, buf in self._chunks():
+            m, v = state["exp_avg"], state["exp_avg_sq"]
             np.subtract(g, m, out=buf)
             buf *= one_minus_beta1
             m += buf  # m = m + (1-b1)(g - m) = b1 m + (1-b1) g   (torch's lerp)
@@ -366,9 +449,8 @@ class SharedRMSprop(_SharedOptimizer):
         alpha, eps = self.alpha, self.eps
         one_minus_alpha = 1.0 - alpha  # weight of g^2 in the running average
         neg_lr = -lr
-        s_all = self._np_state["square_avg"]
-        for i, param, grad in self._grads():
-            g, sq, p, buf = grad.numpy(), s_all[i], param.detach().numpy(), self._np_buf[i]
+        for g, p, state, buf in self._chunks():
+            sq = state["square_avg"]
             sq *= alpha
             np.multiply(g, g, out=buf)
             buf *= one_minus_alpha

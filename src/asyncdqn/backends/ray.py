@@ -42,11 +42,13 @@ from asyncdqn.backends.base import Backend, RestartBudget, SharedTraining
 from asyncdqn.backends.ray_group import NodeGroup
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
-from asyncdqn.errors import ConfigError, DivergedError, TrainingError
+from asyncdqn.errors import ConfigError, TrainingError
 from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
 
-STATE_TIMEOUT_S = 30.0  # the driver waiting longer than this for the server declares it lost
+STATE_TIMEOUT_S = 30.0  # a single call to the server (ping, started) waiting longer than this: lost
+STATE_WAIT_S = 2.0  # one poll waits this long for the server's state, then returns (and waits again next poll)
+LOST_AFTER_S = 120.0  # no state from a live but silent server for this long: lost (an overloaded machine is slow)
 STOP_WAIT_S = 10.0  # how long stop() lets groups finish and send their last exchange
 CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray
 STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the groups cannot be scheduled
@@ -131,6 +133,8 @@ class RayBackend(Backend):
         self._stopped = False
         self._t_start = 0.0
         self._step0: int | None = None
+        self._state_ref: Any = None  # a state() call in flight
+        self._last_state = 0.0
 
     # ------------------------------------------------------------------ start
     def _init_ray(self) -> None:
@@ -184,11 +188,17 @@ class RayBackend(Backend):
             for p in self.plans]
         self.incarnation = [0] * len(self.plans)
         self.runs = {g: a.run.remote(0) for g, a in enumerate(self.groups)}
+        try:  # the server first: on a loaded machine its process can take a while to start
+            ray.get(self.server.ping.remote(), timeout=STARTUP_TIMEOUT_S)
+        except Exception as exc:
+            raise TrainingError(f"the parameter server did not start within {STARTUP_TIMEOUT_S:.0f} s "
+                                f"({type(exc).__name__}: {_first_line(exc, 200)})") from None
         self._t_start, self._step0 = time.monotonic(), s.counter.value
+        self._last_state = time.monotonic()
 
     # ------------------------------------------------------------------- poll
     def _server_lost(self, exc: BaseException) -> TrainingError:
-        return TrainingError(f"parameter server lost ({type(exc).__name__}); "
+        return TrainingError(f"parameter server lost ({type(exc).__name__}: {_first_line(exc, 120)}); "
                              "the last checkpoint and the last weights pulled from it are kept")
 
     def _check_server(self) -> None:
@@ -227,17 +237,28 @@ class RayBackend(Backend):
         except ex.RayTaskError as exc:
             self._check_server()
             cause = getattr(exc, "cause", None) or exc
-            if isinstance(cause, TrainingError):  # non-finite values, or a group out of restarts
-                raise (DivergedError if isinstance(cause, DivergedError) else TrainingError)(str(cause)) from None
+            if isinstance(cause, TrainingError):  # non-finite values, workers not starting, out of restarts
+                raise type(cause)(str(cause)) from None  # the same kind (DivergedError, StartTimeoutError...)
             raise TrainingError(f"{self._describe(g)} failed: {type(cause).__name__}: {cause}") from None
 
-    def _pull(self) -> list[EpisodeRecord]:
-        """Mirror the server's state into the trainer's SharedTraining; returns new episodes."""
+    def _pull(self, wait_s: float = STATE_WAIT_S) -> list[EpisodeRecord]:
+        """Mirror the server's state into the trainer's SharedTraining; returns new episodes.
+
+        A slow answer (an overloaded machine) is waited for across polls, never asked twice
+        (the server hands out each episode once); silence for LOST_AFTER_S, or a dead server, is fatal."""
+        if self._state_ref is None:
+            self._state_ref = self.server.state.remote(self._target_version, self._optim_version)
+        ready, _ = self.ray.wait([self._state_ref], timeout=wait_s)
+        if not ready:
+            if time.monotonic() - self._last_state > LOST_AFTER_S:
+                raise self._server_lost(TimeoutError(f"no answer for {LOST_AFTER_S:.0f} s"))
+            return []
+        ref, self._state_ref = self._state_ref, None
         try:
-            st = self.ray.get(self.server.state.remote(self._target_version, self._optim_version),
-                              timeout=STATE_TIMEOUT_S)
+            st = self.ray.get(ref)
         except Exception as exc:
             raise self._server_lost(exc) from None
+        self._last_state = time.monotonic()
         s = self.shared
         shapes = [tuple(p.shape) for p in s.model.parameters()]
         for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
@@ -290,7 +311,9 @@ class RayBackend(Backend):
                 self.server.request_stop.remote()
                 if self.runs:
                     ray.wait(list(self.runs.values()), num_returns=len(self.runs), timeout=STOP_WAIT_S)
-                self._pull()  # the final state, for the final checkpoint
+                if self._state_ref is not None:  # asked before the groups' last exchanges
+                    self._pull(wait_s=STATE_TIMEOUT_S)
+                self._pull(wait_s=STATE_TIMEOUT_S)  # the final state, for the final checkpoint
         except Exception as exc:  # the server is gone: keep what was pulled last
             print(f"asyncdqn: ray: final state not pulled: {_first_line(exc)}", file=sys.stderr)
         finally:

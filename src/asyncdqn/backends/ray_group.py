@@ -36,7 +36,7 @@ from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import build_model
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
-CALL_TIMEOUT_S = 60.0  # a group waiting longer than this for the server declares it lost
+CALL_TIMEOUT_S = 300.0  # a group waiting longer than this for the server gives up (its death is seen at once)
 POLL_S = 0.005  # how often the group looks at its workers' counts
 MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
 MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange

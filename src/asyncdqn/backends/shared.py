@@ -19,7 +19,7 @@ from asyncdqn.backends.base import (
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
 from asyncdqn.errors import ConfigError
-from asyncdqn.model import QNetwork, build_network
+from asyncdqn.model import QNetwork, build_network, flatten_parameters
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
@@ -40,6 +40,7 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     target_model = copy.deepcopy(model)
     for p in target_model.parameters():
         p.requires_grad_(False)
+    flatten_parameters(model)  # one buffer: the shared optimizer updates it in one pass
     model.share_memory()
     target_model.share_memory()
     optimizer_lock = OwnedLock()  # its step count's lock: breakable if a worker dies holding it

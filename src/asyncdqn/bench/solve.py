@@ -45,7 +45,17 @@ from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.rundir.fileio import atomic_write_json
 from asyncdqn.rundir.layout import BEST, CHECKPOINTS, CONFIG, EVAL
 
-CONTENDERS = ("asyncdqn", "seed-compat", "sb3-dqn")
+CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "seed-compat", "sb3-dqn")
+# Our contenders: the default preset stepping Gymnasium envs, and the same preset stepping
+# EnvPool's (--vector envpool; evaluation stays on Gymnasium). --set overrides apply to both.
+OURS = ("asyncdqn", "asyncdqn-envpool")
+
+
+def default_contenders() -> tuple[str, ...]:
+    """Every contender this installation can run (asyncdqn-envpool needs the envpool extra)."""
+    from asyncdqn.bench.throughput import available_vectors
+
+    return tuple(c for c in CONTENDERS if c != "asyncdqn-envpool" or "envpool" in available_vectors())
 
 # RL-Baselines3-Zoo, hyperparams/dqn.yml, "LunarLander-v2" (tuned; the v3 env has the
 # same dynamics). Its n_timesteps is 1e5 and exploration_fraction 0.12 of that, i.e.
@@ -99,6 +109,8 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
         "max_steps": None, "max_seconds": p.budget_s, "progress": False, "run_dir": str(run_dir),
         "label": f"{contender} seed {seed}",
     }
+    if contender == "asyncdqn-envpool":
+        options["vector"] = "envpool"
     if contender == "seed-compat":
         # the notebook as it was: no runaway-divergence stop (it would end some of its runs early)
         options.update(preset="seed-compat", runaway_check=False)
@@ -234,10 +246,10 @@ def run_one(contender: str, seed: int, p: Protocol, out_dir: Path,
         record = _run_sb3(seed, p, run_dir)
         rss = {**_peak_rss_mb(), "largest_worker_mb": None}  # single process: no workers
     else:
-        record = _run_asyncdqn(contender, seed, p, run_dir, overrides if contender == "asyncdqn" else None)
+        record = _run_asyncdqn(contender, seed, p, run_dir, overrides if contender in OURS else None)
         rss = {**_peak_rss_mb()}
     return {"contender": contender, "seed": seed, "protocol": asdict(p), "run_dir": str(run_dir),
-            "overrides": overrides if contender == "asyncdqn" else {},
+            "overrides": overrides if contender in OURS else {},
             "peak_rss": rss, **record}
 
 
@@ -267,11 +279,12 @@ def summarize(records: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
                             "largest_worker": max((r["peak_rss"]["largest_worker_mb"] or 0.0) for r in rs) or None,
                             "workers": rs[0].get("workers")},
         }
-    if "asyncdqn" in out:
-        ours = out["asyncdqn"]["time_s"]["median"]
-        for name, s in out.items():
-            if name != "asyncdqn":
-                s["asyncdqn_speedup"] = s["time_s"]["median"] / ours
+    for mine in OURS:  # "asyncdqn_speedup", "asyncdqn_envpool_speedup": how much faster ours solved
+        if mine in out:
+            ours = out[mine]["time_s"]["median"]
+            for name, s in out.items():
+                if name not in OURS:
+                    s[f"{mine.replace('-', '_')}_speedup"] = s["time_s"]["median"] / ours
     return out
 
 
@@ -286,11 +299,12 @@ def format_summary(summary: dict[str, Any], p: Protocol) -> str:
         "(unsolved runs count as the budget).",
         "",
         "| contender | solved | median s | min s | max s | median env steps | steps/s | final greedy mean ± std "
-        "| peak RSS main / worker (MB) | asyncdqn faster by |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS main / worker (MB) | asyncdqn faster by | asyncdqn-envpool faster by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
-        speed = f"{s['asyncdqn_speedup']:.1f}×" if "asyncdqn_speedup" in s else "—"
+        speed = " | ".join(f"{s[k]:.1f}×" if k in s else "—"
+                           for k in ("asyncdqn_speedup", "asyncdqn_envpool_speedup"))
         lines.append(
             f"| {name} | {s['solved']}/{s['runs']} | {s['time_s']['median']:.1f} | {s['time_s']['min']:.1f} "
             f"| {s['time_s']['max']:.1f} | {s['steps']['median']:,.0f} | {s['steps_per_second_median']:,.0f} "
@@ -310,7 +324,7 @@ def plot_solve(records: list[dict[str, Any]], p: Protocol, out: Path) -> Path:
     from asyncdqn.report.plotting import _atomic_savefig
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:orange", "tab:green"), strict=True))
     for name in CONTENDERS:
         first = True
         for r in sorted((r for r in records if r["contender"] == name), key=lambda r: r["seed"]):

@@ -24,8 +24,8 @@ import numpy as np
 
 from asyncdqn.backends.base import SPAWN
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
-from asyncdqn.envs import inspect_env, make_vector_env
-from asyncdqn.envs_pixels import frames_per_step
+from asyncdqn.envs import inspect_env
+from asyncdqn.envs.pixels import frames_per_step
 
 SETTLE_S = 2.0  # the trainer is measured from this long after every worker counted its first steps
 
@@ -39,6 +39,7 @@ class Measurement:
     seconds: float
     memory: dict[str, Any] | None = None
     cpu_seconds: float | None = None  # CPU time of this process and its descendants over the window
+    vector: str = "gymnasium"  # the vector stepper (--vector) the row's workers stepped their envs through
 
     @property
     def steps_per_second(self) -> float:
@@ -81,33 +82,38 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def _random_stepper(env_id: str, k: int, seed: int, counter: Any, stop: Any,
-                    env_kwargs: dict[str, Any] | None = None) -> None:
-    """Ceiling worker: step k envs (the trainer's, wrappers included) with random actions until told to stop."""
-    envs = make_vector_env(env_id, k, env_kwargs=env_kwargs)
-    envs.reset(seed=[seed * 1000 + i for i in range(k)])
+                    env_kwargs: dict[str, Any] | None = None, vector: str = "gymnasium") -> None:
+    """Ceiling worker: step k envs through the trainer's vector stepper (`vector`, wrappers
+    included) with random actions until told to stop."""
+    from asyncdqn.envs.vector import make_stepper
+
+    stepper = make_stepper(vector, env_id, [seed * 1000 + i for i in range(k)], None, env_kwargs)
+    stepper.reset()
     rng = np.random.default_rng(seed)
-    n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
     done_steps = 0
     while not stop.is_set():
         for _ in range(50):
-            envs.step(rng.integers(0, n_actions, size=k))
+            stepper.step(rng.integers(0, stepper.n_actions, size=k))
         done_steps += 50 * k
         counter[seed] = done_steps
-    envs.close()
+    stepper.close()
 
 
 def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
-                    env_kwargs: dict[str, Any] | None = None) -> Measurement:
+                    env_kwargs: dict[str, Any] | None = None, vector: str = "gymnasium") -> Measurement:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     counter = SPAWN.Array("q", workers, lock=False)
     stop = SPAWN.Event()
-    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop, env_kwargs), daemon=True)
+    procs = [SPAWN.Process(target=_random_stepper, args=(env_id, k, i, counter, stop, env_kwargs, vector),
+                           daemon=True)
              for i in range(workers)]
     for p in procs:
         p.start()
     try:
         while min(counter) == 0:  # every process is stepping
+            if not all(p.is_alive() for p in procs):
+                raise RuntimeError(f"a ceiling process ({vector}) died before stepping; see its error above")
             time.sleep(0.05)
         s0, t0, c0 = sum(counter), time.perf_counter(), tree_cpu_seconds(os.getpid())
         time.sleep(seconds)
@@ -118,7 +124,7 @@ def measure_ceiling(env_id: str, workers: int, k: int, seconds: float,
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
-    return Measurement("ceiling", workers, k, s1 - s0, t1 - t0, cpu_seconds=c1 - c0)
+    return Measurement("ceiling", workers, k, s1 - s0, t1 - t0, cpu_seconds=c1 - c0, vector=vector)
 
 
 def process_memory(pid: int) -> dict[str, float]:
@@ -209,7 +215,8 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
         memory = memory_report(pids, shared.model)
     finally:
         backend.stop()
-    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory, c1 - c0)
+    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory, c1 - c0,
+                       vector=cfg.vector)
 
 
 def run_throughput(
@@ -221,20 +228,22 @@ def run_throughput(
     log: Any = print,
     backends: tuple[str, ...] = ("process",),
     ray_nodes: tuple[int, ...] = (1,),
+    vectors: tuple[str, ...] = ("gymnasium",),
 ) -> dict[str, Any]:
-    """Ceiling and trainer throughput for 1..max_workers workers and each backend; returns a JSON-able report.
+    """Ceiling and trainer throughput for 1..max_workers workers, each vector stepper (--vector: each
+    with its own ceiling, measured in the same run) and each backend; returns a JSON-able report.
 
     The ray backend is measured once per entry of `ray_nodes` (1: a local Ray; N > 1: a simulated
     N-node cluster on this machine, skipped when there are fewer workers than nodes)."""
     max_workers = max_workers or (os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
-    for w in range(1, max_workers + 1):
+    for w, vector in ((w, v) for w in range(1, max_workers + 1) for v in vectors):
         base = resolve_config({"env_id": env_id, "workers": w, "max_steps": 10**12, "progress": False,
-                               **(overrides or {})})
-        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs)
+                               **(overrides or {}), "vector": vector})
+        ceiling = measure_ceiling(env_id, w, base.envs_per_worker, seconds, base.env_kwargs, vector)
         frames = frames_per_step(env_id, base.env_kwargs)
         per_frame = f" ({ceiling.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
-        log(f"workers={w} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
+        log(f"workers={w} {vector} ceiling: {ceiling.steps_per_second:,.0f} steps/s{per_frame}")
         rows.append({**ceiling.__dict__, "backend": "-", "steps_per_second": ceiling.steps_per_second,
                      "ratio": 1.0, "steps_per_cpu_second": ceiling.steps_per_cpu_second, "cpu_ratio": 1.0})
         for algo in algos:
@@ -248,7 +257,7 @@ def run_throughput(
                           f"total PSS {mem.get('total_pss_mb', float('nan')):.0f} MB") if peaks else ""
                 label = backend if backend != "ray" else f"ray/{nodes}n"
                 per_frame = f" ({m.steps_per_second * frames:,.0f} frames/s)" if frames > 1 else ""
-                log(f"workers={w} {label} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
+                log(f"workers={w} {vector} {label} {algo}: {m.steps_per_second:,.0f} steps/s{per_frame} = {ratio:.1%} "
                     f"of the ceiling{memory}")
                 per_cpu, ceiling_per_cpu = m.steps_per_cpu_second, ceiling.steps_per_cpu_second
                 rows.append({**m.__dict__, "backend": label, "steps_per_second": m.steps_per_second,
@@ -257,12 +266,21 @@ def run_throughput(
                              "cpu_ratio": per_cpu / ceiling_per_cpu if per_cpu and ceiling_per_cpu else None})
     # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
     fps = frames_per_step(env_id, base.env_kwargs)
-    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps, "rows": rows}
+    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps,
+            "vectors": list(vectors), "load_average": list(os.getloadavg()), "rows": rows}
+
+
+def available_vectors() -> tuple[str, ...]:
+    """The vector steppers this installation can run (envpool only with the envpool extra)."""
+    import importlib.util
+
+    return ("gymnasium", "envpool") if importlib.util.find_spec("envpool") else ("gymnasium",)
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'workers':>7}  {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} {'of ceiling':>10} "
-             f"{'steps/CPU-s':>11} {'of ceiling':>10} {'peak RSS/worker MB':>18} {'total PSS MB':>12}"]
+    lines = [f"{'workers':>7}  {'vector':<9} {'backend':<8} {'what':<15} {'envs/worker':>11} {'steps/s':>10} "
+             f"{'of ceiling':>10} {'steps/CPU-s':>11} {'of ceiling':>10} {'peak RSS/worker MB':>18} "
+             f"{'total PSS MB':>12}"]
     for r in report["rows"]:
         mem = r.get("memory") or {}
         peaks = [w["peak_rss_mb"] for w in mem.get("workers", []) if "peak_rss_mb" in w]
@@ -270,7 +288,8 @@ def format_table(report: dict[str, Any]) -> str:
         pss = f"{mem['total_pss_mb']:.0f}" if peaks and mem.get("total_pss_mb") else "-"
         per_cpu = f"{r['steps_per_cpu_second']:,.0f}" if r.get("steps_per_cpu_second") else "-"
         cpu_ratio = f"{r['cpu_ratio']:.1%}" if r.get("cpu_ratio") else "-"
-        lines.append(f"{r['workers']:>7}  {r.get('backend', 'process'):<8} {r['kind']:<15} {r['envs_per_worker']:>11} "
+        lines.append(f"{r['workers']:>7}  {r.get('vector', 'gymnasium'):<9} {r.get('backend', 'process'):<8} "
+                     f"{r['kind']:<15} {r['envs_per_worker']:>11} "
                      f"{r['steps_per_second']:>10,.0f} {r['ratio']:>10.1%} {per_cpu:>11} {cpu_ratio:>10} "
                      f"{peak:>18} {pss:>12}")
     return "\n".join(lines)

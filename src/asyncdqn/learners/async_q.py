@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from asyncdqn.algo.exploration import epsilon_greedy
+from asyncdqn.algo.exploration import epsilon_greedy, epsilon_greedy_drawn
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
@@ -26,7 +26,7 @@ from asyncdqn.algo.targets import (
     sarsa_values,
 )
 from asyncdqn.config import Config
-from asyncdqn.envs import make_vector_env
+from asyncdqn.envs.vector import VectorStepper, make_stepper
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners.common import (
     EpisodeBook,
@@ -63,11 +63,12 @@ class ActorLearner:
         K, T = cfg.envs_per_worker, cfg.t_max
         self.K, self.T = K, T
 
-        self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps, cfg.env_kwargs)
-        seeds: list[int | None] = list(worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation))
-        obs, _ = self.envs.reset(seed=seeds)
+        seeds = worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation)
+        self.envs: VectorStepper = make_stepper(cfg.vector, cfg.env_id, seeds, cfg.max_episode_steps,
+                                                cfg.env_kwargs)
+        obs = self.envs.reset()
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
-        self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
+        self.n_actions = self.envs.n_actions
 
         # The network engine (learners/engines.py): numpy forward + hand-written backprop for
         # MLPs, torch autograd for conv nets; acting reads the shared weights in place.
@@ -127,6 +128,11 @@ class ActorLearner:
         eps = self.book.eps if idx is None else self.book.eps[idx]
         return epsilon_greedy(self.online(obs), eps, self.rng)
 
+    def _act_drawn(self, obs: np.ndarray, t: int) -> np.ndarray:
+        """Epsilon-greedy actions for all envs after step t of the segment, from the segment's
+        pre-drawn randomness (one rng call per segment instead of two per step)."""
+        return epsilon_greedy_drawn(self.online(obs), self.book.eps, self._uniforms[t], self._random_actions[t])
+
     def epsilon(self) -> float:
         """Mean current epsilon over this worker's environments (for progress display)."""
         return self.book.mean_epsilon()
@@ -140,6 +146,8 @@ class ActorLearner:
         base_step = self.counter.value
         self.book.update_epsilon(base_step)
         sarsa = cfg.algo == "one-step-sarsa"
+        self._uniforms = self.rng.random((T, K))
+        self._random_actions = self.rng.integers(0, self.n_actions, size=(T, K))
 
         if self._current:  # the previous segment's last observation starts this one
             self.obs_seq[0] = self.obs_seq[self._current]
@@ -147,20 +155,19 @@ class ActorLearner:
         for t in range(T):
             a = self.actions
             self.act_buf[t] = a
-            obs, rew, term, trunc, info = self.envs.step(a)
+            obs, rew, term, trunc, final_obs = self.envs.step(a)
             done = term | trunc
             self.rew_buf[t] = rew
             self.term_buf[t] = term
             self.done_buf[t] = done
             self.obs_seq[t + 1] = obs
             self.book.step(rew)
-            if done.any():
+            if final_obs is not None:
                 # The true next state of an ended episode is its final observation,
                 # not the first observation of the next one (auto-reset).
-                idx = np.flatnonzero(done)
-                self.final_obs[t, idx] = np.stack(info["final_obs"][idx])
+                self.final_obs[t, np.flatnonzero(done)] = final_obs
                 self.book.end(done, base_step + (t + 1) * K)
-            self.actions = self._act(self.obs_seq[t + 1])
+            self.actions = self._act_drawn(self.obs_seq[t + 1], t)
             if sarsa:
                 self.next_act_buf[t] = self.actions
                 cut = np.flatnonzero(trunc & ~term)
@@ -179,6 +186,8 @@ class ActorLearner:
     def targets(self) -> np.ndarray:
         """(T, K) TD targets of the current segment buffers, from the local target net."""
         cfg, T, K = self.cfg, self.T, self.K
+        if cfg.algo == "n-step-q":
+            return self._n_step_targets()
         flat_next = self.obs_seq[1:].reshape(T * K, *self.obs_seq.shape[2:])  # a view: no copy
         q_next = self.target_net(flat_next).reshape(T, K, -1)
         ended = self.done_buf
@@ -195,9 +204,24 @@ class ActorLearner:
         else:
             v_next = greedy_values(q_next)
         v_next = v_next.astype(np.float32)
-        if cfg.algo == "n-step-q":
-            return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, cfg.gamma)
         return one_step_targets(self.rew_buf, self.term_buf, v_next, cfg.gamma)
+
+    def _n_step_targets(self) -> np.ndarray:
+        """n-step returns read V(s') only at the segment's last step and at truncated episode
+        ends (their final observation): the networks run on those rows alone (about K of T*K);
+        the other values are never read (zero here)."""
+        cfg, T, K = self.cfg, self.T, self.K
+        truncated = self.done_buf & ~self.term_buf  # bootstrap from the final observation
+        tail = ~self.done_buf[T - 1]  # the segment's end, mid-episode: bootstrap from s_T
+        rows = np.concatenate([self.final_obs[truncated], self.obs_seq[T][tail]])
+        v_next = np.zeros((T, K), dtype=np.float32)
+        if len(rows):
+            q_rows = self.target_net(rows)
+            v = double_q_values(q_rows, self.online(rows)) if cfg.double_q else greedy_values(q_rows)
+            n_trunc = int(truncated.sum())
+            v_next[truncated] = v[:n_trunc]
+            v_next[T - 1, tail] = v[n_trunc:]
+        return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, cfg.gamma)
 
     def _learn(self, global_step: int) -> None:
         cfg, T, K = self.cfg, self.T, self.K

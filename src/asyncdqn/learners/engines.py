@@ -47,8 +47,15 @@ class NumpyMLPEngine:
         self._params = list(model.parameters())
         self._weights = [p.detach().numpy() for p in self._params[0::2]]
         self._biases = [p.detach().numpy() for p in self._params[1::2]]
-        self._grad_tensors = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self._params]
+        # One flat gradient buffer (views per parameter): clipped with one dot product, and with
+        # the flat parameters of backends/shared.py the optimizer updates everything in one pass.
+        self._grad_flat = torch.zeros(sum(p.numel() for p in self._params), dtype=self._params[0].dtype)
+        self._grad_tensors, offset = [], 0
+        for p in self._params:
+            self._grad_tensors.append(self._grad_flat[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
+        self._grad_flat_np = self._grad_flat.numpy()
         self.target_arrays = [p.detach().numpy().copy() for p in self._params]
         self.target = NumpyMLP(self.target_arrays)
 
@@ -60,9 +67,10 @@ class NumpyMLPEngine:
     def attach_grads(self, grad_clip: float | None) -> None:
         """Clip the gradient's global norm and hand it to the optimizer (p.grad)."""
         if grad_clip is not None:
-            clip_grad_norm(self._grad_arrays, grad_clip)
+            clip_grad_norm([self._grad_flat_np], grad_clip)
         for p, g in zip(self._params, self._grad_tensors, strict=True):
-            p.grad = g
+            if p.grad is not g:  # set once (assigning .grad costs a few us of checks)
+                p.grad = g
 
 
 class TorchEngine:

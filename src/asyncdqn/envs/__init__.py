@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from asyncdqn import envs_pixels
+from asyncdqn.envs import pixels as envs_pixels
 from asyncdqn.errors import EnvError
 
 

@@ -1,4 +1,4 @@
-"""Pixel preprocessing (envs_pixels.py) against hand-made fake environments with known
+"""Pixel preprocessing (envs/pixels.py) against hand-made fake environments with known
 frames, rewards and lives, and the real ALE / MinAtar envs when their extras are installed."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from asyncdqn import envs_pixels
 from asyncdqn.envs import check_spaces, make_env
-from asyncdqn.envs_pixels import EpisodicLife, ImageToChannelsFirst, atari_preprocessing, channels_last
+from asyncdqn.envs import pixels as envs_pixels
+from asyncdqn.envs.pixels import EpisodicLife, ImageToChannelsFirst, atari_preprocessing, channels_last
 from asyncdqn.errors import EnvError
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
