@@ -94,13 +94,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def create_run_dir(cfg: Config, spec: EnvSpec) -> Path:
-    """Make the run directory and write config.json; refuse a directory holding a run."""
-    return create_locked_run_dir(cfg, spec)[0]
-
-
 def create_locked_run_dir(cfg: Config, spec: EnvSpec) -> tuple[Path, RunLock]:
-    """`create_run_dir`, taking the run's lock before checking for an existing run."""
+    """Make the run directory, take its lock, then write config.json; refuse a directory holding a run."""
     path = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     if (path / CONFIG).exists():
         raise RunDirError(f"{path} already holds a run (config.json exists); choose another --run-dir")
