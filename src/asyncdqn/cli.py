@@ -175,8 +175,8 @@ def _add_bench_solve(bsub: Any) -> None:
                     "solve_curves.png to --out; runs already in --out are not repeated.")
     bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
     bs.add_argument("--contenders", nargs="+", default=None,
-                    help="any of asyncdqn asyncdqn-envpool seed-compat sb3-dqn (default: all; asyncdqn-envpool "
-                         "only with the envpool extra installed)")
+                    help="any of asyncdqn asyncdqn-envpool asyncdqn-ray seed-compat sb3-dqn (default: all but "
+                         "asyncdqn-ray; asyncdqn-envpool only with the envpool extra installed)")
     bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
     bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
     bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
@@ -332,6 +332,10 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
         from asyncdqn.envs.vector import check_envpool_env
 
         check_envpool_env(args.env_id)  # not installed / no EnvPool counterpart: one line, before any run
+    if "asyncdqn-ray" in contenders:
+        from asyncdqn.backends.ray import import_ray
+
+        import_ray()  # the ray extra missing: one line, before any run
     out = run_solve(Path(args.out), contenders, seeds, p, parallel=args.parallel,
                     overrides=overrides)
     print(out["table"])

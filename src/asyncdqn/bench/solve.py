@@ -15,6 +15,8 @@ asynchronous contenders) and stops at the end of the solving evaluation.
 
 Contenders:
   asyncdqn     this package's default preset for the environment;
+  asyncdqn-envpool / asyncdqn-ray  the same preset stepping EnvPool's envs / on the
+               ray backend (named explicitly: it is a backend comparison);
   seed-compat  the seed notebook's algorithm and settings (`--preset seed-compat`);
   sb3-dqn      Stable-Baselines3 DQN with RL-Baselines3-Zoo's tuned LunarLander
                hyper-parameters (needs the `bench` extra).
@@ -45,17 +47,21 @@ from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.rundir.fileio import atomic_write_json
 from asyncdqn.rundir.layout import BEST, CHECKPOINTS, CONFIG, EVAL
 
-CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "seed-compat", "sb3-dqn")
-# Our contenders: the default preset stepping Gymnasium envs, and the same preset stepping
-# EnvPool's (--vector envpool; evaluation stays on Gymnasium). --set overrides apply to both.
-OURS = ("asyncdqn", "asyncdqn-envpool")
+CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "seed-compat", "sb3-dqn")
+# Our contenders: the default preset stepping Gymnasium envs, the same preset stepping
+# EnvPool's (--vector envpool; evaluation stays on Gymnasium), and the same preset on the
+# ray backend (a local Ray: one node group; issue 16's learning-speed comparison).
+# --set overrides apply to all three.
+OURS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray")
 
 
 def default_contenders() -> tuple[str, ...]:
-    """Every contender this installation can run (asyncdqn-envpool needs the envpool extra)."""
+    """The contenders run when none are named: all but asyncdqn-ray (a backend comparison, asked for
+    by name), and asyncdqn-envpool only with the envpool extra installed."""
     from asyncdqn.bench.throughput import available_vectors
 
-    return tuple(c for c in CONTENDERS if c != "asyncdqn-envpool" or "envpool" in available_vectors())
+    return tuple(c for c in CONTENDERS
+                 if c != "asyncdqn-ray" and (c != "asyncdqn-envpool" or "envpool" in available_vectors()))
 
 # RL-Baselines3-Zoo, hyperparams/dqn.yml, "LunarLander-v2" (tuned; the v3 env has the
 # same dynamics). Its n_timesteps is 1e5 and exploration_fraction 0.12 of that, i.e.
@@ -111,6 +117,8 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
     }
     if contender == "asyncdqn-envpool":
         options["vector"] = "envpool"
+    if contender == "asyncdqn-ray":
+        options["backend"] = "ray"
     if contender == "seed-compat":
         # the notebook as it was: no runaway-divergence stop (it would end some of its runs early)
         options.update(preset="seed-compat", runaway_check=False)
@@ -324,7 +332,7 @@ def plot_solve(records: list[dict[str, Any]], p: Protocol, out: Path) -> Path:
     from asyncdqn.report.plotting import _atomic_savefig
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:orange", "tab:green"), strict=True))
+    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:red", "tab:orange", "tab:green"), strict=True))
     for name in CONTENDERS:
         first = True
         for r in sorted((r for r in records if r["contender"] == name), key=lambda r: r["seed"]):
