@@ -210,8 +210,12 @@ class _SharedOptimizer:
         ``t`` (1-based) assigned to this call.
         """
         t = self._next_step()
-        with torch.no_grad():
-            self._update(t, self.lr if lr is None else float(lr))
+        lr = self.lr if lr is None else float(lr)
+        if self._flat_views() is not None:
+            self._update(t, lr)  # the flat path is numpy ufuncs only: no autograd to switch off
+        else:
+            with torch.no_grad():  # per-parameter weight decay adds with torch ops (out=) on parameters
+                self._update(t, lr)
         return t
 
     def _grads(self) -> Iterator[tuple[int, torch.nn.Parameter, torch.Tensor]]:

@@ -56,12 +56,16 @@ def n_step_targets(
     the first a T-step return.
     """
     T = rewards.shape[0]
-    out = np.empty_like(rewards)
-    ret = next_values[T - 1]  # V(s_T): bootstrap of the segment's tail (overridden below if done)
+    # R_t = base_t + carry_t * R_{t+1}: where the episode ended at t, base_t is its 1-step return
+    # r_t + gamma (1 - terminated_t) V_t and carry_t = 0 (the return restarts); elsewhere base_t = r_t
+    # and carry_t = gamma. Built for the whole segment at once: the loop is one multiply-add a step.
+    base = rewards + (gamma * next_values) * (done & ~terminated)
+    carry = gamma * (~done).astype(rewards.dtype)
+    out = np.empty_like(base)
+    ret = next_values[T - 1]  # V(s_T): bootstrap of the segment's tail (carry 0 if it ended there)
     for t in range(T - 1, -1, -1):
-        cut = rewards[t] + gamma * (1.0 - terminated[t].astype(rewards.dtype)) * next_values[t]
-        ret = np.where(done[t], cut, rewards[t] + gamma * ret)  # episode ended at t: restart the return
-        out[t] = ret
+        ret = np.multiply(carry[t], ret, out=out[t])
+        ret += base[t]
     return out
 
 
