@@ -51,11 +51,14 @@ def td_loss_and_grads(
     rows = np.arange(batch)
     diff = h[rows, actions] - targets
     if loss == "huber":
+        # with c = min(|d|, 1): huber(d) = c (|d| - c/2) (0.5 d^2 inside, |d| - 0.5 outside) and
+        # huber'(d) = clip(d, -1, 1); two ufuncs each instead of np.where / np.clip (5-10x the cost here)
         a = np.abs(diff)
-        value = float(np.where(a < 1.0, 0.5 * diff * diff, a - 0.5).mean())
-        dq = np.clip(diff, -1.0, 1.0)
+        c = np.minimum(a, 1.0)
+        value = float(np.dot(c, a - 0.5 * c)) / batch
+        dq = np.maximum(np.minimum(diff, 1.0), -1.0)
     elif loss == "mse":
-        value = float((diff * diff).mean())
+        value = float(np.dot(diff, diff)) / batch
         dq = 2.0 * diff
     else:
         raise ValueError(f"unknown loss {loss!r}")

@@ -68,8 +68,8 @@ class NumpyMLPEngine:
         """Clip the gradient's global norm and hand it to the optimizer (p.grad)."""
         if grad_clip is not None:
             clip_grad_norm([self._grad_flat_np], grad_clip)
-        for p, g in zip(self._params, self._grad_tensors, strict=True):
-            if p.grad is not g:  # set once (assigning .grad costs a few us of checks)
+        if self._params[0].grad is not self._grad_tensors[0]:  # set once: .grad checks cost us each
+            for p, g in zip(self._params, self._grad_tensors, strict=True):
                 p.grad = g
 
 
