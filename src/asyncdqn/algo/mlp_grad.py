@@ -47,7 +47,7 @@ def td_loss_and_grads(
         h = h @ weights[i].T + biases[i]
         if i < n_layers - 1:
             np.maximum(h, 0.0, out=h)
-    batch = x.shape[0]
+    batch = int(x.shape[0])
     rows = np.arange(batch)
     diff = h[rows, actions] - targets
     if loss == "huber":
