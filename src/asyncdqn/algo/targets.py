@@ -61,7 +61,7 @@ def n_step_targets(
     # and carry_t = gamma. Built for the whole segment at once: the loop is one multiply-add a step.
     base = rewards + (gamma * next_values) * (done & ~terminated)
     carry = gamma * (~done).astype(rewards.dtype)
-    out = np.empty_like(base)
+    out: np.ndarray = np.empty_like(base)
     ret = next_values[T - 1]  # V(s_T): bootstrap of the segment's tail (carry 0 if it ended there)
     for t in range(T - 1, -1, -1):
         ret = np.multiply(carry[t], ret, out=out[t])
