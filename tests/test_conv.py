@@ -1,6 +1,7 @@
-"""Conv Q-networks (model.py) and the torch network engine (engines.py): shapes, a hand-computed
-forward, gradients against finite differences and against the verified numpy MLP path, the
-shared optimizers and the target copy on conv parameters."""
+"""Conv Q-networks (model.py) and the conv network engines (engines.py): shapes, a hand-computed
+forward, the torch engine's gradients against finite differences and against the verified numpy
+MLP path, the numpy conv engine against the torch engine, the shared optimizers (flat path
+included) and the target copy on conv parameters."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends.base import SharedTarget
-from asyncdqn.learners.engines import NumpyMLPEngine, TorchEngine, make_engine
+from asyncdqn.learners.engines import NumpyConvEngine, NumpyMLPEngine, TorchEngine, conv_strides, make_engine
 from asyncdqn.model import (
     AtariQNetwork,
     ConvQNetwork,
@@ -22,6 +23,7 @@ from asyncdqn.model import (
     QNetwork,
     TorchQ,
     build_network,
+    flatten_parameters,
     q_function,
     resolve_network,
 )
@@ -140,15 +142,55 @@ def test_torch_engine_on_an_mlp_equals_the_numpy_engine() -> None:
 
 def test_engine_choice() -> None:
     assert isinstance(make_engine(QNetwork(3, 2)), NumpyMLPEngine)
-    assert isinstance(make_engine(MinAtarQNetwork((1, 10, 10), 2)), TorchEngine)
+    assert isinstance(make_engine(MinAtarQNetwork((1, 10, 10), 2)), NumpyConvEngine)
+    assert isinstance(make_engine(AtariQNetwork((4, 84, 84), 6)), TorchEngine)  # numpy measured slower there
     assert isinstance(q_function(QNetwork(3, 2)), NumpyMLP)
     assert isinstance(q_function(MinAtarQNetwork((1, 10, 10), 2)), TorchQ)
 
 
+def test_conv_strides_only_for_what_the_numpy_engine_computes() -> None:
+    assert conv_strides(AtariQNetwork((4, 84, 84), 6)) == [(4, 4), (2, 2)]
+    assert conv_strides(MinAtarQNetwork((3, 10, 10), 2)) == [(1, 1)]
+    assert conv_strides(QNetwork(3, 2)) is None
+    padded = MinAtarQNetwork((3, 10, 10), 2)
+    padded.features[0].padding = (1, 1)
+    assert conv_strides(padded) is None
+    assert isinstance(make_engine(padded), TorchEngine)
+    with pytest.raises(ValueError, match="not a plain ConvQNetwork"):
+        NumpyConvEngine(padded)
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_numpy_conv_engine_equals_the_torch_engine(loss: str) -> None:
+    """Same loss, same clipped gradient handed over as p.grad, same Q-values (online and target)."""
+    torch.manual_seed(5)
+    model = MinAtarQNetwork((7, 10, 10), 5)
+    rng = np.random.default_rng(4)
+    obs = ((rng.random((40, 7, 10, 10)) < 0.2) * 255).astype(np.uint8)
+    actions = rng.integers(0, 5, size=40)
+    y = (rng.normal(size=40) * 2).astype(np.float32)
+    fast, slow = NumpyConvEngine(model), TorchEngine(model)
+    loss_fast = fast.loss_and_grads(obs, actions, y, loss)
+    fast.attach_grads(0.05)
+    g_fast = [p.grad.clone() for p in model.parameters()]
+    loss_slow = slow.loss_and_grads(obs, actions, y, loss)
+    slow.attach_grads(0.05)
+    g_slow = [p.grad.clone() for p in model.parameters()]
+    assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    norm = float(torch.sqrt(sum((g * g).sum() for g in g_slow)))
+    assert norm == pytest.approx(0.05, rel=1e-4)  # clipped
+    np.testing.assert_allclose(fast.online(obs[:8]), slow.online(obs[:8]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.target(obs[:8]), slow.target(obs[:8]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine_cls", [TorchEngine, NumpyConvEngine])
 @pytest.mark.parametrize("kind", ["adam", "rmsprop"])
-def test_shared_optimizers_step_conv_parameters_like_torch(kind: str) -> None:
+def test_shared_optimizers_step_conv_parameters_like_torch(kind: str, engine_cls: type) -> None:
     net = MinAtarQNetwork((3, 10, 10), 4)
     ref = copy.deepcopy(net)
+    flatten_parameters(net)  # as backends/shared.py does: the optimizer's flat path, with flat gradients
     net.share_memory()
     if kind == "adam":
         ours: SharedAdam | SharedRMSprop = SharedAdam(net.parameters(), lr=1e-3)
@@ -157,7 +199,7 @@ def test_shared_optimizers_step_conv_parameters_like_torch(kind: str) -> None:
         ours = SharedRMSprop(net.parameters(), lr=7e-4, alpha=0.99, eps=0.1)
         theirs = torch.optim.RMSprop(ref.parameters(), lr=7e-4, alpha=0.99, eps=0.1)
     rng = np.random.default_rng(0)
-    engine = TorchEngine(net)
+    engine = engine_cls(net)
     for _ in range(3):
         obs = rng.integers(0, 256, size=(8, 3, 10, 10), dtype=np.uint8)
         a = rng.integers(0, 4, size=8)
@@ -166,18 +208,27 @@ def test_shared_optimizers_step_conv_parameters_like_torch(kind: str) -> None:
         engine.attach_grads(None)
         ours.step()
         theirs.zero_grad()
-        q = ref(torch.from_numpy(obs)).gather(1, torch.from_numpy(a).unsqueeze(1)).squeeze(1)
-        nn.functional.smooth_l1_loss(q, torch.from_numpy(y)).backward()
+        if engine_cls is TorchEngine:
+            q = ref(torch.from_numpy(obs)).gather(1, torch.from_numpy(a).unsqueeze(1)).squeeze(1)
+            nn.functional.smooth_l1_loss(q, torch.from_numpy(y)).backward()
+        else:  # the same gradient (equal to autograd's to float32 rounding, tested above): Adam's
+            # division by sqrt(v) would turn a rounding difference in a near-zero gradient into a
+            # different step, so the optimizers are compared on identical inputs
+            for r, p in zip(ref.parameters(), net.parameters(), strict=True):
+                r.grad = p.grad.clone()
         theirs.step()
+    # the numpy engine's one flat gradient buffer lets the optimizer update everything in one pass
+    assert (ours._flat_views() is not None) == (engine_cls is NumpyConvEngine)
     for p, r in zip(net.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, r, rtol=1e-5, atol=1e-7)
 
 
-def test_target_store_fills_the_torch_engines_local_copy() -> None:
+@pytest.mark.parametrize("engine_cls", [TorchEngine, NumpyConvEngine])
+def test_target_store_fills_the_engines_local_copy(engine_cls: type) -> None:
     net = MinAtarQNetwork((2, 10, 10), 3)
     target_model = copy.deepcopy(net)
     store = SharedTarget(target_model)
-    engine = TorchEngine(net)
+    engine = engine_cls(net)
     obs = np.random.default_rng(0).integers(0, 256, size=(4, 2, 10, 10), dtype=np.uint8)
     with torch.no_grad():
         for p in net.parameters():

@@ -25,7 +25,7 @@ from asyncdqn.cli import main
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
 from asyncdqn.learners.async_q import ActorLearner
-from asyncdqn.learners.engines import TorchEngine
+from asyncdqn.learners.engines import NumpyConvEngine, TorchEngine
 from asyncdqn.trainer import train
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
@@ -107,7 +107,7 @@ def _learner(env_id: str, **over: Any) -> ActorLearner:
 
 def test_image_segment_buffers_are_uint8_and_ended_episodes_bootstrap_from_their_final_image() -> None:
     w = _learner(IMAGE_CHAIN, envs_per_worker=2, t_max=4, algo="n-step-q", gamma=0.9)
-    assert isinstance(w.engine, TorchEngine)
+    assert isinstance(w.engine, NumpyConvEngine)
     assert w.obs_seq.dtype == np.uint8 and w.obs_seq.shape == (5, 2, 1, 10, 10)
     w.run_segment()
     np.testing.assert_array_equal(w.obs_buf[:, 0, 0, 0, 0], [0, 10, 20, 0])
@@ -129,6 +129,25 @@ def test_other_algorithms_and_double_q_run_on_images(algo: str) -> None:
         w.run_segment()
     assert np.isfinite(w.last_loss)
     assert any(not torch.equal(a, p) for a, p in zip(before, w.model.parameters(), strict=True))
+    w.close()
+
+
+@pytest.mark.skipif(not HAVE_MINATAR, reason="the 'minatar' extra is not installed; make test installs it")
+def test_minatar_learner_runs_segments_on_the_numpy_conv_engine() -> None:
+    """A real MinAtar game through the numpy conv engine: segments update the flat shared weights
+    (one flat gradient, the optimizer's flat path), and the loss it reports equals the torch
+    engine's on the same batch."""
+    w = _learner("MinAtar/Seaquest-v1", envs_per_worker=4, t_max=5, algo="n-step-q")
+    assert isinstance(w.engine, NumpyConvEngine)
+    before = [p.detach().clone() for p in w.model.parameters()]
+    for _ in range(4):
+        w.run_segment()
+    assert np.isfinite(w.last_loss) and w.obs_seq.shape == (6, 4, 10, 10, 10)
+    assert all(not torch.equal(a, p) for a, p in zip(before, w.model.parameters(), strict=True))
+    assert w.optimizer._flat_views() is not None
+    obs, actions, y = w.obs_seq[:5].reshape(20, 10, 10, 10), w.act_buf.reshape(20), w.targets().reshape(20)
+    ours = w.engine.loss_and_grads(obs, actions, y, "huber")
+    assert ours == pytest.approx(TorchEngine(w.model).loss_and_grads(obs, actions, y, "huber"), rel=1e-5)
     w.close()
 
 

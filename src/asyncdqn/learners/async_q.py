@@ -71,7 +71,8 @@ class ActorLearner:
         self.n_actions = self.envs.n_actions
 
         # The network engine (learners/engines.py): numpy forward + hand-written backprop for
-        # MLPs, torch autograd for conv nets; acting reads the shared weights in place.
+        # MLPs and the MinAtar conv net, torch autograd for the Atari net; acting reads the
+        # shared weights in place.
         self.engine = make_engine(model)
         self.online = self.engine.online
         self.target_net = self.engine.target

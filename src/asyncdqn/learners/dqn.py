@@ -61,8 +61,9 @@ class DQNLearner:
         self.buffer = ReplayBuffer(cfg.buffer_size, K, tuple(obs.shape[1:]), cfg.n_step, self.obs_dtype)
         self.runaway = RunawayCheck(cfg, "dqn")
 
-        # Forwards through the network engine (numpy for MLPs, torch for conv nets): acting and
-        # the double-Q argmax read the live weights, targets a local copy. Learning is autograd.
+        # Forwards through the network engine (numpy for MLPs and the MinAtar net, torch for the
+        # Atari net): acting and the double-Q argmax read the live weights, targets a local copy.
+        # Learning is autograd.
         engine = make_engine(model)
         self.online = engine.online
         self._target_arrays = engine.target_arrays
