@@ -218,7 +218,7 @@ def test_minatar_train_evaluate_render_resume_dqn_compare(tmp_path: Path) -> Non
     _ok(first["dqn"])
     cfg = json.loads((a / "config.json").read_text())
     assert cfg["network"] == "auto" and cfg["env_spec"]["obs_shape"] == [4, 10, 10]
-    assert cfg["optimizer"] == "rmsprop" and cfg["envs_per_worker"] == 16  # the preset
+    assert cfg["optimizer"] == "adam" and cfg["envs_per_worker"] == 16  # the preset
     assert any((a / "tensorboard").iterdir())
     second = _batch({
         "eval": ["evaluate", str(a), "--episodes", "3", "--json"],

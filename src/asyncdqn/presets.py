@@ -119,6 +119,13 @@ MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 for _game in MINATAR_GAMES:
     ENV_PRESETS[f"MinAtar/{_game}-v1"] = {
         **_PAPER_ASYNC,
+        # Adam, not the paper's shared RMSProp (lr 7e-4, eps 0.1): the paper summed gradients over
+        # a thread's t_max steps, this learner averages over t_max x envs (80 rows), so RMSProp's
+        # eps of 0.1 swamped sqrt(E[g^2]) and the steps were ~100x too small: 1M-step probes on
+        # seed 0 (benchmarks/records/minatar-2026-12-01/probes.md) gave Asterix 0.8 with RMSProp
+        # (eps 0.1 or 0.01; 0.2 after 5M steps) against 4.9 with Adam lr 5e-4, Breakout 1.9 -> 6.4.
+        "optimizer": "adam",
+        "lr": 5e-4,
         "envs_per_worker": 16,
         # MinAtar's table is read at 5M frames; the paper's 4M-frame annealing is 5% of its
         # 80M-frame budget, so epsilon anneals over 5% of this one.
