@@ -1,6 +1,7 @@
 """The ray backend's parameter server: the one owner of the global weights, step count and target.
 
-Plain Python (no Ray import): `RayBackend` turns it into an actor; tests drive it directly.
+Plain Python (no Ray import, no torch: its process starts faster): `RayBackend` turns it into an
+actor; tests drive it directly.
 
 Node groups (see `ray_group.py`) train Hogwild on their own copy of the weights and
 *exchange* with the server every --ray-sync-seconds (and whenever their view of the
@@ -38,12 +39,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from asyncdqn.config import Config
-from asyncdqn.learners.common import EpisodeRecord
+
+if TYPE_CHECKING:  # not imported at run time: it would import torch into the server's process
+    from asyncdqn.learners.common import EpisodeRecord
 
 
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
