@@ -38,7 +38,9 @@ Ray is an optional dependency: it is imported only when this backend starts.
 
 from __future__ import annotations
 
+import logging
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -124,6 +126,15 @@ def _params(model: torch.nn.Module) -> list[np.ndarray]:
     return [p.detach().numpy() for p in model.parameters()]
 
 
+class _DropRayWarning(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
 class LocalGroup:
     """The driver's node group, run by a thread of the driver (the trainer's process).
 
@@ -194,13 +205,6 @@ class LocalGroup:
             except queue.Empty:
                 return out
 
-    def wait(self, timeout: float) -> list[EpisodeRecord]:
-        """Up to `timeout` s for the next episode (the driver's poll when it has no group actors)."""
-        try:
-            return [self.episodes.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-
     def stop(self, timeout: float) -> None:
         """Stop the workers and send the final exchange (if the server is up), within about `timeout` s."""
         self._stop.set()
@@ -236,6 +240,11 @@ class RayBackend(Backend):
         self._state_ref: Any = None  # a state() call in flight
         self._last_state = 0.0
         self._server_up = False  # the server has answered a state() call
+        self._bringup: threading.Thread | None = None  # brings a private local Ray up (see start)
+        self._bringup_error: BaseException | None = None
+        self._up = threading.Event()  # set once the bring-up is over (done or failed)
+        self._up_seen = False  # ... and poll has taken note (raised its error, if any)
+        self._release = threading.Event()  # set by stop() once Ray is shut down: the bring-up thread ends
         self._solo_total = -1  # the count last mirrored from the driver's group while it was solo
         self._solo_target = -1  # the version of its target last mirrored
 
@@ -245,6 +254,10 @@ class RayBackend(Backend):
         if ray.is_initialized():
             return
         _check_reachable(self.cfg.ray_address)
+        main = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main else None
+        quiet = _DropRayWarning("SIGTERM handler is not set")  # Ray's note when started from a thread
+        logging.getLogger("ray._private.worker").addFilter(quiet)
         try:
             if self.cfg.ray_address is not None:
                 ray.init(address=self.cfg.ray_address, log_to_driver=False, logging_level="WARNING")
@@ -258,6 +271,10 @@ class RayBackend(Backend):
                          log_to_driver=False, logging_level="WARNING")
         except ConnectionError as exc:
             raise ConfigError(f"ray_address: cannot connect to Ray at {self.cfg.ray_address!r}: {exc}") from None
+        finally:
+            logging.getLogger("ray._private.worker").removeFilter(quiet)
+            if main and sigterm is not None:  # ray.init sets its own (sys.exit): the trainer's stays
+                signal.signal(signal.SIGTERM, sigterm)
         self._owns_ray = True
 
     def _nodes(self) -> list[tuple[str, int]]:
@@ -278,9 +295,10 @@ class RayBackend(Backend):
                           target_syncs=s.target.syncs, last_sync_step=s.target.last_sync_step,
                           optim={k: v.numpy() for k, v in s.optimizer.state_tensors().items()},
                           total=s.counter.value, per_worker=s.counter.per_worker())
+        self._t_start, self._step0 = time.monotonic(), s.counter.value
         # The driver's node runs its group itself (LocalGroup), started before ray.init when its
-        # share of the workers is known by then: a private local Ray has one CPU per worker, so
-        # every worker is here; a Ray the caller has already connected to shows its nodes. With
+        # share of the workers is known by then: a private local Ray has one node, the driver's,
+        # so every worker is here; a Ray the caller has already connected to shows its nodes. With
         # --ray-address, ray.init comes first and every group is an actor, as on the other nodes
         # (Ray then holds the CPUs of every group, the driver's node's included).
         local_plan: GroupPlan | None = None
@@ -295,6 +313,29 @@ class RayBackend(Backend):
             alone = len(self.plans) <= 1
             self.local = LocalGroup(self.cfg, local_plan, init, obs_dim, n_actions, alone)
             self.local.start()
+        if self.local is not None and not ray.is_initialized():
+            # A private local Ray comes up in the background: the trainer goes on at once with the
+            # driver's group (solo), whose episodes, evaluations and checkpoints need no Ray.
+            self._bringup = threading.Thread(target=self._bring_up_in_thread, args=(init, obs_dim, n_actions),
+                                             name="asyncdqn-ray-start", daemon=True)
+            self._bringup.start()
+        else:
+            self._bring_up(init, obs_dim, n_actions)
+
+    def _bring_up_in_thread(self, init: ServerInit, obs_dim: int, n_actions: int) -> None:
+        try:
+            self._bring_up(init, obs_dim, n_actions)
+        except BaseException as exc:  # raised by the next poll
+            self._bringup_error = exc
+        finally:
+            self._up.set()
+        # Ray's own processes (GCS, raylet, agents) were started by this thread with PR_SET_PDEATHSIG:
+        # they would die with it. So it lives on until stop() has shut Ray down.
+        self._release.wait()
+
+    def _bring_up(self, init: ServerInit, obs_dim: int, n_actions: int) -> None:
+        """ray.init, the plan, the parameter server (the driver's group says hello), the group actors."""
+        ray = self.ray
         self._init_ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -324,7 +365,6 @@ class RayBackend(Backend):
         # Nothing waits for the server here: the driver's group learns on, and the first poll
         # that gets the server's state starts the clock of STARTUP_TIMEOUT_S for the groups.
         self._t_start = self._last_state = time.monotonic()
-        self._step0 = s.counter.value
 
     @property
     def procs(self) -> list[Any]:
@@ -479,17 +519,33 @@ class RayBackend(Backend):
             self.last_stats = self._with_plans(st["stats"])
         return list(st["episodes"])
 
+    def _bringing_up(self) -> bool:
+        """True while a private local Ray is still coming up (in its thread); raises what it raised."""
+        if self._bringup is None or self._up_seen:
+            return False
+        if not self._up.is_set():
+            return True
+        self._up_seen = True
+        if self._bringup_error is not None:
+            raise self._bringup_error
+        return False
+
     def poll(self, timeout: float) -> list[EpisodeRecord]:
-        episodes = self._drain_local()
+        # Each poll waits `timeout` (a group actor ending cuts it short), then takes what came: the
+        # trainer's loop runs a few times a second, not once per episode of the driver's group.
+        if self._bringing_up():  # the driver's group alone, solo: no Ray to ask yet
+            time.sleep(timeout)
+            episodes = self._drain_local()
+            if self._solo():
+                self._mirror_local()
+            return episodes
         if self.runs:
             ready, _ = self.ray.wait(list(self.runs.values()), num_returns=1, timeout=timeout)
             for ref in ready:
                 self._collect(ref)
-        elif self.local is not None and self.local.alive:
-            episodes += self.local.wait(timeout)
         else:
             time.sleep(timeout)
-        episodes += self._drain_local()
+        episodes = self._drain_local()
         if self._solo():
             self._mirror_local()
         # Until the server is up, do not wait for it: the driver's group's episodes go on arriving.
@@ -503,6 +559,8 @@ class RayBackend(Backend):
         return episodes
 
     def finished(self) -> bool:
+        if self._bringup is not None and not self._up.is_set():  # only a driver's group alone can be done
+            return self.local is not None and self.local.alone and self.local.plan.group in self.done
         return len(self.done) == len(self.plans)
 
     def stats(self) -> dict[str, Any]:
@@ -516,6 +574,14 @@ class RayBackend(Backend):
             return
         self._stopped = True
         ray = self.ray
+        if self._bringup is not None and not self._up.wait(STARTUP_TIMEOUT_S):
+            # ray.init cannot be interrupted: it is let finish, then torn down, but not forever
+            print("asyncdqn: ray: Ray did not come up; not shut down", file=sys.stderr)
+            if self.local is not None:
+                self.local.stop(3 * STOP_WAIT_S)
+                if self._solo():
+                    self._mirror_local()
+            return
         try:
             if self.server is not None:
                 self.server.request_stop.remote()
@@ -543,6 +609,7 @@ class RayBackend(Backend):
                     pass
             if self._owns_ray:
                 ray.shutdown()
+            self._release.set()
         st = self.last_stats
         if st:
             print(f"asyncdqn: ray: {st['groups']} node group(s), {st['exchanges']} exchanges "

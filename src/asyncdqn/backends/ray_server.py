@@ -39,14 +39,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from asyncdqn.config import Config
-
-if TYPE_CHECKING:  # not imported at run time: it would import torch into the server's process
-    from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord  # not from learners: that would import torch
 
 
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
