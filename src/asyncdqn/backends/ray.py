@@ -23,8 +23,9 @@ every worker; a Ray already initialised by the caller: its plan is known), so it
 learn while Ray, the server and the other groups come up. Until the server answers its
 hello it is the whole run ("solo"): its workers sync the target themselves and the
 trainer mirrors the group directly; its first exchange hands all of that to the server.
-With --ray-address every group is an actor, the driver's node's too (Ray then accounts
-for every group's CPUs on a shared cluster).
+A private local Ray is started in a background thread once the group's workers are ready
+(the trainer's loop does not wait for it). With --ray-address every group is an actor,
+the driver's node's too (Ray then accounts for every group's CPUs on a shared cluster).
 
 Faults: a worker process that dies is restarted inside its group; a group actor that
 dies (killed, node lost) is restarted by Ray from the server's state. Both count
@@ -38,6 +39,7 @@ Ray is an optional dependency: it is imported only when this backend starts.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import queue
 import signal
@@ -66,14 +68,24 @@ LOST_AFTER_S = 120.0  # no state from a live but silent server for this long: lo
 STOP_WAIT_S = 10.0  # how long stop() lets groups finish and send their last exchange
 CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray
 STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the groups cannot be scheduled
+LOCAL_READY_WAIT_S = 10.0  # a private local Ray starts once the driver's workers are ready, or after this long
+
+
+MISSING_RAY = "backend: 'ray' needs the Ray package: pip install 'asyncdqn[ray]'"
 
 
 def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("backend: 'ray' needs the Ray package: pip install 'asyncdqn[ray]'") from None
+        raise ConfigError(MISSING_RAY) from None
     return ray
+
+
+def _ray_initialized() -> bool:
+    """Whether this process is connected to a Ray, without importing Ray (≈ 0.5 s) if it is not."""
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
 
 
 @dataclass(frozen=True)
@@ -245,6 +257,7 @@ class RayBackend(Backend):
         self._up = threading.Event()  # set once the bring-up is over (done or failed)
         self._up_seen = False  # ... and poll has taken note (raised its error, if any)
         self._release = threading.Event()  # set by stop() once Ray is shut down: the bring-up thread ends
+        self._abort = threading.Event()  # set by stop(): a bring-up that has not called ray.init yet does not
         self._solo_total = -1  # the count last mirrored from the driver's group while it was solo
         self._solo_target = -1  # the version of its target last mirrored
 
@@ -285,7 +298,6 @@ class RayBackend(Backend):
         return sorted(nodes, key=lambda n: n[0] != here)
 
     def start(self) -> None:
-        self.ray = ray = import_ray()
         s = self.shared
         model = s.model
         if not isinstance(model, QNetwork):
@@ -301,30 +313,34 @@ class RayBackend(Backend):
         # so every worker is here; a Ray the caller has already connected to shows its nodes. With
         # --ray-address, ray.init comes first and every group is an actor, as on the other nodes
         # (Ray then holds the CPUs of every group, the driver's node's included).
-        local_plan: GroupPlan | None = None
-        if ray.is_initialized():
-            self.plans = plan_groups(self._nodes(), self.n)
-            here = ray.get_runtime_context().get_node_id()
-            if self.cfg.ray_address is None:
-                local_plan = next((p for p in self.plans if p.node_id == here), None)
-        elif self.cfg.ray_address is None:
-            local_plan = GroupPlan(0, "", 0, self.n)  # its node id once Ray is up
-        if local_plan is not None:
-            alone = len(self.plans) <= 1
-            self.local = LocalGroup(self.cfg, local_plan, init, obs_dim, n_actions, alone)
+        if self.cfg.ray_address is None and not _ray_initialized():
+            # A private local Ray: the driver's group is the whole run and needs no Ray to learn, be
+            # evaluated or checkpointed (solo, mirrored by the trainer). So Ray is imported, started,
+            # and given its server in the background, once the group's workers are up.
+            if importlib.util.find_spec("ray") is None:
+                raise ConfigError(MISSING_RAY)
+            self.local = LocalGroup(self.cfg, GroupPlan(0, "", 0, self.n), init, obs_dim, n_actions, alone=True)
             self.local.start()
-        if self.local is not None and not ray.is_initialized():
-            # A private local Ray comes up in the background: the trainer goes on at once with the
-            # driver's group (solo), whose episodes, evaluations and checkpoints need no Ray.
             self._bringup = threading.Thread(target=self._bring_up_in_thread, args=(init, obs_dim, n_actions),
                                              name="asyncdqn-ray-start", daemon=True)
             self._bringup.start()
-        else:
-            self._bring_up(init, obs_dim, n_actions)
+            return
+        self.ray = ray = import_ray()
+        if ray.is_initialized():
+            self.plans = plan_groups(self._nodes(), self.n)
+            here = ray.get_runtime_context().get_node_id()
+            local_plan = next((p for p in self.plans if p.node_id == here), None)
+            if self.cfg.ray_address is None and local_plan is not None:
+                self.local = LocalGroup(self.cfg, local_plan, init, obs_dim, n_actions, alone=len(self.plans) == 1)
+                self.local.start()
+        self._bring_up(init, obs_dim, n_actions)
 
     def _bring_up_in_thread(self, init: ServerInit, obs_dim: int, n_actions: int) -> None:
         try:
-            self._bring_up(init, obs_dim, n_actions)
+            self._wait_local_ready(min(self.cfg.start_timeout, LOCAL_READY_WAIT_S))
+            if not self._abort.is_set():  # a run stopped this early never starts Ray at all
+                self.ray = import_ray()
+                self._bring_up(init, obs_dim, n_actions)
         except BaseException as exc:  # raised by the next poll
             self._bringup_error = exc
         finally:
@@ -332,6 +348,16 @@ class RayBackend(Backend):
         # Ray's own processes (GCS, raylet, agents) were started by this thread with PR_SET_PDEATHSIG:
         # they would die with it. So it lives on until stop() has shut Ray down.
         self._release.wait()
+
+    def _wait_local_ready(self, limit_s: float) -> None:
+        """Until the driver's group's workers are ready (spawned, imports done, environments built):
+        Ray's start-up (3-4 CPU-seconds of its processes) would otherwise slow theirs."""
+        assert self.local is not None
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end and not self._abort.is_set() and self.local.alive:
+            if all(slot.ready or slot.done for slot in self.local.runner.backend.slots):
+                return
+            time.sleep(0.02)
 
     def _bring_up(self, init: ServerInit, obs_dim: int, n_actions: int) -> None:
         """ray.init, the plan, the parameter server (the driver's group says hello), the group actors."""
@@ -383,7 +409,7 @@ class RayBackend(Backend):
             raise self._server_lost(exc) from None
 
     def _describe(self, g: int) -> str:
-        p = self.plans[g]
+        p = self.local.plan if self.local is not None and g == self.local.plan.group else self.plans[g]
         return f"node group {g} (workers {p.first}-{p.first + p.count - 1})"
 
     def _collect(self, ref: Any) -> None:
@@ -465,10 +491,16 @@ class RayBackend(Backend):
                 "groups_planned": [{"node": p.node_id[:12], "workers": p.count, "in_driver": p.group == local}
                                    for p in self.plans]}
 
+    def _stop_local_only(self) -> None:
+        if self.local is not None:
+            self.local.stop(3 * STOP_WAIT_S)
+            if self._solo():
+                self._mirror_local()
+
     def _local_failed(self, g: int, exc: BaseException) -> None:
         if isinstance(exc, TrainingError):  # non-finite values, workers not starting, out of restarts
             raise type(exc)(str(exc)) from None
-        if isinstance(exc, self.ray.exceptions.RayError):  # its exchange failed: the server, most likely
+        if self.ray is not None and isinstance(exc, self.ray.exceptions.RayError):  # its exchange failed
             self._check_server()
         raise TrainingError(f"{self._describe(g)} (in the driver) failed: "
                             f"{type(exc).__name__}: {_first_line(exc)}") from None
@@ -569,19 +601,20 @@ class RayBackend(Backend):
 
     # ------------------------------------------------------------------- stop
     def stop(self) -> None:
-        if self._stopped or self.ray is None:
-            self._stopped = True
+        if self._stopped:
             return
         self._stopped = True
-        ray = self.ray
+        self._abort.set()
         if self._bringup is not None and not self._up.wait(STARTUP_TIMEOUT_S):
             # ray.init cannot be interrupted: it is let finish, then torn down, but not forever
             print("asyncdqn: ray: Ray did not come up; not shut down", file=sys.stderr)
-            if self.local is not None:
-                self.local.stop(3 * STOP_WAIT_S)
-                if self._solo():
-                    self._mirror_local()
+            self._stop_local_only()
             return
+        if self.ray is None:  # Ray never started (stopped early, or not importable): the driver's group only
+            self._stop_local_only()
+            self._release.set()
+            return
+        ray = self.ray
         try:
             if self.server is not None:
                 self.server.request_stop.remote()
