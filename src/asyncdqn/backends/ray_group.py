@@ -244,8 +244,8 @@ class GroupRunner:
         self.backend.stop()
         if self._hello is not None:
             self._await_hello(timeout if hello_timeout is None else hello_timeout)
-        if self.registered:
-            self._receive(timeout)
+        # Not while an earlier exchange is unanswered: its delta would be sent twice.
+        if self.registered and self._receive(timeout):
             self._send(final=True)
             self._receive(timeout)
         return {"steps": self.link.reported, "exchanges": self.exchanges}
