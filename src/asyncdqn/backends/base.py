@@ -247,9 +247,3 @@ class Backend(abc.ABC):
     def stats(self) -> dict[str, Any] | None:
         """Backend-specific figures for eval.json (e.g. ray's exchanges and their costs); None if it has none."""
         return None
-
-    def fully_started(self) -> bool:
-        """Everything the backend starts is up (ray: the parameter server has answered, so Ray's own
-        start-up no longer shares the cores). Workers may have stepped before that; a steady-state
-        measurement (`bench throughput`) waits for it."""
-        return True

@@ -595,9 +595,6 @@ class RayBackend(Backend):
             return self.local is not None and self.local.alone and self.local.plan.group in self.done
         return len(self.done) == len(self.plans)
 
-    def fully_started(self) -> bool:
-        return self._server_up
-
     def stats(self) -> dict[str, Any]:
         """Groups, exchanges and their bytes, target syncs, optimizer updates, restarts."""
         return dict(self.last_stats)

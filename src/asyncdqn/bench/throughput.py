@@ -202,8 +202,8 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
     backend = make_backend(cfg, shared)
     backend.start()
     try:
-        while min(shared.counter.per_worker()) == 0 or not backend.fully_started():
-            backend.poll(timeout=0.05)  # ray: its workers step before Ray is up; measure after that
+        while min(shared.counter.per_worker()) == 0:
+            backend.poll(timeout=0.05)
         settle = time.perf_counter()
         while time.perf_counter() - settle < SETTLE_S:  # start-up transients (e.g. Ray's idle workers) pass
             backend.poll(timeout=0.05)
