@@ -6,11 +6,8 @@ All run the very same learners (`learners/`) against the same shared objects, bu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from asyncdqn.backends.base import Backend, SharedTraining
-    from asyncdqn.config import Config
+from asyncdqn.backends.base import Backend, SharedTraining
+from asyncdqn.config import Config
 
 
 def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
@@ -25,16 +22,6 @@ def make_backend(cfg: Config, shared: SharedTraining) -> Backend:
     from asyncdqn.backends.process import ProcessBackend
 
     return ProcessBackend(cfg, shared)
-
-
-def __getattr__(name: str) -> Any:
-    """`Backend` and `SharedTraining` on first use: importing a submodule stays light (the ray
-    parameter server's process imports `backends.ray_server`, which needs neither torch nor them)."""
-    if name in ("Backend", "SharedTraining"):
-        from asyncdqn.backends import base
-
-        return getattr(base, name)
-    raise AttributeError(f"module 'asyncdqn.backends' has no attribute {name!r}")
 
 
 __all__ = ["Backend", "SharedTraining", "make_backend"]

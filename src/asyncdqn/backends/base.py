@@ -136,15 +136,11 @@ class SharedTarget:
 
     def sync_from(self, model: nn.Module, step: int) -> None:
         with self.lock:
-            self._copy_locked(model, step)
-
-    def _copy_locked(self, model: nn.Module, step: int) -> None:
-        """The sync itself; the caller holds `lock`."""
-        for tp, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            tp.data.copy_(p.data)
-        self._version.value += 1
-        self._syncs.value += 1
-        self._last_sync_step.value = step
+            for tp, p in zip(self.model.parameters(), model.parameters(), strict=True):
+                tp.data.copy_(p.data)
+            self._version.value += 1
+            self._syncs.value += 1
+            self._last_sync_step.value = step
 
     def load(self, arrays: list[np.ndarray], syncs: int, last_sync_step: int) -> None:
         """Set the target to `arrays` with its sync count, as decided elsewhere (the ray parameter server)."""
@@ -189,17 +185,15 @@ class RestartBudget:
     max_restarts: int
     log: list[dict[str, Any]] = field(default_factory=list)
 
-    def charge(self, worker: int, reason: str, step: int, what: str | None = None, quiet: bool = False) -> None:
-        """`what` names the restarted unit when it is not one worker (e.g. a ray node group);
-        `quiet`: a restart already logged in this process (by the budget of the group that made it)."""
+    def charge(self, worker: int, reason: str, step: int, what: str | None = None) -> None:
+        """`what` names the restarted unit when it is not one worker (e.g. a ray node group)."""
         name = what or f"worker {worker}"
         if len(self.log) >= self.max_restarts:
             raise TrainingError(f"{name} failed: {reason}; giving up after "
                                 f"{len(self.log)} restart(s) (--max-restarts {self.max_restarts})")
         self.log.append({"worker": worker, "reason": reason, "step": step, **({"what": what} if what else {})})
-        if not quiet:
-            log(f"{name} failed at step {step:,}: {reason}; restarting it "
-                f"({len(self.log)}/{self.max_restarts} restarts used)")
+        log(f"{name} failed at step {step:,}: {reason}; restarting it "
+            f"({len(self.log)}/{self.max_restarts} restarts used)")
 
 
 class ListSink:

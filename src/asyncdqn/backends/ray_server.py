@@ -1,7 +1,6 @@
 """The ray backend's parameter server: the one owner of the global weights, step count and target.
 
-Plain Python (no Ray import, no torch: its process starts faster): `RayBackend` turns it into an
-actor; tests drive it directly.
+Plain Python (no Ray import): `RayBackend` turns it into an actor; tests drive it directly.
 
 Node groups (see `ray_group.py`) train Hogwild on their own copy of the weights and
 *exchange* with the server every --ray-sync-seconds (and whenever their view of the
@@ -28,11 +27,7 @@ What is exact (and what is not):
   with one group the copy is taken within one poll (~5 ms of steps) of the multiple;
   with several, within the other groups' unsent steps (at most --ray-sync-seconds of them);
 - the step budget (--max-steps) stops every group at its next exchange once the count
-  reaches it, so a run overshoots it by at most --ray-sync-seconds of steps per group;
-- the driver's group may learn *solo* before the server is up (see ray.py): its workers
-  sync the target themselves then, and its first exchange reports those syncs ("solo":
-  their number, the last one's step, the target): the server counts them, takes that
-  target if it is newer than its own, and copies again only for multiples above it.
+  reaches it, so a run overshoots it by at most --ray-sync-seconds of steps per group.
 """
 
 from __future__ import annotations
@@ -44,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from asyncdqn.config import Config
-from asyncdqn.records import EpisodeRecord  # not from learners: that would import torch
+from asyncdqn.learners.common import EpisodeRecord
 
 
 def flatten(arrays: list[np.ndarray]) -> np.ndarray:
@@ -151,17 +146,8 @@ class ParameterServer:
         first = int(msg["first"])
         for i, v in enumerate(msg["per_worker"]):
             self.per_worker[first + i] = int(v)
-        solo = msg.get("solo")
-        if solo is not None:  # target syncs its workers made while the group was the whole run
-            self.target_syncs += int(solo["syncs"])
-            if int(solo["last_sync_step"]) > self.last_sync_step:
-                np.copyto(self.target, solo["target"])
-                self.target_version += 1
-                self.last_sync_step = int(solo["last_sync_step"])
         n = self.cfg.target_update_steps
-        # One copy per exchange that crosses a multiple not synced yet (last_sync_step <= old but
-        # after a group's solo syncs, which may have synced a multiple above `old` already).
-        if self.total // n > max(old, self.last_sync_step) // n:
+        if self.total // n > old // n:  # one copy per exchange that crosses a multiple
             np.copyto(self.target, self.master)
             self.target_version += 1
             self.target_syncs += 1
@@ -224,9 +210,3 @@ class ParameterServer:
 
     def ping(self) -> bool:
         return True
-
-
-def fresh_hello(cfg: Config, init: ServerInit, group: int, first: int, count: int) -> dict[str, Any]:
-    """What a server started from `init` answers a group's first hello: the driver's node group
-    builds its state from it before the server is up (see LocalGroup in ray.py)."""
-    return ParameterServer(cfg, init).hello(group, 0, first, count)
