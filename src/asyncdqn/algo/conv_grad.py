@@ -40,6 +40,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from asyncdqn.algo.mlp_grad import td_error_loss
+
 
 def _out_size(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
@@ -140,16 +142,7 @@ class NumpyConvQ:
         q = self._forward(obs, keep)  # (A, B)
         batch = obs.shape[0]
         cols_idx = np.arange(batch)
-        diff = q[actions, cols_idx] - targets
-        if loss == "huber":
-            a = np.abs(diff)
-            value = float(np.where(a < 1.0, 0.5 * diff * diff, a - 0.5).mean())
-            dq = np.clip(diff, -1.0, 1.0)
-        elif loss == "mse":
-            value = float((diff * diff).mean())
-            dq = 2.0 * diff
-        else:
-            raise ValueError(f"unknown loss {loss!r}")
+        value, dq = td_error_loss(q[actions, cols_idx] - targets, loss)
         g = np.zeros_like(q)
         g[actions, cols_idx] = dq / batch
         arrays = self.arrays
