@@ -6,6 +6,7 @@ included) and the target copy on conv parameters."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from asyncdqn.model import (
     q_function,
     resolve_network,
 )
+from gradcheck import assert_central_differences
 
 
 def test_network_choice_from_the_observation_shape() -> None:
@@ -93,29 +95,25 @@ def test_torch_engine_gradient_matches_finite_differences(loss: str) -> None:
     engine.loss_and_grads(obs, actions, targets.astype(np.float64), loss)
     grads = [p.grad.detach().clone() for p in net.parameters()]
 
-    def loss_at() -> float:
-        with torch.no_grad():
-            q = net(torch.from_numpy(obs)).numpy()[np.arange(6), actions]
-        d = q - targets
-        if loss == "mse":
-            return float(np.mean(d * d))
-        a = np.abs(d)
-        return float(np.mean(np.where(a < 1.0, 0.5 * d * d, a - 0.5)))
+    assert assert_central_differences(net, obs, actions, targets, loss, grads, per_param=12, abs_tol=1e-7) > 40
 
-    h = 1e-6
-    checked = 0
-    for p, g in zip(net.parameters(), grads, strict=True):
-        flat = p.data.view(-1)
-        for i in np.random.default_rng(1).choice(flat.numel(), size=min(12, flat.numel()), replace=False):
-            old = float(flat[i])
-            flat[i] = old + h
-            up = loss_at()
-            flat[i] = old - h
-            down = loss_at()
-            flat[i] = old
-            assert (up - down) / (2 * h) == pytest.approx(float(g.view(-1)[i]), rel=1e-4, abs=1e-7)
-            checked += 1
-    assert checked > 40
+
+def _assert_engines_agree(fast: Any, slow: TorchEngine, model: nn.Module, obs: np.ndarray, actions: np.ndarray,
+                          y: np.ndarray, loss: str, grad_atol: float, act_rows: np.ndarray) -> None:
+    """A numpy engine and the torch engine give the same loss, the same gradient clipped to norm 0.05
+    and handed over as p.grad, and the same online Q-values on `act_rows`."""
+    loss_fast = fast.loss_and_grads(obs, actions, y, loss)
+    fast.attach_grads(0.05)
+    g_fast = [p.grad.clone() for p in model.parameters()]
+    loss_slow = slow.loss_and_grads(obs, actions, y, loss)
+    slow.attach_grads(0.05)
+    g_slow = [p.grad.clone() for p in model.parameters()]
+    assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=grad_atol)
+    norm = float(torch.sqrt(sum((g * g).sum() for g in g_slow)))
+    assert norm == pytest.approx(0.05, rel=1e-4)  # clipped
+    np.testing.assert_allclose(fast.online(act_rows), slow.online(act_rows), rtol=1e-5, atol=1e-6)
 
 
 def test_torch_engine_on_an_mlp_equals_the_numpy_engine() -> None:
@@ -125,19 +123,9 @@ def test_torch_engine_on_an_mlp_equals_the_numpy_engine() -> None:
     obs = rng.normal(size=(20, 6)).astype(np.float32)
     actions = rng.integers(0, 3, size=20)
     y = rng.normal(size=20).astype(np.float32) * 3
-    fast, slow = NumpyMLPEngine(model), TorchEngine(model)
-    loss_fast = fast.loss_and_grads(obs, actions, y, "huber")
-    fast.attach_grads(0.05)
-    g_fast = [p.grad.clone() for p in model.parameters()]
-    loss_slow = slow.loss_and_grads(obs, actions, y, "huber")
-    slow.attach_grads(0.05)
-    g_slow = [p.grad.clone() for p in model.parameters()]
-    assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
-    for a, b in zip(g_fast, g_slow, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    norm = float(torch.sqrt(sum((g * g).sum() for g in g_slow)))
-    assert norm == pytest.approx(0.05, rel=1e-4)  # clipped (unclipped it is ~0.36)
-    np.testing.assert_allclose(fast.online(obs), slow.online(obs), rtol=1e-5, atol=1e-6)
+    # unclipped, the gradient's norm is ~0.36: the 0.05 clip applies
+    _assert_engines_agree(NumpyMLPEngine(model), TorchEngine(model), model, obs, actions, y, "huber",
+                          grad_atol=1e-6, act_rows=obs)
 
 
 def test_engine_choice() -> None:
@@ -170,18 +158,7 @@ def test_numpy_conv_engine_equals_the_torch_engine(loss: str) -> None:
     actions = rng.integers(0, 5, size=40)
     y = (rng.normal(size=40) * 2).astype(np.float32)
     fast, slow = NumpyConvEngine(model), TorchEngine(model)
-    loss_fast = fast.loss_and_grads(obs, actions, y, loss)
-    fast.attach_grads(0.05)
-    g_fast = [p.grad.clone() for p in model.parameters()]
-    loss_slow = slow.loss_and_grads(obs, actions, y, loss)
-    slow.attach_grads(0.05)
-    g_slow = [p.grad.clone() for p in model.parameters()]
-    assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
-    for a, b in zip(g_fast, g_slow, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
-    norm = float(torch.sqrt(sum((g * g).sum() for g in g_slow)))
-    assert norm == pytest.approx(0.05, rel=1e-4)  # clipped
-    np.testing.assert_allclose(fast.online(obs[:8]), slow.online(obs[:8]), rtol=1e-5, atol=1e-6)
+    _assert_engines_agree(fast, slow, model, obs, actions, y, loss, grad_atol=1e-7, act_rows=obs[:8])
     np.testing.assert_allclose(fast.target(obs[:8]), slow.target(obs[:8]), rtol=1e-5, atol=1e-6)
 
 
