@@ -141,6 +141,47 @@ def test_targets_bootstrap_from_target_net_through_truncation():
     assert batch.done.any() and not batch.terminated.any()
 
 
+@pytest.mark.parametrize("loss, clip", [("huber", None), ("mse", None), ("huber", 0.05)])
+def test_update_applies_the_clipped_td_loss_gradient_of_the_sampled_batch(loss, clip):
+    # One update's gradient against autograd on a copy of the net: the mean TD loss of
+    # Q(s, a) against the batch's n-step targets, its global norm clipped to `clip`.
+    import copy
+
+    from asyncdqn.algo.targets import td_loss
+
+    cfg = make_cfg(hidden_sizes=[5], n_step=2, loss=loss, grad_clip=clip, learning_starts=10**6)
+    shared, learner = make_learner(cfg)
+    with torch.no_grad():
+        for p in shared.model.parameters():
+            p.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(p.numel()))
+    for _ in range(10):
+        learner.run_segment()
+    batch = learner.buffer.sample(8, np.random.default_rng(3))
+    y = learner.targets(batch)
+    ref = copy.deepcopy(shared.model)
+    q = ref(torch.from_numpy(batch.obs)).gather(1, torch.from_numpy(batch.actions).unsqueeze(1)).squeeze(1)
+    expected_loss = td_loss(q, torch.from_numpy(y), loss)
+    expected_loss.backward()
+    expected = [p.grad.double() for p in ref.parameters()]
+    norm = torch.sqrt(sum((g ** 2).sum() for g in expected))
+    if clip is not None:
+        assert norm > clip  # the clip is active
+        expected = [g * (clip / norm) for g in expected]
+
+    seen: list[list[torch.Tensor]] = []
+
+    class Capture:
+        def step(self, lr):
+            seen.append([p.grad.detach().clone() for p in shared.model.parameters()])
+
+    learner.optimizer = Capture()
+    learner._learn(batch, 0)
+    assert learner.last_loss == pytest.approx(float(expected_loss.detach()), rel=1e-5)
+    assert len(seen) == 1
+    for got, want in zip(seen[0], expected, strict=True):
+        np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_dqn_learns_cartpole(tmp_path):
     # The full solve (greedy >= 475 over 100 episodes, ~80k steps) is measured in the README;

@@ -19,12 +19,11 @@ One call of `run_segment` (a "training phase"):
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from asyncdqn.algo.exploration import epsilon_greedy
 from asyncdqn.algo.replay import ReplayBatch, ReplayBuffer, n_step_returns
-from asyncdqn.algo.targets import double_q_values, greedy_values, td_loss
+from asyncdqn.algo.targets import double_q_values, greedy_values
 from asyncdqn.config import Config
 from asyncdqn.envs import make_vector_env
 from asyncdqn.learners.common import (
@@ -62,12 +61,12 @@ class DQNLearner:
         self.runaway = RunawayCheck(cfg, "dqn")
 
         # Forwards through the network engine (numpy for MLPs and the MinAtar net, torch for the
-        # Atari net): acting and the double-Q argmax read the live weights, targets a local copy.
-        # Learning is autograd.
-        engine = make_engine(model)
-        self.online = engine.online
-        self._target_arrays = engine.target_arrays
-        self.target_net = engine.target
+        # Atari net): acting and the double-Q argmax read the live weights, targets a local copy,
+        # and the TD loss's gradient comes from the same engine as the asynchronous learners'.
+        self.engine = make_engine(model)
+        self.online = self.engine.online
+        self._target_arrays = self.engine.target_arrays
+        self.target_net = self.engine.target
         self._target_version = -1
 
         self.book = EpisodeBook(cfg, index, K, eps_rng, sink)  # epsilons, episodes, mean loss
@@ -125,20 +124,15 @@ class DQNLearner:
 
     def _learn(self, batch: ReplayBatch, global_step: int) -> None:
         cfg = self.cfg
-        y = torch.from_numpy(np.ascontiguousarray(self.targets(batch), dtype=np.float32))
-        obs = torch.from_numpy(np.ascontiguousarray(batch.obs))
-        act = torch.from_numpy(batch.actions.reshape(-1, 1))
-        q_taken = self.model(obs).gather(1, act).squeeze(1)
-        loss = td_loss(q_taken, y, cfg.loss)
-        loss_value = float(loss.detach())
+        y = self.targets(batch)
+        # Loss of Q(s, a) on the shared weights and its gradient (the engine's: numpy for MLPs and
+        # the MinAtar net, autograd otherwise), clipped and handed to the shared optimizer.
+        loss_value = self.engine.loss_and_grads(batch.obs, batch.actions, y, cfg.loss)
         if not np.isfinite(loss_value):
             b = self.buffer
             raise non_finite_error("dqn", (b.obs, b.next_obs), b.rewards, self.model.parameters())
         self.runaway(loss_value, batch.rewards)
-        self.optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.engine.attach_grads(cfg.grad_clip)
         self.optimizer.step(cfg.lr_at(global_step))
         self.updates += 1
         self.last_loss = loss_value
