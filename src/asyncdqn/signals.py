@@ -43,6 +43,39 @@ def exit_code_for(exc: BaseException) -> int:
     return 128 + signum
 
 
+def signal_inside(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt/Terminated behind `exc`, if any. Our handler raises in the main thread
+    wherever it is; inside a native call (a ray.get) the library hands it back wrapped, e.g. as a
+    SystemError "returned a result with an exception set" caused by it."""
+    seen: BaseException | None = exc
+    for _ in range(20):  # a chain, not a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, KeyboardInterrupt | Terminated):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Undo whatever SIGINT/SIGTERM handlers the code inside installs. ray.init installs two for
+    SIGTERM: a Python one that calls sys.exit(15), and its core worker's native failure handler,
+    which logs and aborts (exit 134) before any Python handler runs -- no final checkpoint, no
+    eval.json. Re-setting the Python handlers we had puts Python's C trampoline back in front.
+    A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in HANDLED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, nothing of ours to restore
+                signal.signal(sig, handler)
+
+
 class TerminationSignals:
     """Install the handlers on enter, restore the previous ones on exit. A no-op outside the main thread."""
 

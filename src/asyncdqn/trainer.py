@@ -60,7 +60,7 @@ from asyncdqn.rundir.checkpoint import (
 from asyncdqn.rundir.fileio import atomic_write_json
 from asyncdqn.rundir.metrics import MetricsWriter, truncate_metrics
 from asyncdqn.rundir.resume import check_fingerprint, fingerprint, fingerprinted, plan_resume
-from asyncdqn.signals import Terminated, TerminationSignals
+from asyncdqn.signals import Terminated, TerminationSignals, signal_inside
 
 
 @dataclass
@@ -335,16 +335,20 @@ class Trainer:
         try:
             backend.start()
             stop_reason, solved_at = self._loop(backend, progress)
-        except BaseException as exc:
+        except BaseException as caught:
             # Failure or a signal: stop the workers, keep what can be kept, re-raise.
             # Only an interruption adds a resume checkpoint: after a failure (divergence,
-            # dead worker) the last periodic one is the trustworthy state.
+            # dead worker) the last periodic one is the trustworthy state. A signal that
+            # arrived inside a native call (Ray's) comes back wrapped: it is still a signal.
+            exc = signal_inside(caught) or caught
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=True,
                                              rotate=isinstance(exc, (KeyboardInterrupt, Terminated)),
                                              diverged=isinstance(exc, DivergedError))
                 self._write_stopped(exc, backend, wall, total)
-            raise
+            if exc is caught:
+                raise
+            raise exc from None
         try:
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=False)

@@ -340,6 +340,33 @@ def test_losing_the_parameter_server_exits_1_and_keeps_the_checkpoints(cluster: 
     assert report["stop_reason"] == "failed" and "parameter server lost" in report["error"]
 
 
+def test_sigterm_stops_a_ray_run_cleanly_with_exit_143(cluster: Any, tmp_path: Path) -> None:
+    # ray.init installs a native SIGTERM handler that aborts (exit 134, no final checkpoint) and a
+    # Python one that calls sys.exit(15); the backend keeps ours, and a signal that arrives inside
+    # a Ray call (wrapped in a SystemError by Ray's native code) is still an interruption.
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
+         "--ray-address", cluster.address, "--workers", "2", "--hidden-sizes", "8", "--max-steps", "100000000",
+         "--max-seconds", "600", "--no-progress", "--run-dir", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    try:
+        metrics = run / "metrics.csv"
+        _wait_for(lambda: metrics.exists() and metrics.read_text().count("\nepisode,") >= 5, 120)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "interrupted (terminated by SIGTERM)" in err and "Traceback" not in err, err
+    report = json.loads((run / "eval.json").read_text())
+    assert report["stop_reason"] == "interrupted"
+    _, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert meta["step"] == report["total_steps"] > 0
+
+
 @contextlib.contextmanager
 def _closed_port() -> Iterator[int]:
     """A loopback port nothing listens on (bound then closed)."""

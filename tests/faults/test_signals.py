@@ -93,3 +93,43 @@ def test_sigterm_interrupts_a_running_evaluation(tmp_path: Path) -> None:
     assert elapsed < EXIT_WITHIN_S, f"took {elapsed:.1f} s"
     assert not [r for r in metrics_rows(run_dir) if r["kind"] == "eval"]  # the cut evaluation left no row
     _check_stopped_run(run_dir, out + err)
+
+
+def test_signal_inside_finds_a_signal_that_a_native_call_wrapped() -> None:
+    from asyncdqn.errors import TrainingError
+    from asyncdqn.signals import Terminated, signal_inside
+
+    term = Terminated()
+    try:  # what Ray's Cython code hands back when our handler raised inside it
+        try:
+            raise term
+        except Terminated as inner:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from inner
+    except SystemError as wrapped:
+        assert signal_inside(wrapped) is term
+    try:  # converted by a backend's `except Exception: raise TrainingError(...) from None`
+        try:
+            raise SystemError("wrapped") from term
+        except Exception:
+            raise TrainingError("the parameter server did not start") from None
+    except TrainingError as converted:
+        assert signal_inside(converted) is term
+    assert signal_inside(TrainingError("worker 0 died")) is None
+    assert signal_inside(RuntimeError("x")) is None
+    stop = KeyboardInterrupt()
+    assert signal_inside(stop) is stop
+
+
+def test_handlers_kept_undoes_handlers_installed_inside() -> None:
+    from asyncdqn.signals import handlers_kept
+
+    def ours(signum: int, frame: object) -> None: ...
+    def theirs(signum: int, frame: object) -> None: ...
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        with handlers_kept():
+            signal.signal(signal.SIGTERM, theirs)  # what ray.init does
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)

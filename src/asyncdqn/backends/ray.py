@@ -28,6 +28,7 @@ Ray is an optional dependency: it is imported only when this backend starts.
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import time
@@ -45,6 +46,7 @@ from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, TrainingError
 from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
+from asyncdqn.signals import Terminated, handlers_kept
 
 STATE_TIMEOUT_S = 30.0  # a single call to the server (ping, started) waiting longer than this: lost
 STATE_WAIT_S = 2.0  # one poll waits this long for the server's state, then returns (and waits again next poll)
@@ -143,12 +145,18 @@ class RayBackend(Backend):
             return
         _check_reachable(self.cfg.ray_address)
         try:
-            if self.cfg.ray_address is not None:
-                ray.init(address=self.cfg.ray_address, log_to_driver=False, logging_level="WARNING")
-            else:
-                # address="local": a private Ray, never a cluster someone started on this machine
-                ray.init(address="local", num_cpus=self.n, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         log_to_driver=False, logging_level="WARNING")
+            with handlers_kept():  # our SIGTERM handling (a clean stop, exit 143), not Ray's abort
+                if self.cfg.ray_address is not None:
+                    ray.init(address=self.cfg.ray_address, log_to_driver=False, logging_level="WARNING")
+                else:
+                    # address="local": a private Ray, never a cluster someone started on this machine
+                    ray.init(address="local", num_cpus=self.n, include_dashboard=False,
+                             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
+        except SystemExit as exc:  # SIGTERM inside ray.init, where Ray's handler (sys.exit) was in force
+            self._owns_ray = ray.is_initialized()
+            if exc.code == signal.SIGTERM:
+                raise Terminated() from None
+            raise
         except ConnectionError as exc:
             raise ConfigError(f"ray_address: cannot connect to Ray at {self.cfg.ray_address!r}: {exc}") from None
         self._owns_ray = True
