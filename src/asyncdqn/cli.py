@@ -175,8 +175,8 @@ def _add_bench_solve(bsub: Any) -> None:
                     "solve_curves.png to --out; runs already in --out are not repeated.")
     bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
     bs.add_argument("--contenders", nargs="+", default=None,
-                    help="any of asyncdqn asyncdqn-envpool asyncdqn-ray seed-compat sb3-dqn (default: all but "
-                         "asyncdqn-ray; asyncdqn-envpool only with the envpool extra installed)")
+                    help="any of asyncdqn asyncdqn-envpool asyncdqn-ray asyncdqn-ray-cluster seed-compat sb3-dqn "
+                         "(default: all but the ray ones; asyncdqn-envpool only with the envpool extra installed)")
     bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
     bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
     bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
@@ -308,7 +308,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_bench_solve(args: argparse.Namespace) -> int:
-    from asyncdqn.bench.solve import Protocol, default_contenders, run_solve
+    from asyncdqn.bench.solve import RAY_CONTENDERS, Protocol, default_contenders, run_solve
 
     for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
         _positive(name.replace("_", "-"), getattr(args, name))
@@ -332,7 +332,7 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
         from asyncdqn.envs.vector import check_envpool_env
 
         check_envpool_env(args.env_id)  # not installed / no EnvPool counterpart: one line, before any run
-    if "asyncdqn-ray" in contenders:
+    if any(c in RAY_CONTENDERS for c in contenders):
         from asyncdqn.backends.ray import import_ray
 
         import_ray()  # the ray extra missing: one line, before any run

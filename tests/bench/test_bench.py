@@ -4,6 +4,7 @@ and exact tests of the solve summary arithmetic."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,23 @@ def test_bench_solve_rejects_invalid_preset_overrides(tmp_path: Path) -> None:
                                *bad], capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()  # refused before any run
+
+
+def test_bench_solve_ray_cluster_contender_joins_a_running_cluster(tmp_path: Path) -> None:
+    """asyncdqn-ray-cluster: the bench starts a one-node Ray cluster outside the run's clock and
+    the run joins it (--ray-address), on the ray backend; the cluster is gone afterwards."""
+    pytest.importorskip("ray")
+    out = tmp_path / "solve"
+    cmd = [sys.executable, "-m", "asyncdqn.cli", "bench", "solve", "--env", "CartPole-v1", "--seeds", "1",
+           "--contenders", "asyncdqn-ray-cluster", "--budget", "20", "--check-every", "1", "--eval-episodes", "3",
+           "--screen-episodes", "2", "--set", "hidden_sizes=[16]", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "asyncdqn-ray-cluster-seed0" / "config.json").read_text())
+    assert config["backend"] == "ray" and config["hidden_sizes"] == [16]
+    host, _, port = config["ray_address"].rpartition(":")
+    assert host and port.isdigit()
+    rec = json.loads((out / "asyncdqn-ray-cluster-seed0.json").read_text())
+    assert rec["total_steps"] > 0 and rec["final_eval"]["episodes"] == 3
+    with socket.socket() as s:  # the cluster's GCS port is closed again
+        assert s.connect_ex((host, int(port))) != 0

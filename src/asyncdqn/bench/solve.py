@@ -17,6 +17,9 @@ Contenders:
   asyncdqn     this package's default preset for the environment;
   asyncdqn-envpool / asyncdqn-ray  the same preset stepping EnvPool's envs / on the
                ray backend (named explicitly: it is a backend comparison);
+  asyncdqn-ray-cluster  the ray backend joining a Ray cluster that is already up (a
+               one-node cluster on this machine, started before the run's clock and
+               stopped after it: what a team with a running cluster pays per run);
   seed-compat  the seed notebook's algorithm and settings (`--preset seed-compat`);
   sb3-dqn      Stable-Baselines3 DQN with RL-Baselines3-Zoo's tuned LunarLander
                hyper-parameters (needs the `bench` extra).
@@ -28,6 +31,7 @@ exists are not repeated, so an interrupted benchmark resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,21 +51,22 @@ from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.rundir.fileio import atomic_write_json
 from asyncdqn.rundir.layout import BEST, CHECKPOINTS, CONFIG, EVAL
 
-CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "seed-compat", "sb3-dqn")
+CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "asyncdqn-ray-cluster", "seed-compat", "sb3-dqn")
 # Our contenders: the default preset stepping Gymnasium envs, the same preset stepping
 # EnvPool's (--vector envpool; evaluation stays on Gymnasium), and the same preset on the
-# ray backend (a local Ray: one node group; issue 16's learning-speed comparison).
-# --set overrides apply to all three.
-OURS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray")
+# ray backend (a private Ray started by the run, or a running one-node cluster: one node
+# group; issue 16's learning-speed comparison). --set overrides apply to all of them.
+OURS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "asyncdqn-ray-cluster")
+RAY_CONTENDERS = ("asyncdqn-ray", "asyncdqn-ray-cluster")
 
 
 def default_contenders() -> tuple[str, ...]:
-    """The contenders run when none are named: all but asyncdqn-ray (a backend comparison, asked for
+    """The contenders run when none are named: all but the ray ones (a backend comparison, asked for
     by name), and asyncdqn-envpool only with the envpool extra installed."""
     from asyncdqn.bench.throughput import available_vectors
 
     return tuple(c for c in CONTENDERS
-                 if c != "asyncdqn-ray" and (c != "asyncdqn-envpool" or "envpool" in available_vectors()))
+                 if c not in RAY_CONTENDERS and (c != "asyncdqn-envpool" or "envpool" in available_vectors()))
 
 # RL-Baselines3-Zoo, hyperparams/dqn.yml, "LunarLander-v2" (tuned; the v3 env has the
 # same dynamics). Its n_timesteps is 1e5 and exploration_fraction 0.12 of that, i.e.
@@ -117,8 +122,10 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
     }
     if contender == "asyncdqn-envpool":
         options["vector"] = "envpool"
-    if contender == "asyncdqn-ray":
+    if contender in RAY_CONTENDERS:
         options["backend"] = "ray"
+    if contender == "asyncdqn-ray-cluster":
+        options["ray_address"] = os.environ["ASYNCDQN_BENCH_RAY_ADDRESS"]  # set by _run_batch
     if contender == "seed-compat":
         # the notebook as it was: no runaway-divergence stop (it would end some of its runs early)
         options.update(preset="seed-compat", runaway_check=False)
@@ -332,7 +339,8 @@ def plot_solve(records: list[dict[str, Any]], p: Protocol, out: Path) -> Path:
     from asyncdqn.report.plotting import _atomic_savefig
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:red", "tab:orange", "tab:green"), strict=True))
+    colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:red", "tab:brown", "tab:orange", "tab:green"),
+                      strict=True))
     for name in CONTENDERS:
         first = True
         for r in sorted((r for r in records if r["contender"] == name), key=lambda r: r["seed"]):
@@ -404,8 +412,35 @@ def run_solve(
 
 def _run_batch(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log: Callable[[str], None],
                overrides: dict[str, Any] | None = None) -> None:
+    if any(c == "asyncdqn-ray-cluster" for c, _ in batch):
+        with running_ray_cluster() as address:
+            return _run_batch_in(batch, p, out_dir, log, overrides, {"ASYNCDQN_BENCH_RAY_ADDRESS": address})
+    return _run_batch_in(batch, p, out_dir, log, overrides, {})
+
+
+@contextlib.contextmanager
+def running_ray_cluster() -> Iterator[str]:
+    """A one-node Ray cluster on this machine (all its CPUs), up before the block and stopped after
+    it; yields its address. The run inside joins it as a team's run joins their cluster."""
+    from asyncdqn.backends.ray import import_ray
+
+    import_ray()
+    from ray.cluster_utils import Cluster
+
+    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": os.cpu_count() or 1,
+                                                                 "include_dashboard": False})
+    try:
+        cluster.wait_for_nodes()
+        yield str(cluster.address)
+    finally:
+        cluster.shutdown()
+
+
+def _run_batch_in(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log: Callable[[str], None],
+                  overrides: dict[str, Any] | None, extra_env: dict[str, str]) -> None:
     procs = []
-    env = {**os.environ, "ASYNCDQN_SB3_THREADS": str(max(1, (os.cpu_count() or 1) // len(batch)))}
+    env = {**os.environ, **extra_env,
+           "ASYNCDQN_SB3_THREADS": str(max(1, (os.cpu_count() or 1) // len(batch)))}
     for c, s in batch:
         log(f"running {c} seed {s} (budget {p.budget_s:g} s) ...")
         cmd = [sys.executable, "-m", "asyncdqn.bench.solve", "--contender", c, "--seed", str(s),
