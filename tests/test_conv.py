@@ -214,3 +214,29 @@ def test_target_store_fills_the_engines_local_copy(engine_cls: type) -> None:
     store.sync_from(net, step=1)
     assert store.read_into(engine.target_arrays) == 1
     np.testing.assert_allclose(engine.target(obs), engine.online(obs), rtol=1e-6)
+
+
+@pytest.mark.parametrize("engine_cls", [NumpyConvEngine, TorchEngine])
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_attach_grads_scale_gives_the_summed_loss_gradient_then_clips(engine_cls: Any, clip: float | None) -> None:
+    # --grad-reduce sum: scale = rows turns the mean loss's gradient into the summed loss's (the
+    # paper's accumulation), and the clip applies to that sum.
+    torch.manual_seed(3)
+    net = MinAtarQNetwork((3, 10, 10), 4)
+    ref = copy.deepcopy(net)
+    rng = np.random.default_rng(1)
+    obs = rng.integers(0, 2, size=(6, 3, 10, 10), dtype=np.uint8)
+    actions = rng.integers(0, 4, size=6)
+    y = rng.normal(size=6).astype(np.float32)
+    q = ref(torch.from_numpy(obs)).gather(1, torch.from_numpy(actions).unsqueeze(1)).squeeze(1)
+    nn.functional.smooth_l1_loss(q, torch.from_numpy(y), reduction="sum").backward()
+    want = [p.grad.clone() for p in ref.parameters()]
+    norm = float(torch.sqrt(sum((g * g).sum() for g in want)))
+    if clip is not None:
+        assert norm > clip
+        want = [g * (clip / norm) for g in want]
+    engine = engine_cls(net)
+    engine.loss_and_grads(obs, actions, y, "huber")
+    engine.attach_grads(clip, scale=6.0)
+    for got, w in zip((p.grad for p in net.parameters()), want, strict=True):
+        torch.testing.assert_close(got, w, rtol=1e-4, atol=1e-6)

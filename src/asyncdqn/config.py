@@ -80,7 +80,9 @@ class Config:
     rms_alpha: float = _opt(0.99, "RMSProp smoothing constant alpha.")
     rms_eps: float = _opt(0.1, "RMSProp epsilon.")
     loss: Literal["huber", "mse"] = _opt("huber", "TD loss: huber (delta 1) or mse.")
-    grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value; none to disable.")
+    grad_reduce: Literal["mean", "sum"] = _opt(
+        "mean", "How an update combines its rows' TD-loss gradients (t_max x envs rows, or a dqn batch): mean, or sum as the paper accumulated them over t_max steps (with RMSProp's eps 0.1 only the sum keeps the paper's step per env step).")
+    grad_clip: float | None = _opt(10.0, "Clip the gradient's global L2 norm to this value (after --grad-reduce); none to disable.")
     runaway_check: bool = _opt(True, "Stop as diverged when the TD loss implies Q-values 1000x beyond any return the rewards seen allow (max|r|/(1-gamma)), even while finite.")
     average_steps: int | None = _opt(None, "Evaluate and return a Polyak average of the online weights: an exponential moving average with this time constant in global env steps; none: the raw weights.")
     double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")

@@ -501,3 +501,27 @@ def test_reproducible_with_same_seed(algo):
     # and a different seed gives a different run (the test is not vacuous)
     c = _run(cfg.replace(seed=12))
     assert params_differ(a[1], c[1])
+
+
+@pytest.mark.parametrize("reduce", ["mean", "sum"])
+def test_update_gradient_is_the_mean_or_the_sum_over_the_segments_rows(reduce):
+    # Q(s, a) = 1 everywhere (online bias 1, slope 0), target Q = 0. The last layer's bias gradient of
+    # the Huber TD loss is, per action a, sum over the segment's rows with action a of clip(1 - y, -1, 1):
+    # divided by the t_max x envs rows for --grad-reduce mean, as is for sum (the paper's accumulation).
+    cfg = make_cfg(algo="n-step-q", envs_per_worker=2, grad_clip=None, grad_reduce=reduce, **NO_EXPLORE)
+    shared, worker = known_q_worker(cfg, online_bias=(1.0, 1.0), target_bias=(0.0, 0.0))
+    seen: list[np.ndarray] = []
+
+    class Capture:
+        def step(self, lr):
+            seen.append(shared.model.q[2].bias.grad.detach().numpy().copy())
+
+    worker.optimizer = Capture()
+    worker.run_segment()
+    y, actions = worker.targets(), worker.act_buf  # (T, K), recomputed from the unchanged target net
+    rows = worker.T * worker.K
+    per_action = np.array([np.clip(1.0 - y[actions == a], -1.0, 1.0).sum() for a in (0, 1)])
+    expected = per_action if reduce == "sum" else per_action / rows
+    assert rows == 8 and len(seen) == 1
+    np.testing.assert_allclose(seen[0], expected, rtol=1e-5, atol=1e-7)
+    assert np.abs(expected).sum() > 0.1  # a gradient worth checking

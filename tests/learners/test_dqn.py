@@ -141,15 +141,17 @@ def test_targets_bootstrap_from_target_net_through_truncation():
     assert batch.done.any() and not batch.terminated.any()
 
 
-@pytest.mark.parametrize("loss, clip", [("huber", None), ("mse", None), ("huber", 0.05)])
-def test_update_applies_the_clipped_td_loss_gradient_of_the_sampled_batch(loss, clip):
-    # One update's gradient against autograd on a copy of the net: the mean TD loss of
-    # Q(s, a) against the batch's n-step targets, its global norm clipped to `clip`.
+@pytest.mark.parametrize("loss, clip, reduce", [("huber", None, "mean"), ("mse", None, "mean"),
+                                                ("huber", 0.05, "mean"), ("huber", None, "sum")])
+def test_update_applies_the_clipped_td_loss_gradient_of_the_sampled_batch(loss, clip, reduce):
+    # One update's gradient against autograd on a copy of the net: the mean (or summed, with
+    # --grad-reduce sum) TD loss of Q(s, a) against the batch's n-step targets, its global norm
+    # clipped to `clip`.
     import copy
 
     from asyncdqn.algo.targets import td_loss
 
-    cfg = make_cfg(hidden_sizes=[5], n_step=2, loss=loss, grad_clip=clip, learning_starts=10**6)
+    cfg = make_cfg(hidden_sizes=[5], n_step=2, loss=loss, grad_clip=clip, grad_reduce=reduce, learning_starts=10**6)
     shared, learner = make_learner(cfg)
     with torch.no_grad():
         for p in shared.model.parameters():
@@ -161,7 +163,7 @@ def test_update_applies_the_clipped_td_loss_gradient_of_the_sampled_batch(loss, 
     ref = copy.deepcopy(shared.model)
     q = ref(torch.from_numpy(batch.obs)).gather(1, torch.from_numpy(batch.actions).unsqueeze(1)).squeeze(1)
     expected_loss = td_loss(q, torch.from_numpy(y), loss)
-    expected_loss.backward()
+    (expected_loss * (len(y) if reduce == "sum" else 1)).backward()
     expected = [p.grad.double() for p in ref.parameters()]
     norm = torch.sqrt(sum((g ** 2).sum() for g in expected))
     if clip is not None:

@@ -236,7 +236,8 @@ class ActorLearner:
         if not np.isfinite(loss_value):
             raise self._non_finite_error()
         self.runaway(loss_value, self.rew_buf)
-        self.engine.attach_grads(cfg.grad_clip)  # clipped to --grad-clip, set as p.grad
+        # --grad-reduce sum: the rows' summed gradient (the paper's accumulation); clipped, set as p.grad
+        self.engine.attach_grads(cfg.grad_clip, float(T * K) if cfg.grad_reduce == "sum" else 1.0)
         self.optimizer.step(cfg.lr_at(global_step))
         self.last_loss = loss_value
         self.book.add_loss(loss_value)

@@ -132,7 +132,7 @@ class DQNLearner:
             b = self.buffer
             raise non_finite_error("dqn", (b.obs, b.next_obs), b.rewards, self.model.parameters())
         self.runaway(loss_value, batch.rewards)
-        self.engine.attach_grads(cfg.grad_clip)
+        self.engine.attach_grads(cfg.grad_clip, float(len(y)) if cfg.grad_reduce == "sum" else 1.0)
         self.optimizer.step(cfg.lr_at(global_step))
         self.updates += 1
         self.last_loss = loss_value

@@ -43,7 +43,7 @@ class Engine(Protocol):
     target_arrays: list[np.ndarray]  # the local target copy's parameters, in model.parameters() order
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float: ...
-    def attach_grads(self, grad_clip: float | None) -> None: ...
+    def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None: ...
 
 
 class _FlatGrads:
@@ -61,8 +61,11 @@ class _FlatGrads:
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
         self._grad_flat_np = self._grad_flat.numpy()
 
-    def attach_grads(self, grad_clip: float | None) -> None:
-        """Clip the gradient's global norm and hand it to the optimizer (p.grad)."""
+    def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
+        """Scale the mean gradient (`scale` = rows: their sum), clip its global norm and hand it to the
+        optimizer (p.grad)."""
+        if scale != 1.0:
+            self._grad_flat_np *= scale
         if grad_clip is not None:
             clip_grad_norm([self._grad_flat_np], grad_clip)
         if self._params[0].grad is not self._grad_tensors[0]:  # set once: .grad checks cost us each
@@ -149,8 +152,12 @@ class TorchEngine:
         value.backward()  # type: ignore[no-untyped-call]
         return float(value.detach())
 
-    def attach_grads(self, grad_clip: float | None) -> None:
-        """Clip the gradient's global norm (the same rule as the MLP engine); p.grad is already set."""
+    def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
+        """Scale and clip the gradient (the same rules as the numpy engines); p.grad is already set."""
+        if scale != 1.0:
+            for p in self._params:
+                if p.grad is not None:
+                    p.grad.mul_(scale)
         if grad_clip is not None:
             clip_grad_norm([p.grad.numpy() for p in self._params if p.grad is not None], grad_clip)
 
