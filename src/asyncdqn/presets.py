@@ -106,6 +106,13 @@ _PAPER_ASYNC: dict[str, Any] = {
 for _game in ("Pong", "Breakout"):
     ENV_PRESETS[f"ALE/{_game}-v5"] = {
         **_PAPER_ASYNC,
+        # Summed, not averaged, gradients: with eps 0.1 RMSProp's step is ~lr/eps x gradient (on a
+        # Pong checkpoint sqrt(E[g^2]) was 1e-6..1e-3 per layer), and the mean over 5 x 8 rows made
+        # it ~40x smaller per env step than the paper's one-env threads summing 5 rows. The sum
+        # restores the paper's step per env step; on MinAtar it took Breakout from 1.85 to 6.75 at
+        # 1M steps (Adam 6.4) but left Asterix at 1.2 (Adam 4.9): probes.md in
+        # benchmarks/records/minatar-2026-12-01/. Not yet measured on Atari itself.
+        "grad_reduce": "sum",
         "envs_per_worker": 8,
         "eps_anneal_steps": 1_000_000,  # 4M frames
         "target_update_steps": 10_000,  # 40k frames
