@@ -309,16 +309,28 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@contextlib.contextmanager
+def _cluster_run(cluster: Any, run: Path, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    """`asyncdqn train` on CartPole joining the test cluster, 2 workers, effectively unbounded;
+    killed on the way out if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
+         "--ray-address", cluster.address, "--workers", "2", "--hidden-sizes", "8", "--max-steps", "100000000",
+         "--max-seconds", "600", "--no-progress", "--run-dir", str(run), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
 def test_losing_the_parameter_server_exits_1_and_keeps_the_checkpoints(cluster: Any, tmp_path: Path) -> None:
     run = tmp_path / "run"
     ckpts = run / "checkpoints"
     before = {n for n, _ in _named("asyncdqn-ps-")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
-         "--ray-address", cluster.address, "--workers", "2", "--hidden-sizes", "8", "--max-steps", "100000000",
-         "--max-seconds", "600", "--checkpoint-every", "5000", "--no-progress", "--run-dir", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    try:
+    with _cluster_run(cluster, run, "--checkpoint-every", "5000") as proc:
         name, ns = _wait_for(lambda: next((a for a in _named("asyncdqn-ps-") if a[0] not in before
                                            and "-group-" not in a[0]), None), 60)
         kept = _wait_for(lambda: sorted(ckpts.glob("ckpt-*.safetensors")), 90)  # a periodic checkpoint exists
@@ -326,10 +338,6 @@ def test_losing_the_parameter_server_exits_1_and_keeps_the_checkpoints(cluster: 
         digests = {p.name: _digest(p) for p in kept}
         ray.kill(ray.get_actor(name, namespace=ns))
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 1, err
     assert "parameter server lost" in err and "Traceback" not in err, err
     for n, d in digests.items():  # every checkpoint written before the loss: intact and loadable
@@ -345,20 +353,11 @@ def test_sigterm_stops_a_ray_run_cleanly_with_exit_143(cluster: Any, tmp_path: P
     # Python one that calls sys.exit(15); the backend keeps ours, and a signal that arrives inside
     # a Ray call (wrapped in a SystemError by Ray's native code) is still an interruption.
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asyncdqn.cli", "train", "--env", "CartPole-v1", "--backend", "ray",
-         "--ray-address", cluster.address, "--workers", "2", "--hidden-sizes", "8", "--max-steps", "100000000",
-         "--max-seconds", "600", "--no-progress", "--run-dir", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    try:
-        metrics = run / "metrics.csv"
+    metrics = run / "metrics.csv"
+    with _cluster_run(cluster, run) as proc:
         _wait_for(lambda: metrics.exists() and metrics.read_text().count("\nepisode,") >= 5, 120)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 143, err
     assert "interrupted (terminated by SIGTERM)" in err and "Traceback" not in err, err
     report = json.loads((run / "eval.json").read_text())
