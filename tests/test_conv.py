@@ -18,7 +18,6 @@ from asyncdqn.backends.base import SharedTarget
 from asyncdqn.learners.engines import NumpyConvEngine, NumpyMLPEngine, TorchEngine, conv_strides, make_engine
 from asyncdqn.model import (
     AtariQNetwork,
-    ConvQNetwork,
     MinAtarQNetwork,
     NumpyMLP,
     QNetwork,
@@ -28,6 +27,7 @@ from asyncdqn.model import (
     q_function,
     resolve_network,
 )
+from conv_example import hand_computed_example
 from gradcheck import assert_central_differences
 
 
@@ -61,18 +61,7 @@ def test_paper_and_minatar_architectures() -> None:
 
 
 def test_hand_computed_forward_divides_uint8_by_255() -> None:
-    net = ConvQNetwork((1, 3, 3), 2, convs=((1, 3, 1),), hidden=1)
-    with torch.no_grad():
-        net.features[0].weight.fill_(1.0)  # the one 3x3 filter sums the image
-        net.features[0].bias.fill_(-1.0)
-        net.head[0].weight.fill_(2.0)
-        net.head[0].bias.fill_(0.5)
-        net.head[2].weight.copy_(torch.tensor([[1.0], [-3.0]]))
-        net.head[2].bias.copy_(torch.tensor([0.0, 10.0]))
-    img = np.zeros((1, 1, 3, 3), np.uint8)
-    img[0, 0, 0, 0] = 255
-    img[0, 0, 1, 1] = 51  # 0.2
-    img[0, 0, 2, 2] = 255
+    net, img = hand_computed_example()
     # conv: 1 + 0.2 + 1 - 1 = 1.2 -> relu 1.2 -> fc 2*1.2 + 0.5 = 2.9 -> relu -> Q = (2.9, 10 - 8.7)
     q = TorchQ(net)(img)
     np.testing.assert_allclose(q, [[2.9, 1.3]], rtol=1e-6)

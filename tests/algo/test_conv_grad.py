@@ -12,6 +12,7 @@ from asyncdqn.algo.conv_grad import NumpyConvQ
 from asyncdqn.algo.targets import td_loss
 from asyncdqn.learners.engines import conv_strides
 from asyncdqn.model import AtariQNetwork, ConvQNetwork, MinAtarQNetwork
+from conv_example import hand_computed_example
 from gradcheck import assert_central_differences
 
 
@@ -64,11 +65,16 @@ def test_minatar_gradients_equal_autograd(kind: str, channels: int, batch: int) 
     obs = _images(rng, batch, (channels, 10, 10), binary=batch % 2 == 0)
     a = rng.integers(0, 4, size=batch)
     y = (rng.normal(size=batch) * 2.0).astype(np.float32)  # |d| on both sides of 1 for the huber loss
+    _assert_equals_autograd(model, obs, a, y, kind, atol=1e-7)
+
+
+def _assert_equals_autograd(model, obs, a, y, kind: str, atol: float) -> None:
+    """The numpy loss and gradients of `model` equal torch autograd's."""
     ref_value, ref_grads = _autograd(model, obs, a, y, kind)
     value, grads = _numpy(model, obs, a, y, kind)
     assert value == pytest.approx(ref_value, rel=1e-5)
     for g, r in zip(grads, ref_grads, strict=True):
-        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=atol)
 
 
 @pytest.mark.parametrize("kind", ["huber", "mse"])
@@ -84,11 +90,7 @@ def test_strided_multi_layer_and_atari_nets_equal_autograd(kind: str) -> None:
         with torch.no_grad():
             np.testing.assert_allclose(_numpy_net(model)(obs), model(torch.from_numpy(obs)).numpy(),
                                        rtol=1e-5, atol=1e-6)
-        ref_value, ref_grads = _autograd(model, obs, a, y, kind)
-        value, grads = _numpy(model, obs, a, y, kind)
-        assert value == pytest.approx(ref_value, rel=1e-5)
-        for g, r in zip(grads, ref_grads, strict=True):
-            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+        _assert_equals_autograd(model, obs, a, y, kind, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["huber", "mse"])
@@ -113,18 +115,7 @@ def test_float64_gradient_matches_finite_differences(kind: str) -> None:
 
 def test_hand_computed_forward_divides_uint8_by_255() -> None:
     """The example of tests/test_conv.py, through the numpy net."""
-    net = ConvQNetwork((1, 3, 3), 2, convs=((1, 3, 1),), hidden=1)
-    with torch.no_grad():
-        net.features[0].weight.fill_(1.0)
-        net.features[0].bias.fill_(-1.0)
-        net.head[0].weight.fill_(2.0)
-        net.head[0].bias.fill_(0.5)
-        net.head[2].weight.copy_(torch.tensor([[1.0], [-3.0]]))
-        net.head[2].bias.copy_(torch.tensor([0.0, 10.0]))
-    img = np.zeros((1, 1, 3, 3), np.uint8)
-    img[0, 0, 0, 0] = 255
-    img[0, 0, 1, 1] = 51  # 0.2
-    img[0, 0, 2, 2] = 255
+    net, img = hand_computed_example()
     np.testing.assert_allclose(_numpy_net(net)(img), [[2.9, 1.3]], rtol=1e-6)
 
 
