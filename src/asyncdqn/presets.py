@@ -106,13 +106,15 @@ _PAPER_ASYNC: dict[str, Any] = {
 for _game in ("Pong", "Breakout"):
     ENV_PRESETS[f"ALE/{_game}-v5"] = {
         **_PAPER_ASYNC,
-        # Summed, not averaged, gradients: with eps 0.1 RMSProp's step is ~lr/eps x gradient (on a
-        # Pong checkpoint sqrt(E[g^2]) was 1e-6..1e-3 per layer), and the mean over 5 x 8 rows made
-        # it ~40x smaller per env step than the paper's one-env threads summing 5 rows. The sum
-        # restores the paper's step per env step; on MinAtar it took Breakout from 1.85 to 6.75 at
-        # 1M steps (Adam 6.4) but left Asterix at 1.2 (Adam 4.9): probes.md in
-        # benchmarks/records/minatar-2026-12-01/. Not yet measured on Atari itself.
-        "grad_reduce": "sum",
+        # Shared Adam, not the paper's RMSProp. RMSProp's eps of 0.1 sits far above sqrt(E[g^2])
+        # here (1e-6..1e-3 per layer on a Pong checkpoint), so its step is ~lr/eps x the gradient
+        # and depends on how an update reduces its 5 x 8 rows; summing them (--grad-reduce sum)
+        # learned MinAtar Breakout but not Asterix at 1M steps, while Adam learned both and all
+        # five MinAtar games at 5M (probes.md, docs/pixels.md). lr 2.5e-4 (CleanRL's DQN uses 1e-4
+        # with one update per 4 agent steps; this learner makes one per 40). Measured on Pong by
+        # benchmarks/pong.sh (records in benchmarks/records/pong-*); Breakout is not measured.
+        "optimizer": "adam",
+        "lr": 2.5e-4,
         "envs_per_worker": 8,
         "eps_anneal_steps": 1_000_000,  # 4M frames
         "target_update_steps": 10_000,  # 40k frames
