@@ -22,7 +22,7 @@ BIN=${BIN:-.venv/bin/asyncdqn}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT/runs" "$OUT/logs"
-{ date -u; uname -a; nproc; uptime; } >> "$OUT/machine.txt"
+{ date -u; uname -a; nproc --all; uptime; } >> "$OUT/machine.txt"
 
 for game in $GAMES; do
   for algo in $ALGOS; do

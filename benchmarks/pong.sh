@@ -23,7 +23,7 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 run="$OUT/run-s$SEED"
 mkdir -p "$OUT"
-{ date -u; uname -a; nproc; uptime; } >> "$OUT/machine.txt"
+{ date -u; uname -a; nproc --all; uptime; } >> "$OUT/machine.txt"
 
 finished() {  # 18 reached, the budget spent, or the preset's step budget reached
   [ -f "$run/eval.json" ] && "$PY" -c 'import json, sys; r = json.load(open(sys.argv[1]))
