@@ -14,6 +14,7 @@
 # session) resumes from its last checkpoint and the clock goes on from where it stopped, so the
 # 3 hours can be spread over several sittings. Evaluation time is inside the wall clock.
 set -euo pipefail
+stopped=0
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/records/pong-$(date -u +%Y-%m-%d)}
 BUDGET=${BUDGET:-10800}
@@ -33,15 +34,15 @@ sys.exit(0 if r["stop_reason"] in ("max_steps", "solved") or r["wall_time_s"] >=
 if finished; then
   echo "done already: $run"
 elif [ -f "$run/config.json" ]; then
-  "$BIN" train --resume "$run" --max-seconds "$BUDGET" --no-progress 2>&1 | tee -a "$OUT/train.log"
+  "$BIN" train --resume "$run" --max-seconds "$BUDGET" --no-progress 2>&1 | tee -a "$OUT/train.log" || stopped=$?
 else
   # --solve-score 18: the run stops once a greedy evaluation (5 whole games) averages >= 18
   "$BIN" train --env ALE/Pong-v5 --seed "$SEED" --max-seconds "$BUDGET" --max-steps 1000000000 --lr-anneal-steps 20000000 \
     --solve-score 18 --run-dir "$run" --no-progress \
-    2>&1 | tee "$OUT/train.log"
+    2>&1 | tee "$OUT/train.log" || stopped=$?
 fi
 
-"$PY" - "$run" "$OUT" <<'PYEOF'
+"$PY" - "$run" "$OUT" "$BUDGET" <<'PYEOF'
 import csv, gzip, json, sys
 from pathlib import Path
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -62,8 +63,8 @@ for r in evals:
 def when(score):
     hit = first[score]
     return f"{hit[0]:,.0f} s ({4 * hit[1]:,} frames)" if hit else "not reached"
-head = [f"# ALE/Pong-v5, asyncdqn {cfg['algo']}, seed {cfg['seed']}, budget {report.get('wall_time_s', 0):,.0f} s "
-        f"of training wall time ({report.get('stop_reason', 'running')})", "",
+head = [f"# ALE/Pong-v5, asyncdqn {cfg['algo']}, seed {cfg['seed']}: {report.get('wall_time_s', 0):,.0f} s of training "
+        f"wall time (stopped: {report.get('stop_reason', 'still running')}; budget {int(sys.argv[3]):,} s)", "",
         f"- greedy score first >= 0: {when(0)}", f"- greedy score first >= 18: {when(18)}",
         f"- env steps: {report.get('total_steps', 0):,} agent steps = {4 * report.get('total_steps', 0):,} frames "
         f"({report.get('steps_per_second', 0):,.0f} agent steps/s)", ""]
@@ -71,3 +72,6 @@ head = [f"# ALE/Pong-v5, asyncdqn {cfg['algo']}, seed {cfg['seed']}, budget {rep
 print("\n".join(head + lines))
 PYEOF
 "$BIN" compare "$run" --out "$OUT/pong" > /dev/null || true
+if [ "$stopped" != 0 ]; then  # interrupted (exit 130/143) or failed: pong.md shows the curve so far
+  echo "train exited with status $stopped; run the same command again to continue"; exit "$stopped"
+fi
