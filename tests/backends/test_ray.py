@@ -27,7 +27,7 @@ import torch
 
 from asyncdqn import train
 from asyncdqn.backends.base import SharedTraining
-from asyncdqn.backends.ray import GroupPlan, plan_groups
+from asyncdqn.backends.ray import GroupPlan, niceness_warning, plan_groups
 from asyncdqn.backends.ray_group import GroupLink, build_group_state
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config, from_dict, resolve_config
@@ -106,6 +106,34 @@ def test_server_sums_deltas_counts_steps_and_owns_target_syncs() -> None:
     # the budget: the count reaching --max-steps stops everyone
     assert server.exchange(1, 0, _msg(np.zeros(P, np.float32), 600, 2, [650], 2))["stop"]
     assert server.hello(0, 0, 0, 2)["stop"]
+
+
+def test_normal_priority_leaves_rays_nice_15_where_the_os_permits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray starts workers at nice 15; a group's workers must not inherit it (they starved beside a
+    local run). Permitted: back to 0. Refused (no root/CAP_SYS_NICE): the 15 is reported, not hidden."""
+    from asyncdqn.backends import ray_server
+
+    nice = {"now": 15}
+
+    def setpriority(which: int, who: int, value: int) -> None:
+        if not allowed:
+            raise PermissionError(13, "Permission denied")
+        nice["now"] = value
+
+    monkeypatch.setattr(ray_server.os, "getpriority", lambda which, who: nice["now"])
+    monkeypatch.setattr(ray_server.os, "setpriority", setpriority)
+    allowed = False
+    assert ray_server.normal_priority() == 15
+    allowed = True
+    assert ray_server.normal_priority() == 0 and nice["now"] == 0
+    nice["now"] = -5  # a niceness the user chose below 0 is kept
+    assert ray_server.normal_priority() == -5
+    # the server reports what each group's workers run at; the driver turns > 0 into one warning line
+    server = _server(_cfg(workers=3, max_steps=1000))
+    server.hello(0, 0, 0, 2, 15)
+    server.hello(1, 0, 2, 1, 0)
+    assert server.stats()["group_nice"] == {"0": 15, "1": 0}
+    assert "RAY_worker_niceness=0" in niceness_warning(0, 15) and "nice 15" in niceness_warning(0, 15)
 
 
 def test_server_ignores_a_superseded_incarnation_and_merges_optimizer_state() -> None:
@@ -303,6 +331,18 @@ def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp
     # one copy per exchange that crossed a multiple of 2000: close to one per multiple (+1 at the start)
     syncs = meta["target_syncs"]
     assert syncs == stats["target_syncs"] and result.total_steps // 4000 <= syncs <= result.total_steps // 2000 + 1
+    # the test cluster starts Ray's workers at its default nice 15: the groups and the server leave it
+    # wherever a process at nice 15 on this machine may (root, CAP_SYS_NICE), and report it if not
+    assert stats["group_nice"] == {"0": _reachable_nice(), "1": _reachable_nice()}
+    assert stats["server_nice"] == _reachable_nice()
+
+
+def _reachable_nice() -> int:
+    """The niceness `normal_priority` reaches from Ray's 15 on this machine, in a fresh process."""
+    code = "import os; os.nice(15); from asyncdqn.backends.ray_server import normal_priority; print(normal_priority())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return int(out.stdout)
 
 
 def _digest(path: Path) -> str:

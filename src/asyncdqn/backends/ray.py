@@ -54,6 +54,9 @@ LOST_AFTER_S = 120.0  # no state from a live but silent server for this long: lo
 STOP_WAIT_S = 10.0  # how long stop() lets groups finish and send their last exchange
 CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray
 STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the groups cannot be scheduled
+# For a Ray this package starts (and the clusters `bench` starts): worker processes at nice 0, as the
+# process backend's workers and everything else the user runs, not Ray's default of 15.
+RAY_SYSTEM_CONFIG: dict[str, Any] = {"worker_niceness": 0}
 
 
 def import_ray() -> Any:
@@ -90,6 +93,13 @@ def plan_groups(nodes: list[tuple[str, int]], workers: int) -> list[GroupPlan]:
         raise ConfigError(f"workers: --workers {workers} needs {workers} CPUs; the Ray cluster has {have} "
                           f"on {len(nodes)} node(s) (see `ray status`)")
     return plans
+
+
+def niceness_warning(group: int, nice: int) -> str:
+    """The one line a run prints when a node group's workers could not leave Ray's low priority."""
+    return (f"asyncdqn: warning: ray node group {group}'s workers run at nice {nice} (Ray's default for worker "
+            f"processes) and yield to every other process on their node; start that node's Ray with "
+            f"RAY_worker_niceness=0 (docs/ray.md)")
 
 
 def _first_line(exc: BaseException, limit: int = 400) -> str:
@@ -137,6 +147,7 @@ class RayBackend(Backend):
         self._step0: int | None = None
         self._state_ref: Any = None  # a state() call in flight
         self._last_state = 0.0
+        self._nice_warned: set[str] = set()  # groups whose low priority was reported
 
     # ------------------------------------------------------------------ start
     def _init_ray(self) -> None:
@@ -151,7 +162,8 @@ class RayBackend(Backend):
                 else:
                     # address="local": a private Ray, never a cluster someone started on this machine
                     ray.init(address="local", num_cpus=self.n, include_dashboard=False,
-                             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING")
+                             _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="WARNING",
+                             _system_config=RAY_SYSTEM_CONFIG)
         except SystemExit as exc:  # SIGTERM inside ray.init, where Ray's handler (sys.exit) was in force
             self._owns_ray = ray.is_initialized()
             if exc.code == signal.SIGTERM:
@@ -282,6 +294,10 @@ class RayBackend(Backend):
             self.restarts.charge(int(r["worker"]), str(r["reason"]), int(r["step"]))
         self.last_stats = {**st["stats"], "restarts": len(self.restarts.log),
                            "groups_planned": [{"node": p.node_id[:12], "workers": p.count} for p in self.plans]}
+        for g, nice in st["stats"].get("group_nice", {}).items():
+            if nice > 0 and g not in self._nice_warned:
+                self._nice_warned.add(g)
+                print(niceness_warning(int(g), nice), file=sys.stderr)
         return list(st["episodes"])
 
     def poll(self, timeout: float) -> list[EpisodeRecord]:

@@ -29,7 +29,7 @@ import torch
 
 from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget, SharedTraining
 from asyncdqn.backends.process import ProcessBackend
-from asyncdqn.backends.ray_server import flatten, unflatten
+from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
 from asyncdqn.backends.shared import make_optimizer
 from asyncdqn.config import Config
 from asyncdqn.learners.common import EpisodeRecord
@@ -161,7 +161,8 @@ class NodeGroup:
         def call(ref: Any) -> Any:
             return ray.get(ref, timeout=CALL_TIMEOUT_S)
 
-        hello = call(server.hello.remote(self.group, incarnation, self.workers.start, len(self.workers)))
+        nice = normal_priority()  # before the workers start: they inherit it
+        hello = call(server.hello.remote(self.group, incarnation, self.workers.start, len(self.workers), nice))
         shared = build_group_state(cfg, self.obs_dim, self.n_actions, hello)
         backend = ProcessBackend(cfg, shared, self.workers)
         backend.start()

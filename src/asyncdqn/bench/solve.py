@@ -422,13 +422,14 @@ def _run_batch(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log: Ca
 def running_ray_cluster() -> Iterator[str]:
     """A one-node Ray cluster on this machine (all its CPUs), up before the block and stopped after
     it; yields its address. The run inside joins it as a team's run joins their cluster."""
-    from asyncdqn.backends.ray import import_ray
+    from asyncdqn.backends.ray import RAY_SYSTEM_CONFIG, import_ray
 
     import_ray()
     from ray.cluster_utils import Cluster
 
     cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": os.cpu_count() or 1,
-                                                                 "include_dashboard": False})
+                                                                 "include_dashboard": False,
+                                                                 "_system_config": RAY_SYSTEM_CONFIG})
     try:
         cluster.wait_for_nodes()
         yield str(cluster.address)

@@ -167,13 +167,14 @@ def memory_report(worker_pids: list[int], model: Any) -> dict[str, Any]:
 def simulated_cluster(nodes: int, cpus: int) -> Iterator[None]:
     """A Ray cluster of `nodes` raylets on this machine (ray.cluster_utils.Cluster), `cpus` CPUs split
     between them, for the duration of the block; the ray backend then puts one node group on each."""
-    from asyncdqn.backends.ray import import_ray
+    from asyncdqn.backends.ray import RAY_SYSTEM_CONFIG, import_ray
 
     ray = import_ray()
     from ray.cluster_utils import Cluster
 
     share = [cpus // nodes + (1 if i < cpus % nodes else 0) for i in range(nodes)]
-    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": share[0], "include_dashboard": False})
+    cluster: Any = Cluster(initialize_head=True, head_node_args={"num_cpus": share[0], "include_dashboard": False,
+                                                                 "_system_config": RAY_SYSTEM_CONFIG})
     try:
         for n in share[1:]:
             cluster.add_node(num_cpus=n)
