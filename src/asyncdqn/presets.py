@@ -109,12 +109,16 @@ for _game in ("Pong", "Breakout"):
         # Shared Adam, not the paper's RMSProp. RMSProp's eps of 0.1 sits far above sqrt(E[g^2])
         # here (1e-6..1e-3 per layer on a Pong checkpoint), so its step is ~lr/eps x the gradient
         # and depends on how an update reduces its 5 x 8 rows; summing them (--grad-reduce sum)
-        # learned MinAtar Breakout but not Asterix at 1M steps, while Adam learned both and all
-        # five MinAtar games at 5M (probes.md, docs/pixels.md). lr 2.5e-4 (CleanRL's DQN uses 1e-4
-        # with one update per 4 agent steps; this learner makes one per 40). Measured on Pong by
-        # benchmarks/pong.sh (records in benchmarks/records/pong-*); Breakout is not measured.
+        # learned MinAtar Breakout but not Asterix at 1M steps, while Adam learned all five MinAtar
+        # games. On Pong, Adam lr 2.5e-4 with eps 1e-8 killed the first conv layer within 250k steps
+        # (every unit <= 0 on every frame: Pong's background is a constant gray, so a filter's
+        # weights move together, and eps 1e-8 turns its tiny gradients into full lr-sized steps);
+        # lr 1e-4 with Rainbow's eps 1.5e-4 kept it alive (55 % of units active at 300k steps).
+        # benchmarks/records/pong-2026-12-01/probes/; the Pong curve: benchmarks/pong.sh.
+        # Breakout is not measured.
         "optimizer": "adam",
-        "lr": 2.5e-4,
+        "lr": 1e-4,
+        "adam_eps": 1.5e-4,
         "envs_per_worker": 8,
         "eps_anneal_steps": 1_000_000,  # 4M frames
         "target_update_steps": 10_000,  # 40k frames
