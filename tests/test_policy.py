@@ -103,6 +103,39 @@ def test_evaluate_is_the_trainers_protocol(run: Path) -> None:
     assert all(1 <= x <= 500 for x in r.returns)
 
 
+def test_evaluate_reports_the_q_spread_and_a_network_blind_to_its_input() -> None:
+    """q_range: the largest max - min of one action's Q over every observation played. A network
+    whose features died answers with its biases alone: the range is exactly 0."""
+    seen: list[np.ndarray] = []
+
+    def q_pos(obs: np.ndarray) -> np.ndarray:  # Q = (x, 3 * theta): the cart position and the pole angle
+        seen.append(obs.copy())
+        return np.stack([obs[:, 0], 3 * obs[:, 2]], axis=1)
+
+    r = evaluate(q_pos, "CartPole-v1", 3, 7, 0)
+    played = np.concatenate(seen)
+    spreads = [np.ptp(played[:, 0]), np.ptp(3 * played[:, 2])]
+    assert r.q_range == pytest.approx(float(max(spreads))) and r.q_range > 0 and not r.input_blind
+    dead = evaluate(lambda obs: np.tile(np.array([0.1, -0.2], np.float32), (len(obs), 1)), "CartPole-v1", 3, 7, 0)
+    assert dead.q_range == 0.0 and dead.input_blind and dead.to_dict()["q_range"] == 0.0
+
+
+def test_a_run_whose_network_went_blind_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncdqn import trainer
+
+    def blind(q: Any, *args: Any, **kwargs: Any) -> Any:  # every evaluation sees a dead network
+        return evaluate(lambda obs: np.zeros((len(obs), 2), np.float32), *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", blind)
+    asyncdqn.train(env_id="CartPole-v1", backend="serial", workers=1, envs_per_worker=2, hidden_sizes=[8],
+                   max_steps=3000, eval_every_steps=1000, eval_episodes=2, solve_score=None, progress=False,
+                   run_dir=str(tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert err.count("the Q-network gave the same values for every observation") == 1, err
+    assert "lower --lr" in err
+
+
 def test_bad_observation_shape(run: Path) -> None:
     policy = asyncdqn.load_policy(run)
     with pytest.raises(ValueError, match=r"shape \(4,\)"):

@@ -21,6 +21,14 @@ class EvalResult:
     std: float
     returns: tuple[float, ...]
     lengths: tuple[int, ...]
+    # The largest spread (max - min) of any action's Q-value over every observation played. Exactly
+    # 0: the network answers the same whatever it sees (its features died: ReLU units that never
+    # activate), and it cannot learn any more.
+    q_range: float = float("nan")
+
+    @property
+    def input_blind(self) -> bool:
+        return self.q_range == 0.0
 
     @property
     def episodes(self) -> int:
@@ -29,7 +37,7 @@ class EvalResult:
     def to_dict(self) -> dict[str, object]:
         return {"mean": self.mean, "std": self.std, "episodes": self.episodes,
                 "min": min(self.returns), "max": max(self.returns),
-                "mean_length": float(np.mean(self.lengths)), "returns": list(self.returns)}
+                "mean_length": float(np.mean(self.lengths)), "q_range": self.q_range, "returns": list(self.returns)}
 
 
 def evaluate(
@@ -56,6 +64,7 @@ def evaluate(
     envs = [make_env(env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in range(min(parallel_envs, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
+    q_lo = q_hi = None  # per action, over every observation
     try:
         space = envs[0].observation_space
         dtype = np.uint8 if space.dtype == np.uint8 else np.float32  # images stay uint8
@@ -69,7 +78,11 @@ def evaluate(
         while (active := np.flatnonzero(episode_of >= 0)).size:
             if tick is not None:
                 tick()
-            actions = q(obs[active]).argmax(axis=1)
+            values = q(obs[active])
+            actions = values.argmax(axis=1)
+            lo, hi = values.min(axis=0), values.max(axis=0)
+            q_lo = lo if q_lo is None else np.minimum(q_lo, lo)
+            q_hi = hi if q_hi is None else np.maximum(q_hi, hi)
             for i, a in zip(active.tolist(), actions.tolist(), strict=True):
                 o, r, term, trunc, _ = envs[i].step(int(a))
                 ep = int(episode_of[i])
@@ -87,5 +100,6 @@ def evaluate(
     finally:
         for env in envs:
             env.close()
+    q_range = float(np.max(q_hi - q_lo)) if q_lo is not None and q_hi is not None else float("nan")
     return EvalResult(float(returns.mean()), float(returns.std()), tuple(returns.tolist()),
-                      tuple(int(x) for x in lengths))
+                      tuple(int(x) for x in lengths), q_range)

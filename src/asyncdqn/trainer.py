@@ -129,6 +129,7 @@ class Trainer:
         self.shared = build_shared(cfg, self.spec)
         self.window: deque[float] = deque(maxlen=cfg.solve_window)
         self.eval_round = 0
+        self._blind_warned = False  # the dead-network warning is printed once per run
         self.best: dict[str, Any] | None = None
         self.last_eval: EvalResult | None = None
         self.tb: NullLog = NullLog()  # --tensorboard sink, opened in run()
@@ -265,8 +266,15 @@ class Trainer:
     # ------------------------------------------------------------ evaluation
     def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
         self.eval_round += 1
-        return evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
-                        tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
+        result = evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
+                          tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
+        if result.input_blind and not self._blind_warned:
+            self._blind_warned = True
+            print(f"asyncdqn: warning: at step {self.shared.counter.value:,} the Q-network gave the same values "
+                  f"for every observation of an evaluation: its features are dead (ReLU units that never "
+                  f"activate) and it will not learn; start again with a lower --lr (or, with Adam, a larger "
+                  f"--adam-eps)", file=sys.stderr)
+        return result
 
     def _eval_now(self, step: int) -> EvalResult:
         """Greedy evaluation of a snapshot of the current weights (workers keep training).
