@@ -100,6 +100,8 @@ def evaluate(
     finally:
         for env in envs:
             env.close()
-    q_range = float(np.max(q_hi - q_lo)) if q_lo is not None and q_hi is not None else float("nan")
+    q_range = float("nan")  # one observation in all has no spread to judge
+    if q_lo is not None and q_hi is not None and lengths.sum() > 1:
+        q_range = float(np.max(q_hi - q_lo))
     return EvalResult(float(returns.mean()), float(returns.std()), tuple(returns.tolist()),
                       tuple(int(x) for x in lengths), q_range)
