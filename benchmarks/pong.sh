@@ -9,6 +9,7 @@
 #   bash benchmarks/pong.sh                              # 3 h, seed 0, into benchmarks/records/pong-<date>/
 #   BUDGET=3600 bash benchmarks/pong.sh                  # a shorter budget
 #   OUT=benchmarks/records/pong-2026-12-01 bash benchmarks/pong.sh   # continue an interrupted run
+#   SUMMARY_ONLY=1 OUT=... bash benchmarks/pong.sh       # rewrite pong.md and the curve, train nothing
 #
 # The budget counts training wall time over the whole run: an interrupted run (Ctrl-C, end of a
 # session) resumes from its last checkpoint and the clock goes on from where it stopped, so the
@@ -31,7 +32,9 @@ finished() {  # 18 reached, the budget spent, or the preset's step budget reache
 sys.exit(0 if r["stop_reason"] in ("max_steps", "solved") or r["wall_time_s"] >= float(sys.argv[2]) else 1)' \
     "$run/eval.json" "$BUDGET"
 }
-if finished; then
+if [ "${SUMMARY_ONLY:-0}" = 1 ]; then
+  echo "summary only: $run"
+elif finished; then
   echo "done already: $run"
 elif [ -f "$run/config.json" ]; then
   "$BIN" train --resume "$run" --max-seconds "$BUDGET" --no-progress 2>&1 | tee -a "$OUT/train.log" || stopped=$?
@@ -71,7 +74,7 @@ head = [f"# ALE/Pong-v5, asyncdqn {cfg['algo']}, seed {cfg['seed']}: {report.get
 (out / "pong.md").write_text("\n".join(head + lines) + "\n")
 print("\n".join(head + lines))
 PYEOF
-"$BIN" compare "$run" --out "$OUT/pong" > /dev/null || true
+"$BIN" compare "$run" --out "$OUT/curve" > /dev/null || true  # curve.png, curve.md (not pong.md)
 if [ "$stopped" != 0 ]; then  # interrupted (exit 130/143) or failed: pong.md shows the curve so far
   echo "train exited with status $stopped; run the same command again to continue"; exit "$stopped"
 fi
