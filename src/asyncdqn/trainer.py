@@ -32,6 +32,7 @@ import torch
 
 from asyncdqn.algo.averaging import WeightAverage
 from asyncdqn.backends import Backend, make_backend
+from asyncdqn.backends.base import TRAINER_POLL_S
 from asyncdqn.backends.shared import build_shared
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import inspect_env
@@ -396,7 +397,7 @@ class Trainer:
         next_ckpt = None if every is None else (start // every + 1) * every
         next_trigger = 0
         while True:
-            for ep in backend.poll(timeout=0.2):
+            for ep in backend.poll(timeout=TRAINER_POLL_S):
                 self.metrics.episode(ep.step, self._clock(), ep.worker,
                                      ep.episode_return, ep.length, ep.epsilon)
                 self.window.append(ep.episode_return)

@@ -60,12 +60,12 @@ def _optim(step: int, fill: float) -> dict[str, np.ndarray]:
     return out
 
 
-def _server(cfg: Config, total: int = 0) -> ParameterServer:
+def _server(cfg: Config, total: int = 0, groups: int = 2) -> ParameterServer:
     rng = np.random.default_rng(0)
     w = rng.standard_normal(P).astype(np.float32)
     init = ServerInit(weights=w, target=w.copy(), target_syncs=1, last_sync_step=0, optim=_optim(7, 0.0),
                       total=total, per_worker=[0, 0, 0])
-    return ParameterServer(cfg, init)
+    return ParameterServer(cfg, init, groups)
 
 
 def _msg(delta: np.ndarray, steps: int, first: int, per_worker: list[int], target_version: int,
@@ -165,7 +165,7 @@ def _group(cfg: Config, server: ParameterServer, group: int, workers: range) -> 
     return shared, GroupLink(shared, workers, hello, cfg.target_update_steps)
 
 
-def _server_for(cfg: Config) -> ParameterServer:
+def _server_for(cfg: Config, groups: int = 2) -> ParameterServer:
     from asyncdqn.backends.shared import build_shared
     from asyncdqn.envs import inspect_env
 
@@ -174,7 +174,7 @@ def _server_for(cfg: Config) -> ParameterServer:
     init = ServerInit(weights=flatten(params), target=flatten(params), target_syncs=1, last_sync_step=0,
                       optim={k: v.numpy() for k, v in s.optimizer.state_tensors().items()}, total=0,
                       per_worker=[0] * cfg.resolved_workers())
-    return ParameterServer(cfg, init)
+    return ParameterServer(cfg, init, groups)
 
 
 def test_group_keeps_what_its_workers_learned_during_an_exchange() -> None:
@@ -234,6 +234,65 @@ def test_group_loads_the_servers_target_and_ignores_its_workers_syncs() -> None:
     for t, p in zip(shared.target.model.parameters(), shared.model.parameters(), strict=True):
         np.testing.assert_array_equal(t.detach().numpy(), p.detach().numpy())
     assert link.next_multiple() == 100
+
+
+def test_a_single_group_owns_its_target_and_the_server_keeps_what_it_sends() -> None:
+    """One group (one node): no server-side syncs; the group's own (exact) target travels up once per sync."""
+    server = _server(_cfg(workers=2, max_steps=10_000), groups=1)
+    w0, t0 = server.master.copy(), server.target.copy()
+    h = server.hello(0, 0, 0, 2)
+    assert h["owns_target"] and h["target_syncs"] == 1
+    r = server.exchange(0, 0, _msg(np.ones(P, np.float32), 250, 0, [125, 125], h["target_version"]))
+    assert r["step"] == 250 and "target" not in r  # 250 crosses 100 and 200: the server copies nothing
+    np.testing.assert_array_equal(server.target, t0)
+    assert server.target_syncs == 1 and server.target_version == 0
+    sent = np.arange(P, dtype=np.float32)
+    msg = {**_msg(np.zeros(P, np.float32), 10, 0, [130, 130], 0), "target": sent, "target_syncs": 3,
+           "last_sync_step": 200}
+    r = server.exchange(0, 0, msg)
+    assert "target" not in r and r["target_version"] == 1
+    np.testing.assert_array_equal(server.target, sent)
+    assert (server.target_syncs, server.last_sync_step) == (3, 200)
+    np.testing.assert_allclose(server.master, w0 + 1.0, rtol=1e-6)
+    st = server.state(0, -1)  # the driver holds version 0: it is sent the new target
+    np.testing.assert_array_equal(st["target"], sent)
+    assert st["target_syncs"] == 3 and st["stats"]["target_syncs"] == 3
+    again = server.hello(0, 1, 0, 2)  # a restarted group starts from the last target it sent
+    np.testing.assert_array_equal(again["target"], sent)
+    assert again["owns_target"] and again["target_syncs"] == 3 and again["step"] == 260
+
+
+def test_a_single_group_syncs_its_target_at_the_crossing_and_keeps_its_count() -> None:
+    cfg = _cfg(workers=2, max_steps=10**6, target_update_steps=50)
+    server = _server_for(cfg, groups=1)
+    shared, link = _group(cfg, server, 0, range(0, 2))
+    version = shared.target.version
+    assert link.owns_target and shared.target.syncs == 1
+    pa = [p.detach().numpy() for p in shared.model.parameters()]
+    m0 = link.message([], [], final=False)
+    assert "target" not in m0  # nothing synced yet: no target travels
+    link.apply(server.exchange(0, 0, m0))
+    for p in pa:
+        p += 1.0
+    old, new = shared.counter.add(0, 60)
+    assert (old, new) == (0, 60)
+    shared.target.sync_from(shared.model, new)  # the worker that crossed 50 syncs, here and now
+    assert shared.target.version == version + 1 and (shared.target.syncs, shared.target.last_sync_step) == (2, 60)
+    for t, p in zip(shared.target.model.parameters(), shared.model.parameters(), strict=True):
+        np.testing.assert_array_equal(t.detach().numpy(), p.detach().numpy())
+    synced = flatten(pa)
+    for p in pa:  # learning goes on before the exchange: the target stays what was copied at step 60
+        p += 0.5
+    shared.counter.add(1, 20)
+    msg = link.message([], [], final=False)
+    np.testing.assert_array_equal(msg["target"], synced)
+    assert (msg["target_syncs"], msg["last_sync_step"], msg["steps"]) == (2, 60, 80)
+    shared.counter.add(1, 20)  # counted while the exchange travels
+    link.apply(server.exchange(0, 0, msg))
+    np.testing.assert_array_equal(server.target, synced)
+    assert server.target_syncs == 2 and server.total == 80
+    assert shared.counter.value == 100  # the group's count is the global count: never rewound by a reply
+    assert "target" not in link.message([], [], final=False)  # sent once per sync
 
 
 def test_plan_groups_fills_nodes_in_order() -> None:
@@ -335,6 +394,23 @@ def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp
     # wherever a process at nice 15 on this machine may (root, CAP_SYS_NICE), and report it if not
     assert stats["group_nice"] == {"0": _reachable_nice(), "1": _reachable_nice()}
     assert stats["server_nice"] == _reachable_nice()
+
+
+@pytest.mark.slow
+def test_one_group_learns_cartpole_with_exact_target_syncs(cluster: Any, tmp_path: Path) -> None:
+    """--workers 1: one group on the driver's node, owning its target as the process backend does:
+    one sync per multiple of --target-update-steps, exactly, and every step counted once."""
+    run = tmp_path / "run"
+    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 1, "seed": 1, "max_steps": 200_000,
+                    "target_update_steps": 2000, "max_seconds": None, "solve_score": None,
+                    "eval_every_steps": 25_000, "eval_episodes": 10, "progress": False, "run_dir": str(run)})
+    report = json.loads((run / "eval.json").read_text())
+    stats = report["backend_stats"]
+    assert stats["groups"] == 1 and result.stop_reason == "max_steps"
+    _, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= 200_000
+    assert meta["target_syncs"] == stats["target_syncs"] == 1 + result.total_steps // 2000  # the start + one each
+    assert result.best_eval is not None and result.best_eval["mean"] >= 100.0, result.best_eval  # random: ~22
 
 
 def _reachable_nice() -> int:

@@ -21,6 +21,7 @@ from asyncdqn.errors import TrainingError
 from asyncdqn.learners.common import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
+TRAINER_POLL_S = 0.2  # how long the trainer waits in one Backend.poll (episodes, then its own checks)
 
 
 class OwnedLock:

@@ -199,7 +199,8 @@ class RayBackend(Backend):
         here = ray.get_runtime_context().get_node_id()
         server_cls = ray.remote(num_cpus=0, max_restarts=0)(ParameterServer)
         self.server = server_cls.options(
-            name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote(self.cfg, init)
+            name=name, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote(
+            self.cfg, init, len(self.plans))
         group_cls = ray.remote(max_restarts=self.cfg.max_restarts, max_task_retries=0)(NodeGroup)
         self.groups = [
             group_cls.options(num_cpus=p.count, name=f"{name}-group-{p.group}",

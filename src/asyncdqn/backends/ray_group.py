@@ -4,13 +4,17 @@ The group's workers are the process backend's Hogwild workers, unchanged, on a l
 copy of the learning state in the node's shared memory (online network, target
 network, optimizer moments, a step counter). What differs from a local run:
 
-- the target network is decided by the parameter server (`GroupTarget`: the workers'
-  own syncs are no-ops; the group loads the server's target when it changes);
-- the step counter is the group's *view* of the global count: the server's count at
-  the last exchange plus the group's own steps since (a lower bound of the true count);
-- every --ray-sync-seconds, and whenever that view crosses a multiple of
-  --target-update-steps, the group exchanges a weight delta with the parameter server
-  (see `ray_server.py` for the protocol and what stays exact).
+- with several groups, the target network is decided by the parameter server
+  (`GroupTarget`: the workers' own syncs are no-ops; the group loads the server's target
+  when it changes) and the step counter is the group's *view* of the global count: the
+  server's count at the last exchange plus the group's own steps since (a lower bound);
+  the group exchanges every --ray-sync-seconds and whenever that view crosses a
+  multiple of --target-update-steps;
+- a run's only group (one node) owns the target as the process backend does: its
+  count *is* the global count, the worker whose segment crosses a multiple syncs the
+  target there, and the group sends the new target with its next exchange, which it
+  makes every --ray-sync-seconds only (see `ray_server.py` for the protocol and what
+  stays exact).
 
 Worker processes that fail are restarted by the process backend as on one machine;
 each restart is reported to the server and charged to the run's --max-restarts by the
@@ -37,16 +41,30 @@ from asyncdqn.model import build_model
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 300.0  # a group waiting longer than this for the server gives up (its death is seen at once)
-POLL_S = 0.005  # how often the group looks at its workers' counts
+POLL_S = 0.005  # how often a group sharing the target looks at its workers' counts (crossings)
+OWNER_POLL_S = 0.05  # how often a group owning the target looks at its workers (episodes, deaths)
 MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
 MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange
 
 
 class GroupTarget(SharedTarget):
-    """A node group's target network: its workers read it, only the parameter server sets it."""
+    """A node group's target network. With several groups only the parameter server sets it (the
+    workers' syncs are no-ops; the group loads the server's target); a run's only group owns its
+    syncs, as the process backend does (`owner`): its count is the global count."""
+
+    def __init__(self, target_model: torch.nn.Module, owner: bool) -> None:
+        super().__init__(target_model)
+        self.owner = owner
 
     def sync_from(self, model: torch.nn.Module, step: int) -> None:
-        pass  # the parameter server owns target syncs (the group loads them with `load`)
+        if self.owner:  # the worker whose segment crossed the multiple, exactly there
+            super().sync_from(model, step)
+
+    def snapshot(self) -> tuple[np.ndarray, int, int, int]:
+        """(flat weights, version, syncs, last sync step), read together under the target's lock."""
+        with self.lock:
+            flat = flatten([p.detach().numpy() for p in self.model.parameters()])
+            return flat, self.version, self.syncs, self.last_sync_step
 
 
 def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str, Any]) -> SharedTraining:
@@ -64,7 +82,7 @@ def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str
     lock = OwnedLock()
     optimizer = make_optimizer(cfg, model, lock)  # the same optimizer (and math) as a local run
     optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
-    target = GroupTarget(target_model)
+    target = GroupTarget(target_model, owner=bool(hello.get("owns_target", False)))
     target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
     counter = SharedCounter(cfg.resolved_workers())
     return SharedTraining(model=model, optimizer=optimizer, target=target, counter=counter, optimizer_lock=lock)
@@ -81,6 +99,8 @@ class GroupLink:
         self.reported = sum(hello["per_worker"])  # own steps the server has counted
         self.global_step = int(hello["step"])
         self.target_version = int(hello["target_version"])
+        self.owns_target = bool(hello.get("owns_target", False))
+        self.target_sent = shared.target.version  # the local target version the server holds (owner only)
         self.optim_t0 = int(hello["optim"]["step"][0])
         self.restarts_sent = 0
         self.stop = bool(hello["stop"])
@@ -115,6 +135,10 @@ class GroupLink:
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
                "target_version": self.target_version, "cpu_s": time.process_time() - self.cpu0}
+        if self.owns_target and self.shared.target.version != self.target_sent:
+            assert isinstance(self.shared.target, GroupTarget)
+            flat, self.target_sent, syncs, last = self.shared.target.snapshot()
+            msg.update(target=flat, target_syncs=syncs, last_sync_step=last)
         self.restarts_sent = len(restarts)
         return msg
 
@@ -130,6 +154,8 @@ class GroupLink:
         self.base = np.array(master, dtype=np.float32)
         self.reported = self._own
         self.global_step = int(reply["step"])
+        if self.owns_target:
+            return  # the only group: its counter is the global count, its target the run's
         # The group's view of the global count: the server's count plus own steps since the snapshot.
         self.shared.counter.restore(self.global_step + self.own_steps() - self._own, [])
         if "target" in reply:
@@ -179,10 +205,12 @@ class NodeGroup:
 
         try:
             last = time.monotonic()
+            poll_s = min(OWNER_POLL_S, cfg.ray_sync_seconds) if link.owns_target else POLL_S
             while not link.stop and not backend.finished():
-                episodes.extend(backend.poll(timeout=POLL_S))
+                episodes.extend(backend.poll(timeout=poll_s))
                 now = time.monotonic()
-                crossed = shared.counter.value >= link.next_multiple() and now >= last + MIN_EXCHANGE_S
+                crossed = (not link.owns_target and shared.counter.value >= link.next_multiple()
+                           and now >= last + MIN_EXCHANGE_S)
                 if now >= last + cfg.ray_sync_seconds or crossed:
                     exchange(final=False)
                     last = now

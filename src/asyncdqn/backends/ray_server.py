@@ -19,13 +19,18 @@ What is exact (and what is not):
 - the global step count is the sum of every env step whose update reached the master,
   each counted once (steps of a group lost before its exchange are not counted: their
   learning is lost with them);
-- target syncs are decided here, from that count alone: an exchange after which the
-  count has crossed one or more multiples of --target-update-steps copies the master
-  into the target (one copy, like a segment crossing a multiple in the local backends),
-  and every group loads it at its next exchange. A group exchanges as soon as its own
-  view of the count (last global count + its own steps since) crosses a multiple, so
-  with one group the copy is taken within one poll (~5 ms of steps) of the multiple;
-  with several, within the other groups' unsent steps (at most --ray-sync-seconds of them);
+- with one group (one node), the global count is that group's count and the group owns
+  the target as the process backend does: the worker whose segment crosses a multiple of
+  --target-update-steps copies the group's weights into the target there, and the group
+  sends the target with its next exchange (the server keeps it for the driver and for a
+  restarted group); the group exchanges every --ray-sync-seconds only;
+- with several groups, target syncs are decided here, from the count alone: an exchange
+  after which the count has crossed one or more multiples of --target-update-steps copies
+  the master into the target (one copy, like a segment crossing a multiple in the local
+  backends), and every group loads it at its next exchange. A group exchanges as soon as
+  its own view of the count (last global count + its own steps since) crosses a multiple,
+  so the copy is taken within the other groups' unsent steps (at most --ray-sync-seconds
+  of them) of the multiple;
 - the step budget (--max-steps) stops every group at its next exchange once the count
   reaches it, so a run overshoots it by at most --ray-sync-seconds of steps per group.
 """
@@ -107,8 +112,10 @@ class Traffic:
 class ParameterServer:
     """Owns the master weights, the target network, the global count. Ray runs one method at a time."""
 
-    def __init__(self, cfg: Config, init: ServerInit) -> None:
+    def __init__(self, cfg: Config, init: ServerInit, groups: int) -> None:
+        """`groups`: how many node groups the run planned; a run's only group owns its target syncs."""
         self.cfg = cfg
+        self.single = groups == 1
         self.master = init.weights.astype(np.float32).copy()
         self.target = init.target.astype(np.float32).copy()
         self.target_version = 0  # bumped by every sync made here
@@ -152,7 +159,7 @@ class ParameterServer:
         return {"weights": self.master.copy(), "target": self.target.copy(), "target_version": self.target_version,
                 "target_syncs": self.target_syncs, "last_sync_step": self.last_sync_step,
                 "step": self.total, "per_worker": self.per_worker[first:first + count],
-                "optim": self.optimizer_state(), "stop": self._stop()}
+                "optim": self.optimizer_state(), "stop": self._stop(), "owns_target": self.single}
 
     def exchange(self, group: int, incarnation: int, msg: dict[str, Any]) -> dict[str, Any]:
         """Apply one group's delta and counts; reply with the master (and the target if it changed)."""
@@ -167,7 +174,13 @@ class ParameterServer:
         for i, v in enumerate(msg["per_worker"]):
             self.per_worker[first + i] = int(v)
         n = self.cfg.target_update_steps
-        if self.total // n > old // n:  # one copy per exchange that crosses a multiple
+        if self.single:  # the only group syncs its target itself, exactly at the multiples
+            if "target" in msg:
+                np.copyto(self.target, msg["target"])
+                self.target_version += 1
+                self.target_syncs = int(msg["target_syncs"])
+                self.last_sync_step = int(msg["last_sync_step"])
+        elif self.total // n > old // n:  # one copy per exchange that crosses a multiple
             np.copyto(self.target, self.master)
             self.target_version += 1
             self.target_syncs += 1
@@ -182,12 +195,13 @@ class ParameterServer:
         g.cpu_s = float(msg.get("cpu_s", 0.0))
         reply: dict[str, Any] = {"weights": self.master.copy(), "step": self.total, "stop": self._stop(),
                                  "target_version": self.target_version}
-        if int(msg["target_version"]) != self.target_version:
+        if not self.single and int(msg["target_version"]) != self.target_version:
             reply.update(target=self.target.copy(), target_syncs=self.target_syncs,
                          last_sync_step=self.last_sync_step)
         t = self.traffic
         t.exchanges += 1
-        t.bytes_in += delta.nbytes + sum(v.nbytes for v in (msg.get("moments") or {}).values())
+        t.bytes_in += (delta.nbytes + sum(v.nbytes for v in (msg.get("moments") or {}).values())
+                       + (msg["target"].nbytes if "target" in msg else 0))
         t.bytes_out += self.master.nbytes + (self.target.nbytes if "target" in reply else 0)
         return reply
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncdqn.backends.base import SPAWN
+from asyncdqn.backends.base import SPAWN, TRAINER_POLL_S
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env
 from asyncdqn.envs.pixels import frames_per_step
@@ -207,10 +207,10 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
             backend.poll(timeout=0.05)
         settle = time.perf_counter()
         while time.perf_counter() - settle < SETTLE_S:  # start-up transients (e.g. Ray's idle workers) pass
-            backend.poll(timeout=0.05)
+            backend.poll(timeout=TRAINER_POLL_S)
         s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
-        while time.perf_counter() - t0 < seconds:
-            backend.poll(timeout=0.05)
+        while time.perf_counter() - t0 < seconds:  # polled as the trainer polls (a ray poll pulls the weights)
+            backend.poll(timeout=TRAINER_POLL_S)
         s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         pids = [p.pid for p in getattr(backend, "procs", [])]
         memory = memory_report(pids, shared.model)
