@@ -32,7 +32,7 @@ from asyncdqn.backends.ray_group import GroupLink, build_group_state
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config, from_dict, resolve_config
 from asyncdqn.errors import ConfigError
-from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord
 from asyncdqn.rundir.checkpoint import load_checkpoint
 from asyncdqn.rundir.resume import fingerprint, fingerprinted, matches_fingerprint
 
@@ -80,6 +80,17 @@ def test_flatten_round_trip() -> None:
     back = unflatten(flatten(arrays), SHAPES)
     for a, b in zip(arrays, back, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_parameter_servers_process_does_not_import_torch() -> None:
+    """The server's actor imports ray_server and unpickles episode records: numpy only, so its process
+    starts (and sits) without torch's 2 s of imports and ~200 MB beside the node groups."""
+    code = ("import sys, pickle; import asyncdqn.backends.ray_server; from asyncdqn.records import EpisodeRecord; "
+            "pickle.loads(pickle.dumps(EpisodeRecord(0, 1, 1.0, 1, 0.1))); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('torch', 'gymnasium')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_server_sums_deltas_counts_steps_and_owns_target_syncs() -> None:

@@ -6,8 +6,22 @@ All run the very same learners (`learners/`) against the same shared objects, bu
 
 from __future__ import annotations
 
-from asyncdqn.backends.base import Backend, SharedTraining
+from typing import TYPE_CHECKING, Any
+
 from asyncdqn.config import Config
+
+if TYPE_CHECKING:
+    from asyncdqn.backends.base import Backend, SharedTraining
+
+
+def __getattr__(name: str) -> Any:
+    """`Backend` and `SharedTraining` on first use: importing this package (as the Ray parameter
+    server's process does, for `backends.ray_server`) must not import torch."""
+    if name in ("Backend", "SharedTraining"):
+        from asyncdqn.backends import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_backend(cfg: Config, shared: SharedTraining) -> Backend:

@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from asyncdqn.errors import TrainingError
-from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
 TRAINER_POLL_S = 0.2  # how long the trainer waits in one Backend.poll (episodes, then its own checks)

@@ -37,7 +37,7 @@ from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining
 from asyncdqn.config import Config
 from asyncdqn.errors import DivergedError, StartTimeoutError, TrainingError
 from asyncdqn.learners.async_q import ActorLearner
-from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1

@@ -44,8 +44,8 @@ from asyncdqn.backends.ray_group import NodeGroup
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, TrainingError
-from asyncdqn.learners.common import EpisodeRecord
 from asyncdqn.model import QNetwork
+from asyncdqn.records import EpisodeRecord
 from asyncdqn.signals import Terminated, handlers_kept
 
 STATE_TIMEOUT_S = 30.0  # a single call to the server (ping, started) waiting longer than this: lost

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from asyncdqn.config import Config
-from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord
 
 
 def normal_priority() -> int:

@@ -16,7 +16,8 @@ from asyncdqn.backends.base import Backend, ListSink, RestartBudget, SharedTrain
 from asyncdqn.config import Config
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners import make_learner
-from asyncdqn.learners.common import EpisodeRecord, Learner
+from asyncdqn.learners.common import Learner
+from asyncdqn.records import EpisodeRecord
 
 
 class SerialBackend(Backend):

@@ -15,7 +15,6 @@ through four small interfaces (implemented in `backends/base.py`):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,18 +29,7 @@ from asyncdqn.algo.exploration import (
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds
 from asyncdqn.errors import DivergedError, TrainingError
-
-
-@dataclass(frozen=True)
-class EpisodeRecord:
-    worker: int
-    step: int  # global env step at which the episode ended (approximate across workers)
-    episode_return: float
-    length: int
-    epsilon: float
-    # Mean TD loss over this worker's updates since its previous record (NaN if none);
-    # diagnostic only, so records compare equal without it.
-    mean_loss: float = field(default=float("nan"), compare=False)
+from asyncdqn.records import EpisodeRecord
 
 
 class StepCounter(Protocol):

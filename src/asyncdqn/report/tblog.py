@@ -19,7 +19,7 @@ from typing import Any
 
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError
-from asyncdqn.learners.common import EpisodeRecord
+from asyncdqn.records import EpisodeRecord
 
 TB_DIR = "tensorboard"
 RATE_INTERVAL_S = 1.0
