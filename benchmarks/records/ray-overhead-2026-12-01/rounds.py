@@ -68,7 +68,7 @@ try:
     while time.perf_counter() - t0 < seconds:
         backend.poll(timeout=0.2)
     s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu(os.getpid())
-    stats = backend.stats() if hasattr(backend, "stats") else {}
+    stats = (backend.stats() if hasattr(backend, "stats") else None) or {}
 finally:
     backend.stop()
 print("RESULT " + json.dumps({"steps": s1 - s0, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
