@@ -22,34 +22,11 @@ import sys
 
 ONE = r'''
 import json, os, sys, time
-from pathlib import Path
 from asyncdqn.backends import make_backend
 from asyncdqn.backends.shared import build_shared
+from asyncdqn.bench.throughput import tree_cpu_seconds as tree_cpu  # in both trees (84cd340 on)
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
-
-def tree_cpu(root):
-    ticks = os.sysconf("SC_CLK_TCK")
-    parent, cpu = {}, {}
-    for e in Path("/proc").iterdir():
-        if not e.name.isdigit():
-            continue
-        try:
-            st = (e / "stat").read_text()
-        except OSError:
-            continue
-        f = st[st.rindex(")") + 2:].split()
-        parent[int(e.name)] = int(f[1])
-        cpu[int(e.name)] = (int(f[11]) + int(f[12])) / ticks
-    kids = {}
-    for p, pp in parent.items():
-        kids.setdefault(pp, []).append(p)
-    total, todo = 0.0, [root]
-    while todo:
-        p = todo.pop()
-        total += cpu.get(p, 0.0)
-        todo.extend(kids.get(p, []))
-    return total
 
 backend_name, seconds = sys.argv[1], float(sys.argv[2])
 cfg = resolve_config({"env_id": "LunarLander-v3", "workers": 2, "max_steps": 10**12, "progress": False,

@@ -82,7 +82,7 @@ def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str
     lock = OwnedLock()
     optimizer = make_optimizer(cfg, model, lock)  # the same optimizer (and math) as a local run
     optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
-    target = GroupTarget(target_model, owner=bool(hello.get("owns_target", False)))
+    target = GroupTarget(target_model, owner=bool(hello["owns_target"]))
     target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
     counter = SharedCounter(cfg.resolved_workers())
     return SharedTraining(model=model, optimizer=optimizer, target=target, counter=counter, optimizer_lock=lock)
@@ -99,8 +99,10 @@ class GroupLink:
         self.reported = sum(hello["per_worker"])  # own steps the server has counted
         self.global_step = int(hello["step"])
         self.target_version = int(hello["target_version"])
-        self.owns_target = bool(hello.get("owns_target", False))
-        self.target_sent = shared.target.version  # the local target version the server holds (owner only)
+        target = shared.target
+        # the run's only group syncs its own target (see GroupTarget); None: the server decides syncs
+        self.own_target = target if isinstance(target, GroupTarget) and target.owner else None
+        self.target_sent = target.version  # the local target version the server holds (owner only)
         self.optim_t0 = int(hello["optim"]["step"][0])
         self.restarts_sent = 0
         self.stop = bool(hello["stop"])
@@ -111,6 +113,10 @@ class GroupLink:
         per_worker = [0] * len(shared.counter.per_worker())
         per_worker[workers.start:workers.stop] = list(hello["per_worker"])
         shared.counter.restore(self.global_step, per_worker)
+
+    @property
+    def owns_target(self) -> bool:
+        return self.own_target is not None
 
     def own_steps(self) -> int:
         pw = self.shared.counter.per_worker()
@@ -135,9 +141,8 @@ class GroupLink:
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
                "target_version": self.target_version, "cpu_s": time.process_time() - self.cpu0}
-        if self.owns_target and self.shared.target.version != self.target_sent:
-            assert isinstance(self.shared.target, GroupTarget)
-            flat, self.target_sent, syncs, last = self.shared.target.snapshot()
+        if self.own_target is not None and self.own_target.version != self.target_sent:
+            flat, self.target_sent, syncs, last = self.own_target.snapshot()
             msg.update(target=flat, target_syncs=syncs, last_sync_step=last)
         self.restarts_sent = len(restarts)
         return msg
