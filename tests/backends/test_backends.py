@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,34 @@ def test_seed_compat_preset_runs_with_the_notebook_schedule(tmp_path: Path) -> N
     for eps in by_worker.values():
         # the k-th episode of a worker is played with 0.999**k
         assert eps == pytest.approx([0.999**k for k in range(len(eps))], rel=1e-3)
+
+
+MAIN_SCRIPT = '''
+import os, sys
+if __name__ == "__mp_main__":  # a spawned child re-running this script
+    with open(os.environ["MARKER"], "a") as f:
+        f.write("rerun\\n")
+if __name__ == "__main__":
+    from asyncdqn.backends.base import SPAWN
+    from asyncdqn.backends.process import _main_script_hidden
+    p = SPAWN.Process(target=os.getpid)
+    with _main_script_hidden():
+        p.start()
+    p.join()
+    print(os.path.basename(sys.modules["__main__"].__file__))  # put back after the spawn
+    p = SPAWN.Process(target=os.getpid)
+    p.start()
+    p.join()
+'''
+
+
+def test_a_ray_groups_workers_do_not_rerun_the_main_script(tmp_path: Path) -> None:
+    """A ray node group's main script is Ray's worker: its Hogwild workers must not re-import it
+    (`rerun_main=False`); any other spawn still re-runs the main script as multiprocessing does."""
+    script, marker = tmp_path / "main_script.py", tmp_path / "marker"
+    script.write_text(MAIN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "MARKER": str(marker)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "main_script.py"
+    assert marker.read_text() == "rerun\n"  # once: by the second child only

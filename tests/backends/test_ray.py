@@ -273,6 +273,26 @@ def test_a_single_group_owns_its_target_and_the_server_keeps_what_it_sends() -> 
     assert again["owns_target"] and again["target_syncs"] == 3 and again["step"] == 260
 
 
+def test_the_driver_is_sent_the_master_only_when_an_exchange_moved_it() -> None:
+    """The driver polls more often than a run's only group exchanges: polls in between carry counts only."""
+    server = _server(_cfg(workers=2, max_steps=10_000), groups=1)
+    w0 = server.master.copy()
+    h = server.hello(0, 0, 0, 2)
+    first = server.state(-1, -1, -1)  # a driver holding nothing gets everything
+    np.testing.assert_array_equal(first["weights"], w0)
+    assert {"target", "optim"} <= set(first)
+    held = (first["target_version"], first["optim_version"], first["master_version"])
+    again = server.state(*held)
+    assert not {"weights", "target", "optim"} & set(again) and again["total"] == 0
+    d = np.full(P, 0.25, np.float32)
+    server.exchange(0, 0, _msg(d, 40, 0, [20, 20], h["target_version"], updates=3))
+    moved = server.state(*held)
+    np.testing.assert_allclose(moved["weights"], w0 + d, rtol=1e-6)
+    assert moved["master_version"] == held[2] + 1 and moved["total"] == 40 and "target" not in moved
+    assert moved["stats"]["optimizer_updates"] == 3
+    assert "weights" not in server.state(moved["target_version"], moved["optim_version"], moved["master_version"])
+
+
 def test_a_single_group_syncs_its_target_at_the_crossing_and_keeps_its_count() -> None:
     cfg = _cfg(workers=2, max_steps=10**6, target_update_steps=50)
     server = _server_for(cfg, groups=1)

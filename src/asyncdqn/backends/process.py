@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
@@ -161,6 +162,27 @@ class _Slot:
     ready: bool = False  # built its learner and environments (its "ready" message or first episode arrived)
 
 
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Spawn children without re-running the parent's `__main__` script.
+
+    A spawned child runs the parent's main script again (as `__mp_main__`) so that what the
+    script defines can be unpickled there. In a ray node group the main script is Ray's worker
+    script: every Hogwild worker would import all of Ray for nothing (~0.5 s of CPU each, at
+    start-up and at every restart). Hiding the script's path while a child is spawned makes
+    multiprocessing skip it; nothing else reads it meanwhile."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
         try:
@@ -171,10 +193,12 @@ def _describe_exit(code: int | None) -> str:
 
 
 class ProcessBackend(Backend):
-    def __init__(self, cfg: Config, shared: SharedTraining, indices: range | None = None) -> None:
+    def __init__(self, cfg: Config, shared: SharedTraining, indices: range | None = None,
+                 rerun_main: bool = True) -> None:
         """`indices`: the worker indices to run (default: all of cfg's workers); a ray node group
-        runs its share of the cluster's workers, with their global indices, on this backend."""
-        self.cfg, self.shared = cfg, shared
+        runs its share of the cluster's workers, with their global indices, on this backend, and
+        `rerun_main=False`: its main script is Ray's, which the workers need not run."""
+        self.cfg, self.shared, self.rerun_main = cfg, shared, rerun_main
         self.indices = range(cfg.resolved_workers()) if indices is None else indices
         self.n = len(self.indices)
         self.stop_event = SPAWN.Event()
@@ -200,7 +224,8 @@ class ProcessBackend(Backend):
             name=f"asyncdqn-worker-{index}",
             daemon=True,
         )
-        p.start()
+        with contextlib.nullcontext() if self.rerun_main else _main_script_hidden():
+            p.start()
         writer.close()  # the child holds the only write end: its death reads as EOF here
         return _Slot(index, generation, p, reader, started=time.monotonic())
 

@@ -142,6 +142,7 @@ class RayBackend(Backend):
         self.restarts = RestartBudget(cfg.max_restarts)
         self.done: set[int] = set()
         self.last_stats: dict[str, Any] = {}
+        self._master_version = -1
         self._target_version = -1
         self._optim_version = -1
         self._owns_ray = False
@@ -271,7 +272,8 @@ class RayBackend(Backend):
         A slow answer (an overloaded machine) is waited for across polls, never asked twice
         (the server hands out each episode once); silence for LOST_AFTER_S, or a dead server, is fatal."""
         if self._state_ref is None:
-            self._state_ref = self.server.state.remote(self._target_version, self._optim_version)
+            self._state_ref = self.server.state.remote(self._target_version, self._optim_version,
+                                                       self._master_version)
         ready, _ = self.ray.wait([self._state_ref], timeout=wait_s)
         if not ready:
             if time.monotonic() - self._last_state > LOST_AFTER_S:
@@ -285,8 +287,10 @@ class RayBackend(Backend):
         self._last_state = time.monotonic()
         s = self.shared
         shapes = [tuple(p.shape) for p in s.model.parameters()]
-        for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
-            np.copyto(view, a)
+        if "weights" in st:
+            for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
+                np.copyto(view, a)
+        self._master_version = int(st["master_version"])
         if "target" in st:
             s.target.load(unflatten(st["target"], shapes), int(st["target_syncs"]), int(st["last_sync_step"]))
         self._target_version = int(st["target_version"])

@@ -13,8 +13,8 @@ network, optimizer moments, a step counter). What differs from a local run:
 - a run's only group (one node) owns the target as the process backend does: its
   count *is* the global count, the worker whose segment crosses a multiple syncs the
   target there, and the group sends the new target with its next exchange, which it
-  makes every --ray-sync-seconds only (see `ray_server.py` for the protocol and what
-  stays exact).
+  makes every max(--ray-sync-seconds, SOLE_EXCHANGE_S) only: there is no other group to mix
+  with (see `ray_server.py` for the protocol and what stays exact).
 
 Worker processes that fail are restarted by the process backend as on one machine;
 each restart is reported to the server and charged to the run's --max-restarts by the
@@ -42,7 +42,11 @@ from asyncdqn.records import EpisodeRecord
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 300.0  # a group waiting longer than this for the server gives up (its death is seen at once)
 POLL_S = 0.005  # how often a group sharing the target looks at its workers' counts (crossings)
-OWNER_POLL_S = 0.05  # how often a group owning the target looks at its workers (episodes, deaths)
+OWNER_POLL_S = 0.05  # how often a group owning the target reads its workers' pipes (episodes, deaths)
+# A run's only group mixes with no other: its exchanges just feed the driver (progress, evaluations,
+# checkpoints, the stop), which polls the server every 0.2 s. Exchanging every 0.5 s instead of 0.1 s
+# gave its workers 1.90-1.91 of the 2 cores instead of 1.88 (benchmarks/records/ray-sole-2026-12-01).
+SOLE_EXCHANGE_S = 0.5
 MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
 MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange
 
@@ -195,7 +199,7 @@ class NodeGroup:
         nice = normal_priority()  # before the workers start: they inherit it
         hello = call(server.hello.remote(self.group, incarnation, self.workers.start, len(self.workers), nice))
         shared = build_group_state(cfg, self.obs_dim, self.n_actions, hello)
-        backend = ProcessBackend(cfg, shared, self.workers)
+        backend = ProcessBackend(cfg, shared, self.workers, rerun_main=False)
         backend.start()
         link = GroupLink(shared, self.workers, hello, cfg.target_update_steps)
         episodes: list[EpisodeRecord] = []
@@ -210,13 +214,18 @@ class NodeGroup:
 
         try:
             last = time.monotonic()
-            poll_s = min(OWNER_POLL_S, cfg.ray_sync_seconds) if link.owns_target else POLL_S
+            sync_s = max(cfg.ray_sync_seconds, SOLE_EXCHANGE_S) if link.owns_target else cfg.ray_sync_seconds
+            poll_s = OWNER_POLL_S if link.owns_target else POLL_S
             while not link.stop and not backend.finished():
-                episodes.extend(backend.poll(timeout=poll_s))
+                if link.owns_target:  # no crossing to watch: wake 20 times a second, not at every episode
+                    time.sleep(poll_s)
+                    episodes.extend(backend.poll(timeout=0.0))
+                else:
+                    episodes.extend(backend.poll(timeout=poll_s))
                 now = time.monotonic()
                 crossed = (not link.owns_target and shared.counter.value >= link.next_multiple()
                            and now >= last + MIN_EXCHANGE_S)
-                if now >= last + cfg.ray_sync_seconds or crossed:
+                if now >= last + sync_s or crossed:
                     exchange(final=False)
                     last = now
             backend.stop()  # every worker done: the last steps and updates travel with the final exchange

@@ -23,7 +23,7 @@ What is exact (and what is not):
   the target as the process backend does: the worker whose segment crosses a multiple of
   --target-update-steps copies the group's weights into the target there, and the group
   sends the target with its next exchange (the server keeps it for the driver and for a
-  restarted group); the group exchanges every --ray-sync-seconds only;
+  restarted group); the group exchanges every max(--ray-sync-seconds, 0.5 s) only;
 - with several groups, target syncs are decided here, from the count alone: an exchange
   after which the count has crossed one or more multiples of --target-update-steps copies
   the master into the target (one copy, like a segment crossing a multiple in the local
@@ -117,6 +117,7 @@ class ParameterServer:
         self.cfg = cfg
         self.single = groups == 1
         self.master = init.weights.astype(np.float32).copy()
+        self.master_version = 0  # bumped by every exchange that moves the master
         self.target = init.target.astype(np.float32).copy()
         self.target_version = 0  # bumped by every sync made here
         self.target_syncs = init.target_syncs
@@ -144,8 +145,11 @@ class ParameterServer:
         reported = [g.moments for g in self.groups.values() if g.moments is not None]
         moments = ({k: np.mean([m[k] for m in reported], axis=0).astype(np.float32) for k in reported[0]}
                    if reported else dict(self.optim_init))
-        updates = sum(g.updates_retired + g.updates for g in self.groups.values())
-        return {"step": np.array([self.optim_step0 + updates], dtype=np.int64), **moments}
+        return {"step": np.array([self.optim_step0 + self._updates()], dtype=np.int64), **moments}
+
+    def _updates(self) -> int:
+        """Optimizer updates made by every group of the run (restarted incarnations included)."""
+        return sum(g.updates_retired + g.updates for g in self.groups.values())
 
     # ----------------------------------------------------------- groups
     def hello(self, group: int, incarnation: int, first: int, count: int, nice: int = 0) -> dict[str, Any]:
@@ -168,6 +172,7 @@ class ParameterServer:
             return {"stop": True, "stale": True}
         delta: np.ndarray = msg["delta"]
         self.master += delta
+        self.master_version += 1
         old = self.total
         self.total += int(msg["steps"])
         first = int(msg["first"])
@@ -211,15 +216,18 @@ class ParameterServer:
         return -1 if g is None else g.incarnation
 
     # ----------------------------------------------------------- driver
-    def state(self, target_version: int, optim_version: int) -> dict[str, Any]:
-        """What the driver mirrors: counters, new episodes and restarts, the master weights, and the
-        target and optimizer state when they changed since the versions it holds."""
+    def state(self, target_version: int, optim_version: int, master_version: int = -1) -> dict[str, Any]:
+        """What the driver mirrors: counters, new episodes and restarts, and the master weights, the
+        target and the optimizer state when they changed since the versions it holds (it polls
+        more often than a run's only group exchanges: most polls then carry counts only)."""
         episodes, self.episodes = self.episodes, []
         restarts, self.restarts = self.restarts, []
         out: dict[str, Any] = {"total": self.total, "per_worker": list(self.per_worker), "episodes": episodes,
-                               "restarts": restarts, "weights": self.master.copy(),
+                               "restarts": restarts, "master_version": self.master_version,
                                "target_version": self.target_version, "optim_version": self.optim_version,
                                "stats": self.stats()}
+        if master_version != self.master_version:
+            out["weights"] = self.master.copy()
         if target_version != self.target_version:
             out.update(target=self.target.copy(), target_syncs=self.target_syncs,
                        last_sync_step=self.last_sync_step)
@@ -239,7 +247,7 @@ class ParameterServer:
                 "group_cpu_s": {str(k): g.cpu_s for k, g in sorted(self.groups.items())},
                 # niceness of the server's process and of each group's workers (0 unless the OS refused)
                 "server_nice": self.nice, "group_nice": {str(k): g.nice for k, g in sorted(self.groups.items())},
-                "optimizer_updates": int(self.optimizer_state()["step"][0]) - self.optim_step0}
+                "optimizer_updates": self._updates()}
 
     def request_stop(self) -> None:
         self.stop_requested = True
