@@ -55,7 +55,7 @@ class Config:
     ray_address: str | None = _opt(
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
     ray_sync_seconds: float = _opt(
-        0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps).")
+        0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps); a run's only group, with no other group to mix with, every max(this, 0.5) seconds.")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
     vector: Literal["gymnasium", "envpool"] = _opt(
         "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
