@@ -24,17 +24,16 @@ die with it: they hold PR_SET_PDEATHSIG) and starts again from the server's stat
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from asyncdqn.backends.base import OwnedLock, SharedCounter, SharedTarget, SharedTraining
+from asyncdqn.backends.base import SharedTarget, SharedTraining
 from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
-from asyncdqn.backends.shared import make_optimizer
+from asyncdqn.backends.shared import share_training
 from asyncdqn.config import Config
 from asyncdqn.model import build_model
 from asyncdqn.records import EpisodeRecord
@@ -78,18 +77,11 @@ def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str
     with torch.no_grad():
         for p, a in zip(model.parameters(), unflatten(hello["weights"], shapes), strict=True):
             p.copy_(torch.from_numpy(a.copy()))
-    target_model = copy.deepcopy(model)
-    for p in target_model.parameters():
-        p.requires_grad_(False)
-    model.share_memory()
-    target_model.share_memory()
-    lock = OwnedLock()
-    optimizer = make_optimizer(cfg, model, lock)  # the same optimizer (and math) as a local run
-    optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
-    target = GroupTarget(target_model, owner=bool(hello["owns_target"]))
-    target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
-    counter = SharedCounter(cfg.resolved_workers())
-    return SharedTraining(model=model, optimizer=optimizer, target=target, counter=counter, optimizer_lock=lock)
+    # the same layout as a local run (one flat parameter buffer: the optimizer's one-pass update)
+    shared = share_training(cfg, model, lambda target_model: GroupTarget(target_model, bool(hello["owns_target"])))
+    shared.optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
+    shared.target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
+    return shared
 
 
 class GroupLink:

@@ -5,6 +5,7 @@ global step counter. Every backend and benchmark builds it here."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -37,6 +38,15 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     if cfg.backend == "ray" and not isinstance(model, QNetwork):
         raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
                           f"{cfg.env_id}'s image observations")
+    return share_training(cfg, model)
+
+
+def share_training(cfg: Config, model: torch.nn.Module,
+                   make_target: Callable[[torch.nn.Module], SharedTarget] = SharedTarget) -> SharedTraining:
+    """Put `model` (the online network), a target copy of it, the shared optimizer and the step counter
+    in shared memory, in the layout every backend's workers expect: the online parameters are views of
+    one flat buffer, so the shared optimizer updates all of them in one pass (a ray node group builds
+    its local state here too)."""
     target_model = copy.deepcopy(model)
     for p in target_model.parameters():
         p.requires_grad_(False)
@@ -48,6 +58,6 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         model=model,
         optimizer=make_optimizer(cfg, model, optimizer_lock),
         optimizer_lock=optimizer_lock,
-        target=SharedTarget(target_model),
+        target=make_target(target_model),
         counter=SharedCounter(cfg.resolved_workers()),
     )
