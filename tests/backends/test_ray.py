@@ -191,7 +191,7 @@ def _server_for(cfg: Config, groups: int = 2) -> ParameterServer:
 def test_a_node_groups_state_has_the_layout_of_a_local_run() -> None:
     """The group's online parameters are views of one flat buffer, as build_shared makes them, so the
     shared optimizer takes its one-pass update in a node group too (it once did not: the group's
-    workers then spent ~150 us more per segment on the optimizer than the process backend's)."""
+    workers then took the per-tensor update path)."""
     from asyncdqn.algo.optim import _flat_of
 
     cfg = _cfg(workers=2, max_steps=10_000)

@@ -40,25 +40,14 @@ def main() -> None:
     ap.add_argument("--renice", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from asyncdqn.backends import make_backend
-    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.bench.throughput import settled_backend  # started, every worker stepping, 2 s settled
     from asyncdqn.config import resolve_config
-    from asyncdqn.envs import inspect_env
 
     cfg = resolve_config({"env_id": "LunarLander-v3", "workers": 2, "max_steps": 10**12, "progress": False,
                           "backend": args.backend})
-    shared = build_shared(cfg, inspect_env(cfg.env_id))
-    shared.target.sync_from(shared.model, 0)
-    backend = make_backend(cfg, shared)
-    backend.start()
     me = os.getpid()
     by_nice: dict[int, list[float]] = {0: [], 19: []}
-    try:
-        while min(shared.counter.per_worker()) == 0:
-            backend.poll(timeout=0.05)
-        t = time.perf_counter()
-        while time.perf_counter() - t < 2.0:
-            backend.poll(timeout=0.2)
+    with settled_backend(cfg) as (shared, backend):
         for w in range(args.windows):
             nice = 19 if args.renice and w % 2 else 0
             procs = snapshot()
@@ -72,8 +61,6 @@ def main() -> None:
             by_nice[nice].append((s1 - s0) / wcpu)
             print(f"window {w} (Ray's processes at nice {nice:2d}): {(s1 - s0) / (t1 - t0):,.0f} steps/s, "
                   f"workers {wcpu / (t1 - t0):.3f} cores, {(s1 - s0) / wcpu:,.0f} steps/worker-CPU-s", flush=True)
-    finally:
-        backend.stop()
     for nice, v in by_nice.items():
         if v:
             print(f"nice {nice}: median {statistics.median(v):,.0f} steps/worker-CPU-s over {len(v)} windows")

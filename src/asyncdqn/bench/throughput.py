@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncdqn.backends.base import SPAWN, TRAINER_POLL_S
+from asyncdqn.backends.base import SPAWN, TRAINER_POLL_S, Backend, SharedTraining
 from asyncdqn.config import ASYNC_ALGOS, Config, resolve_config
 from asyncdqn.envs import inspect_env
 from asyncdqn.envs.pixels import frames_per_step
@@ -194,6 +194,24 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
     if cfg.backend == "ray" and ray_nodes > 1:
         with simulated_cluster(ray_nodes, cfg.resolved_workers()):
             return measure_trainer(cfg, seconds)
+    with settled_backend(cfg) as (shared, backend):
+        s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
+        while time.perf_counter() - t0 < seconds:  # polled as the trainer polls (a ray poll pulls the weights)
+            backend.poll(timeout=TRAINER_POLL_S)
+        s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
+        pids = [p.pid for p in getattr(backend, "procs", [])]
+        memory = memory_report(pids, shared.model)
+    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory, c1 - c0,
+                       vector=cfg.vector)
+
+
+@contextlib.contextmanager
+def settled_backend(cfg: Config) -> Iterator[tuple[SharedTraining, Backend]]:
+    """cfg's backend on fresh shared state (the target a copy of the online network), started and
+    polled as the trainer polls until every worker has counted steps and SETTLE_S more have passed
+    (start-up transients, e.g. Ray's idle workers, are over); yields (SharedTraining, backend) and
+    stops the backend after the block. Learning throughput falls as the agent learns, so every
+    comparison measures its contenders in the same window after their first steps."""
     from asyncdqn.backends import make_backend
     from asyncdqn.backends.shared import build_shared
 
@@ -206,18 +224,11 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
         while min(shared.counter.per_worker()) == 0:
             backend.poll(timeout=0.05)
         settle = time.perf_counter()
-        while time.perf_counter() - settle < SETTLE_S:  # start-up transients (e.g. Ray's idle workers) pass
+        while time.perf_counter() - settle < SETTLE_S:
             backend.poll(timeout=TRAINER_POLL_S)
-        s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
-        while time.perf_counter() - t0 < seconds:  # polled as the trainer polls (a ray poll pulls the weights)
-            backend.poll(timeout=TRAINER_POLL_S)
-        s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
-        pids = [p.pid for p in getattr(backend, "procs", [])]
-        memory = memory_report(pids, shared.model)
+        yield shared, backend
     finally:
         backend.stop()
-    return Measurement(cfg.algo, cfg.resolved_workers(), cfg.envs_per_worker, s1 - s0, t1 - t0, memory, c1 - c0,
-                       vector=cfg.vector)
 
 
 def run_throughput(
