@@ -207,13 +207,12 @@ class NodeGroup:
         try:
             last = time.monotonic()
             sync_s = max(cfg.ray_sync_seconds, SOLE_EXCHANGE_S) if link.owns_target else cfg.ray_sync_seconds
-            poll_s = OWNER_POLL_S if link.owns_target else POLL_S
             while not link.stop and not backend.finished():
                 if link.owns_target:  # no crossing to watch: wake 20 times a second, not at every episode
-                    time.sleep(poll_s)
+                    time.sleep(OWNER_POLL_S)
                     episodes.extend(backend.poll(timeout=0.0))
                 else:
-                    episodes.extend(backend.poll(timeout=poll_s))
+                    episodes.extend(backend.poll(timeout=POLL_S))
                 now = time.monotonic()
                 crossed = (not link.owns_target and shared.counter.value >= link.next_multiple()
                            and now >= last + MIN_EXCHANGE_S)
