@@ -59,6 +59,8 @@ class Config:
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
     vector: Literal["gymnasium", "envpool"] = _opt(
         "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
+    jit: bool = _opt(
+        True, "MLP workers act and compute their TD gradient with compiled kernels (numba, algo/jit.py; the first run after an install compiles them, a few seconds); --no-jit: the numpy reference path, same math.")
     start_timeout: float = _opt(
         120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
         "stops with an error; the workers are then stopped.")

@@ -192,13 +192,13 @@ def test_a_node_groups_state_has_the_layout_of_a_local_run() -> None:
     """The group's online parameters are views of one flat buffer, as build_shared makes them, so the
     shared optimizer takes its one-pass update in a node group too (it once did not: the group's
     workers then took the per-tensor update path)."""
-    from asyncdqn.algo.optim import _flat_of
+    from asyncdqn.algo.optim import flat_of
 
     cfg = _cfg(workers=2, max_steps=10_000)
     server = _server_for(cfg, groups=1)
     shared, _ = _group(cfg, server, 0, range(0, 2))
     params = list(shared.model.parameters())
-    flat = _flat_of(params)
+    flat = flat_of(params)
     assert flat is not None and flat.size == P
     np.testing.assert_array_equal(flat, server.master)  # the hello's weights, in parameters() order
     assert all(p.is_shared() for p in params) and all(p.is_shared() for p in shared.target.model.parameters())

@@ -525,3 +525,27 @@ def test_update_gradient_is_the_mean_or_the_sum_over_the_segments_rows(reduce):
     assert rows == 8 and len(seen) == 1
     np.testing.assert_allclose(seen[0], expected, rtol=1e-5, atol=1e-7)
     assert np.abs(expected).sum() > 0.1  # a gradient worth checking
+
+
+def test_compiled_and_numpy_engines_learn_the_same():
+    # --jit (the default: algo/jit.py's kernels) and --no-jit (the numpy reference): the same worker
+    # on the same seeds takes the same actions and ends with the same weights, up to float32 rounding
+    runs = []
+    for jit in (True, False):
+        cfg = make_cfg(env_id="CartPole-v1", envs_per_worker=4, t_max=5, hidden_sizes=[32, 32], gamma=0.99,
+                       target_update_steps=200, jit=jit)
+        shared = make_shared(cfg)
+        worker = make_worker(cfg, shared)
+        actions = []
+        for _ in range(40):
+            worker.run_segment()
+            actions.append(worker.act_buf.copy())
+        runs.append((type(worker.engine).__name__, np.array(actions), params(shared.model), worker.last_loss))
+    (jit_engine, jit_actions, jit_params, jit_loss), (np_engine, np_actions, np_params, np_loss) = runs
+    assert (jit_engine, np_engine) == ("JitMLPEngine", "NumpyMLPEngine")
+    np.testing.assert_array_equal(jit_actions, np_actions)
+    assert jit_loss == pytest.approx(np_loss, rel=1e-4)
+    for a, b in zip(jit_params, np_params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert params_differ(jit_params, params(build_shared(make_cfg(env_id="CartPole-v1", hidden_sizes=[32, 32]),
+                                                         inspect_env("CartPole-v1")).model))

@@ -83,7 +83,7 @@ def _split(flat: torch.Tensor, like: list[torch.nn.Parameter]) -> list[torch.Ten
     return out
 
 
-def _flat_of(tensors: list[torch.Tensor]) -> np.ndarray | None:
+def flat_of(tensors: list[torch.Tensor]) -> np.ndarray | None:
     """A 1-D numpy view spanning `tensors` if they are contiguous, of one dtype, and laid
     out one after the other in the same storage; else None."""
     first = tensors[0]
@@ -245,7 +245,7 @@ class _SharedOptimizer:
         self._flat_key, self._flat_pg = key, None
         self._flat_grads_ref = grads  # keep them alive: their ids are part of the key
         if all(g is not None for g in grads):
-            fp, fg = _flat_of(params), _flat_of(grads)  # type: ignore[arg-type]
+            fp, fg = flat_of(params), flat_of(grads)  # type: ignore[arg-type]
             if fp is not None and fg is not None:
                 self._flat_pg = (fp, fg)
         return self._flat_pg

@@ -8,8 +8,9 @@ One segment (paper Alg. 1 / 3 with a batch of K environments):
   model, gradient clipping, one shared-optimizer step; then bump the global counter
   and, if this segment crossed a multiple of `target_update_steps`, sync the target
   (exactly one worker crosses each multiple, so exactly one owner per sync).
-The network engine (`learners/engines.py`) does the forwards and the gradient: numpy with
-hand-written backprop (`algo/mlp_grad.py`) for MLPs, torch autograd for conv nets.
+The network engine (`learners/engines.py`) does the forwards and the gradient: compiled kernels
+(`algo/jit.py`, the default for MLPs) or numpy with hand-written backprop (`algo/mlp_grad.py`,
+--no-jit), numpy or torch autograd for conv nets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from asyncdqn.algo.exploration import epsilon_greedy, epsilon_greedy_drawn
+from asyncdqn.algo.exploration import epsilon_greedy
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
@@ -73,7 +74,7 @@ class ActorLearner:
         # The network engine (learners/engines.py): numpy forward + hand-written backprop for
         # MLPs and the MinAtar conv net, torch autograd for the Atari net; acting reads the
         # shared weights in place.
-        self.engine = make_engine(model)
+        self.engine = make_engine(model, jit=cfg.jit)
         self.online = self.engine.online
         self.target_net = self.engine.target
         self._target_arrays = self.engine.target_arrays  # filled by TargetStore.read_into
@@ -132,7 +133,7 @@ class ActorLearner:
     def _act_drawn(self, obs: np.ndarray, t: int) -> np.ndarray:
         """Epsilon-greedy actions for all envs after step t of the segment, from the segment's
         pre-drawn randomness (one rng call per segment instead of two per step)."""
-        return epsilon_greedy_drawn(self.online(obs), self.book.eps, self._uniforms[t], self._random_actions[t])
+        return self.engine.act_drawn(obs, self.book.eps, self._uniforms[t], self._random_actions[t])
 
     def epsilon(self) -> float:
         """Mean current epsilon over this worker's environments (for progress display)."""

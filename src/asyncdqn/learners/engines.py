@@ -8,6 +8,9 @@ and the TD loss's gradient attached to the shared parameters for the optimizer.
 - `NumpyMLPEngine` (MLPs, vector observations): numpy forward over views of the shared
   weights and the hand-written backprop of algo/mlp_grad.py, ~4x cheaper than autograd
   at these sizes. The fast path of every vector task.
+- `JitMLPEngine` (the same MLPs when their parameters are one flat shared buffer, as every
+  worker's are, and --jit, the default): the same math as compiled kernels (algo/jit.py), acting
+  (forward + epsilon-greedy) in one call, the whole TD gradient in one call.
 - `NumpyConvEngine` (the MinAtar conv net): the same for a ConvQNetwork, im2col + matrix
   products and hand-written backprop (algo/conv_grad.py). Measured against torch on the
   MinAtar net: ~2x cheaper per forward on 8 rows, ~1.3-1.6x per loss_and_grads on 40
@@ -32,7 +35,9 @@ import torch
 from torch import nn
 
 from asyncdqn.algo.conv_grad import NumpyConvQ
+from asyncdqn.algo.exploration import epsilon_greedy_drawn
 from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
+from asyncdqn.algo.optim import flat_of
 from asyncdqn.algo.targets import td_loss
 from asyncdqn.model import ConvQNetwork, MinAtarQNetwork, NumpyMLP, QNetwork, TorchQ
 
@@ -42,11 +47,24 @@ class Engine(Protocol):
     target: Callable[[np.ndarray], np.ndarray]  # Q-values of the local target copy
     target_arrays: list[np.ndarray]  # the local target copy's parameters, in model.parameters() order
 
+    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                  random_actions: np.ndarray) -> np.ndarray: ...
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float: ...
     def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None: ...
 
 
-class _FlatGrads:
+class _Acting:
+    """Epsilon-greedy acting on the live weights from pre-drawn randomness (exploration.py's rule)."""
+
+    online: Callable[[np.ndarray], np.ndarray]
+
+    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                  random_actions: np.ndarray) -> np.ndarray:
+        """Row k takes random_actions[k] iff uniforms[k] < eps[k], else its greedy action."""
+        return epsilon_greedy_drawn(self.online(obs), eps, uniforms, random_actions)
+
+
+class _FlatGrads(_Acting):
     """One flat gradient buffer (views per parameter) for the numpy engines: clipped with one dot
     product, and with the flat parameters of backends/shared.py the optimizer updates everything
     in one pass. The gradients live in this learner's own tensors, handed over as p.grad."""
@@ -119,16 +137,66 @@ class NumpyConvEngine(_FlatGrads):
             raise ValueError(f"{type(model).__name__} is not a plain ConvQNetwork (see conv_strides)")
         super().__init__(list(model.parameters()))
         # Acting and the loss read the shared weights in place (views); the target copy is local.
-        self.online = NumpyConvQ([p.detach().numpy() for p in self._params], strides)
+        self._conv = NumpyConvQ([p.detach().numpy() for p in self._params], strides)
+        self.online = self._conv
         self.target_arrays = [p.detach().numpy().copy() for p in self._params]
         self.target = NumpyConvQ(self.target_arrays, strides)
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
         """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
-        return self.online.loss_and_grads(obs, actions, targets, loss, self._grad_arrays)
+        return self._conv.loss_and_grads(obs, actions, targets, loss, self._grad_arrays)
 
 
-class TorchEngine:
+class JitMLPEngine(_FlatGrads):
+    """NumpyMLPEngine's math as compiled kernels (algo/jit.py) over the flat shared parameters.
+
+    Needs the parameters to be consecutive views of one buffer (`model.flatten_parameters`, done
+    by `backends/shared.share_training` for every worker); `make_engine` checks that."""
+
+    def __init__(self, model: QNetwork, flat: np.ndarray) -> None:
+        from asyncdqn.algo import jit  # numba: imported only by the learners that use it
+
+        super().__init__(list(model.parameters()))
+        self._jit = jit
+        self._flat = flat  # a view of the shared parameters: acting and the gradient read them in place
+        self._sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
+        self._target_flat = flat.copy()  # the local target copy, one buffer too
+        self.target_arrays, offset = [], 0
+        for p in self._params:
+            self.target_arrays.append(self._target_flat[offset:offset + p.numel()].reshape(tuple(p.shape)))
+            offset += p.numel()
+
+    def online(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the live shared weights."""
+        q: np.ndarray = self._jit.forward(self._flat, self._sizes, _f32(obs))
+        return q
+
+    def target(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the local target copy."""
+        q: np.ndarray = self._jit.forward(self._target_flat, self._sizes, _f32(obs))
+        return q
+
+    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                  random_actions: np.ndarray) -> np.ndarray:
+        """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
+        actions: np.ndarray = self._jit.act_drawn(self._flat, self._sizes, _f32(obs), eps, uniforms, random_actions)
+        return actions
+
+    def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
+        """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"unknown loss {loss!r}")
+        return float(self._jit.td_loss_and_grad(
+            self._flat, self._sizes, _f32(obs), actions.astype(np.int64, copy=False),
+            targets.astype(np.float32, copy=False), loss == "huber", self._grad_flat_np))
+
+
+def _f32(obs: np.ndarray) -> np.ndarray:
+    """Observations as the C-contiguous float32 rows the kernels are compiled for (no copy if they are)."""
+    return np.ascontiguousarray(obs, dtype=np.float32)
+
+
+class TorchEngine(_Acting):
     """Torch forward and autograd of any Q-network module (the Atari net, any other conv net)."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -162,10 +230,14 @@ class TorchEngine:
             clip_grad_norm([p.grad.numpy() for p in self._params if p.grad is not None], grad_clip)
 
 
-def make_engine(model: nn.Module) -> NumpyMLPEngine | NumpyConvEngine | TorchEngine:
-    """The numpy engine for MLPs and the MinAtar conv net, torch for everything else (the Atari
-    net: numpy's im2col measured slower than torch's conv kernels there)."""
+def make_engine(model: nn.Module, jit: bool = False) -> JitMLPEngine | NumpyMLPEngine | NumpyConvEngine | TorchEngine:
+    """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`), else the numpy
+    engine for MLPs and the MinAtar conv net, torch for everything else (the Atari net: numpy's
+    im2col measured slower than torch's conv kernels there)."""
     if isinstance(model, QNetwork):
+        flat = flat_of(list(model.parameters())) if jit else None
+        if flat is not None and flat.dtype == np.float32:
+            return JitMLPEngine(model, flat)
         return NumpyMLPEngine(model)
     if isinstance(model, MinAtarQNetwork) and conv_strides(model) is not None:
         return NumpyConvEngine(model)

@@ -1,0 +1,151 @@
+"""Compiled (numba) kernels of the MLP actor-learner's inner loop: the same math as
+`algo/mlp_grad.py`, `model.NumpyMLP`, and `algo/exploration.epsilon_greedy_drawn`,
+without numpy's per-call cost.
+
+At an actor-learner's sizes (8 rows to act on, 40 to learn from, a 8-128-128-4 network) most of
+numpy's time is spent between the matrix products: each ufunc, slice and temporary costs ~1-3 µs.
+Here a forward pass is one call (the matrix products still go to BLAS through `np.dot`, the bias,
+ReLU, argmax and loss are loops), a whole TD gradient is one call. (The shared Adam step stays in
+numpy: its dozen ufuncs over the flat buffers measured 2x faster than a compiled element loop,
+which LLVM cannot vectorise while the shared buffers may alias.) Measured per 40-step LunarLander
+segment: benchmarks/records/learner-jit-2026-12-01/.
+
+Parameters live in ONE flat float32 buffer (`model.flatten_parameters`) in torch's `Linear` order
+[W_1 (out x in, row-major), b_1, W_2, b_2, ...]; `sizes` = [in, h_1, ..., out] gives the shapes.
+Kernels are compiled on first use and cached on disk (`cache=True`), so only the first run after
+an install pays the compile time (a few seconds); `warm()` compiles them ahead.
+
+Importing this module imports numba (~0.4 s): the learners import it only when they use it.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _dense(h: np.ndarray, flat: np.ndarray, off: int, n_in: int, n_out: int, relu: bool) -> np.ndarray:
+    """h @ W^T + b (then ReLU if `relu`) for the layer whose W starts at flat[off]."""
+    w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
+    z: np.ndarray = np.dot(h, w.T)
+    b0 = off + n_out * n_in
+    for r in range(z.shape[0]):
+        for o in range(n_out):
+            s = z[r, o] + flat[b0 + o]
+            z[r, o] = 0.0 if (relu and s < 0.0) else s  # NaN passes through, as np.maximum / torch
+    return z
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def forward(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Q-values (rows, out) of the MLP in `flat` for observations x (rows, in), float32."""
+    h = x
+    off = 0
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        h = _dense(h, flat, off, n_in, n_out, layer < n_layers - 1)
+        off += n_out * n_in + n_out
+    return h
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def act_drawn(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+              random_actions: np.ndarray) -> np.ndarray:
+    """epsilon_greedy_drawn(forward(x), ...): row k takes random_actions[k] iff uniforms[k] < eps[k],
+    else its greedy action (the first maximum, as argmax)."""
+    q = forward(flat, sizes, x)
+    actions = np.empty(q.shape[0], np.int64)
+    for k in range(q.shape[0]):
+        if uniforms[k] < eps[k]:
+            actions[k] = random_actions[k]
+        else:
+            best = 0
+            for j in range(1, q.shape[1]):
+                if q[k, j] > q[k, best]:
+                    best = j
+            actions[k] = best
+    return actions
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def td_loss_and_grad(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, actions: np.ndarray,
+                     targets: np.ndarray, huber: bool, grad: np.ndarray) -> float:
+    """Mean TD loss of Q(x, actions) against constant targets (huber with delta 1, else squared
+    error) and its gradient, written into `grad` (the flat layout of `flat`). Same math as
+    `mlp_grad.td_loss_and_grads`; the loss is summed in float64. May return a non-finite loss
+    (diverged weights): the caller checks."""
+    batch = x.shape[0]
+    n_layers = sizes.shape[0] - 1
+    offsets = np.zeros(n_layers, np.int64)
+    inputs = [x]  # the input of each layer
+    h = x
+    off = 0
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        offsets[layer] = off
+        h = _dense(h, flat, off, n_in, n_out, layer < n_layers - 1)
+        if layer < n_layers - 1:
+            inputs.append(h)
+        off += n_out * n_in + n_out
+
+    g = np.zeros_like(h)  # dloss/dQ: non-zero only at the taken actions
+    loss = 0.0
+    for r in range(batch):
+        d = h[r, actions[r]] - targets[r]
+        if huber:
+            a = abs(d)
+            c = min(a, 1.0)
+            loss += c * (a - 0.5 * c)
+            g[r, actions[r]] = max(min(d, 1.0), -1.0) / batch
+        else:
+            loss += d * d
+            g[r, actions[r]] = 2.0 * d / batch
+
+    for layer in range(n_layers - 1, -1, -1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        off = offsets[layer]
+        h_in = inputs[layer]
+        gw = grad[off:off + n_out * n_in].reshape((n_out, n_in))
+        np.dot(g.T, h_in, gw)  # dW = g^T h_in
+        b0 = off + n_out * n_in
+        for o in range(n_out):
+            s = np.float32(0.0)
+            for r in range(batch):
+                s += g[r, o]
+            grad[b0 + o] = s
+        if layer > 0:
+            w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
+            g_in = np.dot(g, w)  # through W, then ReLU' (0 where the unit was off, as torch)
+            for r in range(batch):
+                for i in range(n_in):
+                    if not h_in[r, i] > 0.0:
+                        g_in[r, i] = 0.0
+            g = g_in
+    return float(loss / batch)
+
+
+def layer_sizes(weight_shapes: list[tuple[int, ...]]) -> np.ndarray:
+    """[in, h_1, ..., out] of an MLP from its weights' (out, in) shapes; ValueError if they do not chain."""
+    sizes = [weight_shapes[0][1]]
+    for shape in weight_shapes:
+        if len(shape) != 2 or shape[1] != sizes[-1]:
+            raise ValueError(f"weights of shapes {weight_shapes} are not a chain of dense layers")
+        sizes.append(shape[0])
+    return np.array(sizes, dtype=np.int64)
+
+
+def warm() -> None:
+    """Compile (or load from the disk cache) every kernel for the types the learners pass."""
+    sizes = np.array([2, 3, 2], dtype=np.int64)
+    flat = np.zeros(2 * 3 + 3 + 3 * 2 + 2, dtype=np.float32)
+    x = np.zeros((2, 2), dtype=np.float32)
+    forward(flat, sizes, x)
+    act_drawn(flat, sizes, x, np.zeros(2), np.zeros(2), np.zeros(2, dtype=np.int64))
+    td_loss_and_grad(flat, sizes, x, np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.float32), True,
+                     np.zeros_like(flat))
+
+
+if __name__ == "__main__":  # `python -m asyncdqn.algo.jit`: the Makefile compiles the kernels at install
+    warm()

@@ -1,0 +1,155 @@
+"""The compiled kernels (algo/jit.py) against the numpy reference math and torch autograd, and the
+engine that uses them (learners/engines.py: JitMLPEngine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asyncdqn.algo import jit
+from asyncdqn.algo.exploration import epsilon_greedy_drawn
+from asyncdqn.algo.mlp_grad import td_loss_and_grads
+from asyncdqn.algo.targets import td_loss
+from asyncdqn.learners.engines import JitMLPEngine, NumpyMLPEngine, make_engine
+from asyncdqn.model import NumpyMLP, build_model, flatten_parameters
+
+HIDDEN = [(16,), (32, 32), (64, 32, 16), (128, 128)]
+
+
+def _flat_model(obs_dim: int, n_actions: int, hidden: tuple[int, ...], seed: int = 1):
+    model = build_model(obs_dim, n_actions, hidden, seed=seed)
+    flat = flatten_parameters(model).numpy()
+    sizes = jit.layer_sizes([tuple(p.shape) for p in list(model.parameters())[0::2]])
+    return model, flat, sizes
+
+
+def _batch(rng: np.random.Generator, rows: int, obs_dim: int, n_actions: int):
+    x = rng.normal(size=(rows, obs_dim)).astype(np.float32)
+    a = rng.integers(0, n_actions, size=rows)
+    y = (rng.normal(size=rows) * 2.0).astype(np.float32)  # |Q - y| on both sides of huber's 1
+    return x, a, y
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_forward_matches_numpy_and_torch(hidden: tuple[int, ...]) -> None:
+    model, flat, sizes = _flat_model(6, 3, hidden)
+    x = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
+    q = jit.forward(flat, sizes, x)
+    arrays = [p.detach().numpy() for p in model.parameters()]
+    np.testing.assert_allclose(q, NumpyMLP(arrays)(x), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        np.testing.assert_allclose(q, model(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["huber", "mse"])
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_loss_and_gradient_match_autograd_and_the_numpy_backprop(kind: str, hidden: tuple[int, ...]) -> None:
+    model, flat, sizes = _flat_model(6, 3, hidden)
+    x, a, y = _batch(np.random.default_rng(len(hidden)), 40, 6, 3)
+    grad = np.full_like(flat, np.nan)  # must be overwritten entirely
+    value = jit.td_loss_and_grad(flat, sizes, x, a, y, kind == "huber", grad)
+
+    model.zero_grad()
+    q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
+    ref = td_loss(q, torch.from_numpy(y), kind)
+    ref.backward()
+    ref_grad = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    assert value == pytest.approx(float(ref.detach()), rel=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+    ps = [p.detach().numpy() for p in model.parameters()]
+    grads = [np.empty_like(p) for p in ps]
+    np_value = td_loss_and_grads(ps[0::2], ps[1::2], x, a, y, kind, grads[0::2], grads[1::2])
+    assert value == pytest.approx(np_value, rel=1e-5)
+    np.testing.assert_allclose(grad, np.concatenate([g.ravel() for g in grads]), rtol=1e-5, atol=1e-7)
+
+
+def test_a_wrong_gradient_is_caught() -> None:
+    # the comparison above has power: the same kernel on other weights disagrees with autograd
+    model, flat, sizes = _flat_model(6, 3, (32, 32))
+    x, a, y = _batch(np.random.default_rng(5), 40, 6, 3)
+    grad = np.empty_like(flat)
+    jit.td_loss_and_grad(flat * 1.01, sizes, x, a, y, True, grad)
+    model.zero_grad()
+    q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
+    td_loss(q, torch.from_numpy(y), "huber").backward()
+    ref_grad = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    assert not np.allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_acting_is_epsilon_greedy_drawn_of_the_forward() -> None:
+    _, flat, sizes = _flat_model(8, 4, (128, 128))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.normal(size=(8, 8)).astype(np.float32)
+        eps, u = rng.random(8), rng.random(8)
+        random_actions = rng.integers(0, 4, size=8)
+        got = jit.act_drawn(flat, sizes, x, eps, u, random_actions)
+        want = epsilon_greedy_drawn(jit.forward(flat, sizes, x), eps, u, random_actions)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ties_take_the_first_maximum_like_argmax() -> None:
+    _, flat, sizes = _flat_model(2, 3, (4,))
+    flat[:] = 0.0  # every Q-value 0: all actions tie
+    x = np.ones((3, 2), dtype=np.float32)
+    actions = jit.act_drawn(flat, sizes, x, np.zeros(3), np.ones(3), np.full(3, 2))
+    np.testing.assert_array_equal(actions, [0, 0, 0])
+
+
+def test_non_finite_weights_give_a_non_finite_loss() -> None:
+    # a ReLU must pass NaN on (np.maximum and torch do), or diverged weights would look finite
+    _, flat, sizes = _flat_model(6, 3, (16, 16))
+    flat[:5] = np.nan  # first rows of the first layer
+    x, a, y = _batch(np.random.default_rng(0), 10, 6, 3)
+    assert not np.isfinite(jit.td_loss_and_grad(flat, sizes, x, a, y, True, np.empty_like(flat)))
+    assert not np.isfinite(jit.forward(flat, sizes, x)).all()
+
+
+def test_layer_sizes_rejects_layers_that_do_not_chain() -> None:
+    np.testing.assert_array_equal(jit.layer_sizes([(16, 6), (3, 16)]), [6, 16, 3])
+    with pytest.raises(ValueError, match="not a chain"):
+        jit.layer_sizes([(16, 6), (3, 15)])
+
+
+def test_make_engine_compiles_only_flat_float32_mlps_when_asked() -> None:
+    plain = build_model(6, 3, (16,), seed=0)
+    assert isinstance(make_engine(plain, jit=True), NumpyMLPEngine)  # parameters not one buffer
+    flat_model, _, _ = _flat_model(6, 3, (16,))
+    assert isinstance(make_engine(flat_model, jit=True), JitMLPEngine)
+    assert type(make_engine(flat_model, jit=False)) is NumpyMLPEngine
+
+
+def test_jit_engine_reads_the_live_weights_and_its_own_target_copy() -> None:
+    model, _, _ = _flat_model(6, 3, (16, 16))
+    engine = make_engine(model, jit=True)
+    reference = NumpyMLPEngine(model)
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    np.testing.assert_allclose(engine.online(x), reference.online(x), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        next(model.parameters()).mul_(2.0)  # a Hogwild write by another worker: seen at once
+    np.testing.assert_allclose(engine.online(x), reference.online(x), rtol=1e-5, atol=1e-6)
+    # the target copy changes only through target_arrays (TargetStore.read_into fills them)
+    before = engine.target(x)
+    for dst, src in zip(engine.target_arrays, model.parameters(), strict=True):
+        dst[...] = src.detach().numpy()
+    after = engine.target(x)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, engine.online(x), rtol=1e-6)
+    # non-contiguous or float64 observations are accepted (converted)
+    np.testing.assert_allclose(engine.online(x.astype(np.float64)[:, :]), engine.online(x), rtol=1e-6)
+    np.testing.assert_allclose(engine.online(np.asfortranarray(x)), engine.online(x), rtol=1e-6)
+
+
+def test_jit_engine_gradient_is_the_numpy_engines() -> None:
+    model, _, _ = _flat_model(8, 4, (32, 32))
+    jit_engine, np_engine = make_engine(model, jit=True), make_engine(model, jit=False)
+    x, a, y = _batch(np.random.default_rng(2), 40, 8, 4)
+    for loss in ("huber", "mse"):
+        v1 = jit_engine.loss_and_grads(x, a, y, loss)
+        v2 = np_engine.loss_and_grads(x, a, y, loss)
+        assert v1 == pytest.approx(v2, rel=1e-5)
+        np.testing.assert_allclose(jit_engine._grad_flat_np, np_engine._grad_flat_np, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown loss"):
+        jit_engine.loss_and_grads(x, a, y, "l1")
