@@ -153,3 +153,56 @@ def test_jit_engine_gradient_is_the_numpy_engines() -> None:
         np.testing.assert_allclose(jit_engine._grad_flat_np, np_engine._grad_flat_np, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="unknown loss"):
         jit_engine.loss_and_grads(x, a, y, "l1")
+
+
+def test_n_step_returns_are_the_numpy_returns_bit_for_bit() -> None:
+    from asyncdqn.algo.targets import n_step_targets
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        T, K = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+        rewards = rng.normal(size=(T, K)).astype(np.float32)
+        terminated = rng.random((T, K)) < 0.2
+        done = terminated | (rng.random((T, K)) < 0.2)
+        values = rng.normal(size=(T, K)).astype(np.float32)
+        gamma = float(rng.choice([0.5, 0.99, 0.995]))
+        got = jit.n_step_returns(rewards, terminated, done, values, np.float32(gamma))
+        np.testing.assert_array_equal(got, n_step_targets(rewards, terminated, done, values, gamma))
+
+
+def test_n_step_returns_by_hand() -> None:
+    # one env, T = 3, gamma 0.5: r = 1, 2, 4; step 1 truncated with V(final) = 8, V(s_3) = 16
+    rewards = np.array([[1.0], [2.0], [4.0]], dtype=np.float32)
+    terminated = np.zeros((3, 1), dtype=bool)
+    done = np.array([[False], [True], [False]])
+    values = np.array([[0.0], [8.0], [16.0]], dtype=np.float32)
+    got = jit.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
+    # R_2 = 4 + 0.5 * 16 = 12; R_1 = 2 + 0.5 * 8 = 6 (episode ended: no carry); R_0 = 1 + 0.5 * 6 = 4
+    np.testing.assert_array_equal(got[:, 0], [4.0, 6.0, 12.0])
+    terminated[1, 0] = True  # terminated instead: no bootstrap at step 1
+    got = jit.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
+    np.testing.assert_array_equal(got[:, 0], [2.0, 2.0, 12.0])
+
+
+@pytest.mark.parametrize("obs_dtype", [np.float32, np.uint8])
+def test_record_step_fills_the_segment_buffers_and_the_episode_book(obs_dtype) -> None:
+    T, K = 3, 4
+    act_buf, rew_buf = np.zeros((T, K), dtype=np.int64), np.zeros((T, K), dtype=np.float32)
+    term_buf, done_buf = np.zeros((T, K), dtype=bool), np.zeros((T, K), dtype=bool)
+    obs_seq = np.zeros((T + 1, K, 2, 3), dtype=obs_dtype)
+    ep_return, ep_len = np.array([1.0, 2.0, 3.0, 4.0]), np.array([5, 6, 7, 8])
+    actions = np.array([3, 1, 0, 2])
+    obs = (np.arange(K * 6).reshape(K, 2, 3) + 1).astype(obs_dtype)
+    rewards = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+    terminated, truncated = np.array([False, True, False, True]), np.array([False, False, True, True])
+    ended = jit.record_step(1, actions, obs, rewards, terminated, truncated, act_buf, obs_seq, rew_buf, term_buf,
+                            done_buf, ep_return, ep_len)
+    assert ended == 3
+    np.testing.assert_array_equal(act_buf[1], actions)
+    np.testing.assert_array_equal(rew_buf[1], rewards)
+    np.testing.assert_array_equal(term_buf[1], terminated)
+    np.testing.assert_array_equal(done_buf[1], [False, True, True, True])
+    np.testing.assert_array_equal(obs_seq[2], obs)
+    assert not obs_seq[[0, 1, 3]].any() and not act_buf[[0, 2]].any() and not done_buf[[0, 2]].any()
+    np.testing.assert_allclose(ep_return, [1.5, 1.0, 5.0, 4.0])
+    np.testing.assert_array_equal(ep_len, [6, 7, 8, 9])

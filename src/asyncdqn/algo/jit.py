@@ -126,6 +126,49 @@ def td_loss_and_grad(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, actions
     return float(loss / batch)
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def record_step(t: int, actions: np.ndarray, obs: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                truncated: np.ndarray, act_buf: np.ndarray, obs_seq: np.ndarray, rew_buf: np.ndarray,
+                term_buf: np.ndarray, done_buf: np.ndarray, ep_return: np.ndarray, ep_len: np.ndarray) -> int:
+    """Step t of a segment into its buffers (a_t, s_{t+1}, r_t, terminated_t, done_t = terminated or
+    truncated) and into the running episode returns and lengths: what ActorLearner's numpy path does
+    with a dozen array operations. Returns how many episodes ended at this step."""
+    n_ended = 0
+    for k in range(actions.shape[0]):
+        act_buf[t, k] = actions[k]
+        r = rewards[k]
+        rew_buf[t, k] = r
+        term_buf[t, k] = terminated[k]
+        ended = terminated[k] or truncated[k]
+        done_buf[t, k] = ended
+        n_ended += ended
+        ep_return[k] += r
+        ep_len[k] += 1
+    row = obs_seq[t + 1]
+    row[:] = obs
+    return n_ended
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, done: np.ndarray, next_values: np.ndarray,
+                   gamma: np.float32) -> np.ndarray:
+    """`targets.n_step_targets` (forward-view n-step returns of a (T, K) segment) in one pass, with
+    the same float32 operations in the same order, so the same bits: R_t = base_t + carry_t R_{t+1},
+    base_t = r_t + (gamma V_t) [ended at t, truncated], carry_t = gamma [not ended at t]."""
+    n_steps, n_envs = rewards.shape
+    out = np.empty_like(rewards)
+    zero = np.float32(0.0)
+    for k in range(n_envs):
+        ret = next_values[n_steps - 1, k]
+        for t in range(n_steps - 1, -1, -1):
+            truncated = done[t, k] and not terminated[t, k]
+            base = rewards[t, k] + ((gamma * next_values[t, k]) if truncated else zero)
+            carry = zero if done[t, k] else gamma
+            ret = carry * ret + base
+            out[t, k] = ret
+    return out
+
+
 def layer_sizes(weight_shapes: list[tuple[int, ...]]) -> np.ndarray:
     """[in, h_1, ..., out] of an MLP from its weights' (out, in) shapes; ValueError if they do not chain."""
     sizes = [weight_shapes[0][1]]
@@ -145,6 +188,13 @@ def warm() -> None:
     act_drawn(flat, sizes, x, np.zeros(2), np.zeros(2), np.zeros(2, dtype=np.int64))
     td_loss_and_grad(flat, sizes, x, np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.float32), True,
                      np.zeros_like(flat))
+    flags = np.zeros((2, 2), dtype=bool)
+    n_step_returns(x, flags, flags, x, np.float32(0.9))
+    actions = np.zeros(2, dtype=np.int64)
+    for obs_dtype in (np.float32, np.uint8):  # vector observations, and images kept as uint8
+        record_step(0, actions, np.zeros((2, 2), dtype=obs_dtype), np.zeros(2, dtype=np.float32), flags[0],
+                    flags[0], np.zeros((1, 2), dtype=np.int64), np.zeros((2, 2, 2), dtype=obs_dtype),
+                    np.zeros((1, 2), dtype=np.float32), flags, flags, np.zeros(2), actions.copy())
 
 
 if __name__ == "__main__":  # `python -m asyncdqn.algo.jit`: the Makefile compiles the kernels at install

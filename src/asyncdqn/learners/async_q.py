@@ -78,6 +78,16 @@ class ActorLearner:
         self.online = self.engine.online
         self.target_net = self.engine.target
         self._target_arrays = self.engine.target_arrays  # filled by TargetStore.read_into
+        self._gamma32 = np.float32(cfg.gamma)
+        # Recording a step and the n-step returns: compiled kernels (the same results as the numpy
+        # methods, tested) unless --no-jit.
+        self._n_step_returns = self._numpy_n_step_returns
+        self._record = self._numpy_record
+        if cfg.jit:
+            from asyncdqn.algo import jit  # numba: imported only by the workers that use it
+
+            self._compiled_returns, self._compiled_record = jit.n_step_returns, jit.record_step
+            self._n_step_returns, self._record = self._jit_n_step_returns, self._jit_record
         self.runaway = RunawayCheck(cfg, f"worker {index}")
         self._target_version = -1
 
@@ -159,17 +169,12 @@ class ActorLearner:
             self._current = 0
         for t in range(T):
             a = self.actions
-            self.act_buf[t] = a
             obs, rew, term, trunc, final_obs = self.envs.step(a)
-            done = term | trunc
-            self.rew_buf[t] = rew
-            self.term_buf[t] = term
-            self.done_buf[t] = done
-            self.obs_seq[t + 1] = obs
-            self.book.step(rew)
+            self._record(t, a, obs, rew, term, trunc)
             if final_obs is not None:
                 # The true next state of an ended episode is its final observation,
                 # not the first observation of the next one (auto-reset).
+                done = self.done_buf[t]
                 self.final_obs[t, np.flatnonzero(done)] = final_obs
                 self.book.end(done, base_step + (t + 1) * K)
             self.actions = self._act_drawn(self.obs_seq[t + 1], t)
@@ -186,6 +191,22 @@ class ActorLearner:
         if new // cfg.target_update_steps > old // cfg.target_update_steps:
             self.target.sync_from(self.model, new)
         return T * K
+
+    def _numpy_record(self, t: int, a: np.ndarray, obs: np.ndarray, rew: np.ndarray, term: np.ndarray,
+                      trunc: np.ndarray) -> None:
+        """Step t into the segment buffers and the episode book."""
+        self.act_buf[t] = a
+        self.rew_buf[t] = rew
+        self.term_buf[t] = term
+        self.done_buf[t] = term | trunc
+        self.obs_seq[t + 1] = obs
+        self.book.step(rew)
+
+    def _jit_record(self, t: int, a: np.ndarray, obs: np.ndarray, rew: np.ndarray, term: np.ndarray,
+                    trunc: np.ndarray) -> None:
+        """`_numpy_record` in one compiled call."""
+        self._compiled_record(t, a, obs, rew, term, trunc, self.act_buf, self.obs_seq, self.rew_buf, self.term_buf,
+                              self.done_buf, self.book.ep_return, self.book.ep_len)
 
     # --------------------------------------------------------------- learning
     def targets(self) -> np.ndarray:
@@ -226,7 +247,15 @@ class ActorLearner:
             n_trunc = int(truncated.sum())
             v_next[truncated] = v[:n_trunc]
             v_next[T - 1, tail] = v[n_trunc:]
-        return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, cfg.gamma)
+        return self._n_step_returns(v_next)
+
+    def _numpy_n_step_returns(self, v_next: np.ndarray) -> np.ndarray:
+        return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, self.cfg.gamma)
+
+    def _jit_n_step_returns(self, v_next: np.ndarray) -> np.ndarray:
+        returns: np.ndarray = self._compiled_returns(self.rew_buf, self.term_buf, self.done_buf, v_next,
+                                                     self._gamma32)
+        return returns
 
     def _learn(self, global_step: int) -> None:
         cfg, T, K = self.cfg, self.T, self.K
