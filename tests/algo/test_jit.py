@@ -206,3 +206,49 @@ def test_record_step_fills_the_segment_buffers_and_the_episode_book(obs_dtype) -
     assert not obs_seq[[0, 1, 3]].any() and not act_buf[[0, 2]].any() and not done_buf[[0, 2]].any()
     np.testing.assert_allclose(ep_return, [1.5, 1.0, 5.0, 4.0])
     np.testing.assert_array_equal(ep_len, [6, 7, 8, 9])
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_n_step_q_targets_match_the_numpy_targets(double_q: bool) -> None:
+    from asyncdqn.algo.targets import double_q_values, greedy_values, n_step_targets
+
+    target_model, target_flat, sizes = _flat_model(5, 3, (16, 16), seed=1)
+    online_model, online_flat, _ = _flat_model(5, 3, (16, 16), seed=2)
+    target_net = NumpyMLP([p.detach().numpy() for p in target_model.parameters()])
+    online_net = NumpyMLP([p.detach().numpy() for p in online_model.parameters()])
+    rng = np.random.default_rng(4)
+    n_bootstrapped = 0
+    for _ in range(50):
+        T, K = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+        last_obs = rng.normal(size=(K, 5)).astype(np.float32)
+        rewards = rng.normal(size=(T, K)).astype(np.float32)
+        terminated = rng.random((T, K)) < 0.2
+        done = terminated | (rng.random((T, K)) < 0.3)
+        got = jit.n_step_q_targets(target_flat, online_flat, sizes, final_obs, last_obs, rewards, terminated, done,
+                                   np.float32(0.9), double_q)
+        truncated, tail = done & ~terminated, ~done[T - 1]
+        rows = np.concatenate([final_obs[truncated], last_obs[tail]])
+        values = np.zeros((T, K), dtype=np.float32)
+        if len(rows):
+            q = target_net(rows)
+            v = double_q_values(q, online_net(rows)) if double_q else greedy_values(q)
+            values[truncated] = v[:truncated.sum()]
+            values[T - 1, tail] = v[truncated.sum():]
+            n_bootstrapped += len(rows)
+        np.testing.assert_allclose(got, n_step_targets(rewards, terminated, done, values, 0.9), rtol=1e-5, atol=1e-6)
+    assert n_bootstrapped > 100  # the bootstraps were exercised, not only terminal steps
+
+
+def test_scale_and_clip_is_clip_grad_norm() -> None:
+    from asyncdqn.algo.mlp_grad import clip_grad_norm
+
+    rng = np.random.default_rng(0)
+    for scale, max_norm in [(1.0, 1.0), (40.0, 10.0), (1.0, 1e9), (0.5, np.inf)]:
+        grad = rng.normal(size=1000).astype(np.float32)
+        ref = grad * np.float32(scale)
+        ref_norm = clip_grad_norm([ref], max_norm)
+        norm = jit.scale_and_clip(grad, np.float32(scale), max_norm)
+        assert norm == pytest.approx(ref_norm, rel=1e-5)
+        np.testing.assert_allclose(grad, ref, rtol=1e-5)
+        assert np.linalg.norm(grad) <= max_norm * (1 + 1e-5)

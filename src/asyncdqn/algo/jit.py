@@ -169,6 +169,72 @@ def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, done: np.ndarray
     return out
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def n_step_q_targets(target_flat: np.ndarray, online_flat: np.ndarray, sizes: np.ndarray, final_obs: np.ndarray,
+                     last_obs: np.ndarray, rewards: np.ndarray, terminated: np.ndarray, done: np.ndarray,
+                     gamma: np.float32, double_q: bool) -> np.ndarray:
+    """n-step Q targets of a (T, K) segment of vector observations in one call: V(s') is needed only
+    at truncated episode ends (from final_obs[t, k]) and at the segment's tail where the episode goes
+    on (from last_obs[k]); the target net (and for double-Q the online net's argmax) runs on those
+    rows alone, then `n_step_returns`. ActorLearner._n_step_targets with numpy is the reference."""
+    n_steps, n_envs = rewards.shape
+    n_rows = 0
+    for t in range(n_steps):
+        for k in range(n_envs):
+            if done[t, k] and not terminated[t, k]:
+                n_rows += 1
+    for k in range(n_envs):
+        if not done[n_steps - 1, k]:
+            n_rows += 1
+    next_values = np.zeros((n_steps, n_envs), np.float32)
+    if n_rows:
+        rows = np.empty((n_rows, last_obs.shape[1]), np.float32)
+        i = 0
+        for t in range(n_steps):
+            for k in range(n_envs):
+                if done[t, k] and not terminated[t, k]:
+                    rows[i, :] = final_obs[t, k]
+                    i += 1
+        for k in range(n_envs):
+            if not done[n_steps - 1, k]:
+                rows[i, :] = last_obs[k]
+                i += 1
+        q = forward(target_flat, sizes, rows)
+        pick = forward(online_flat, sizes, rows) if double_q else q  # whose argmax is taken
+        values = np.empty(n_rows, np.float32)
+        for i in range(n_rows):
+            best = 0
+            for j in range(1, q.shape[1]):
+                if pick[i, j] > pick[i, best]:
+                    best = j
+            values[i] = q[i, best]
+        i = 0
+        for t in range(n_steps):
+            for k in range(n_envs):
+                if done[t, k] and not terminated[t, k]:
+                    next_values[t, k] = values[i]
+                    i += 1
+        for k in range(n_envs):
+            if not done[n_steps - 1, k]:
+                next_values[n_steps - 1, k] = values[i]
+                i += 1
+    return n_step_returns(rewards, terminated, done, next_values, gamma)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def scale_and_clip(grad: np.ndarray, scale: np.float32, max_norm: float) -> float:
+    """grad *= scale, then clip its L2 norm to max_norm with torch's rule (coefficient
+    max_norm / (norm + 1e-6), applied only when below 1; max_norm = inf: no clipping). Returns the
+    norm before clipping (`mlp_grad.clip_grad_norm` is the reference)."""
+    if scale != 1.0:
+        grad *= scale
+    norm = np.sqrt(float(np.dot(grad, grad)))  # BLAS sdot, as the reference's np.dot
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        grad *= np.float32(coef)
+    return float(norm)
+
+
 def layer_sizes(weight_shapes: list[tuple[int, ...]]) -> np.ndarray:
     """[in, h_1, ..., out] of an MLP from its weights' (out, in) shapes; ValueError if they do not chain."""
     sizes = [weight_shapes[0][1]]
@@ -190,6 +256,9 @@ def warm() -> None:
                      np.zeros_like(flat))
     flags = np.zeros((2, 2), dtype=bool)
     n_step_returns(x, flags, flags, x, np.float32(0.9))
+    n_step_q_targets(flat, flat, sizes, np.zeros((2, 2, 2), dtype=np.float32), x, x, flags, flags, np.float32(0.9),
+                     True)
+    scale_and_clip(flat.copy(), np.float32(1.0), 1.0)
     actions = np.zeros(2, dtype=np.int64)
     for obs_dtype in (np.float32, np.uint8):  # vector observations, and images kept as uint8
         record_step(0, actions, np.zeros((2, 2), dtype=obs_dtype), np.zeros(2, dtype=np.float32), flags[0],

@@ -40,7 +40,7 @@ from asyncdqn.learners.common import (
     non_finite_error,
     worker_env_seeds,
 )
-from asyncdqn.learners.engines import make_engine
+from asyncdqn.learners.engines import JitMLPEngine, make_engine
 
 
 class ActorLearner:
@@ -88,6 +88,8 @@ class ActorLearner:
 
             self._compiled_returns, self._compiled_record = jit.n_step_returns, jit.record_step
             self._n_step_returns, self._record = self._jit_n_step_returns, self._jit_record
+        self._fused_targets = (isinstance(self.engine, JitMLPEngine) and cfg.algo == "n-step-q"
+                               and obs.ndim == 2 and obs.dtype == np.float32)
         self.runaway = RunawayCheck(cfg, f"worker {index}")
         self._target_version = -1
 
@@ -237,6 +239,10 @@ class ActorLearner:
         ends (their final observation): the networks run on those rows alone (about K of T*K);
         the other values are never read (zero here)."""
         cfg, T, K = self.cfg, self.T, self.K
+        if self._fused_targets:  # the same in one compiled call (vector observations, JitMLPEngine)
+            assert isinstance(self.engine, JitMLPEngine)
+            return self.engine.n_step_targets(self.final_obs, self.obs_seq[T], self.rew_buf, self.term_buf,
+                                              self.done_buf, self._gamma32, cfg.double_q)
         truncated = self.done_buf & ~self.term_buf  # bootstrap from the final observation
         tail = ~self.done_buf[T - 1]  # the segment's end, mid-episode: bootstrap from s_T
         rows = np.concatenate([self.final_obs[truncated], self.obs_seq[T][tail]])

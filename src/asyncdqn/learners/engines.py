@@ -191,6 +191,22 @@ class JitMLPEngine(_FlatGrads):
             targets.astype(np.float32, copy=False), loss == "huber", self._grad_flat_np))
 
 
+    def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
+        """`_FlatGrads.attach_grads` (scale, clip the global norm, hand over as p.grad) in one pass."""
+        self._jit.scale_and_clip(self._grad_flat_np, np.float32(scale), np.inf if grad_clip is None else grad_clip)
+        if self._params[0].grad is not self._grad_tensors[0]:
+            for p, g in zip(self._params, self._grad_tensors, strict=True):
+                p.grad = g
+
+    def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
+                       terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool) -> np.ndarray:
+        """n-step Q targets of a segment of vector observations (algo/jit.n_step_q_targets), bootstrapped
+        from the local target copy (and the live weights' argmax with double-Q)."""
+        targets: np.ndarray = self._jit.n_step_q_targets(self._target_flat, self._flat, self._sizes, final_obs,
+                                                          last_obs, rewards, terminated, done, gamma, double_q)
+        return targets
+
+
 def _f32(obs: np.ndarray) -> np.ndarray:
     """Observations as the C-contiguous float32 rows the kernels are compiled for (no copy if they are)."""
     return np.ascontiguousarray(obs, dtype=np.float32)
