@@ -405,7 +405,8 @@ def test_step_follows_parameters_moved_to_shared_memory_after_construction() -> 
 
 # ------------------------------------------------- flat fast path (one buffer for all parameters)
 def _compare_flat_with_torch(make_shared: Callable[[list[torch.nn.Parameter]], Any],
-                             make_ref: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]) -> None:
+                             make_ref: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+                             rtol: float = RTOL, atol: float = ATOL) -> None:
     """Parameters flattened into one buffer and gradients handed over as views of one flat
     buffer (as the workers do): the single-pass update must still match torch.optim."""
     from asyncdqn.model import flatten_parameters
@@ -434,8 +435,17 @@ def _compare_flat_with_torch(make_shared: Callable[[list[torch.nn.Parameter]], A
         ref.step()
         assert opt._flat_views() is not None  # the single-pass path ran
         for p, q in zip(m_shared.parameters(), m_ref.parameters(), strict=True):
-            torch.testing.assert_close(p, q, rtol=RTOL, atol=ATOL, msg=lambda s, k=k: f"step {k + 1}: {s}")
+            torch.testing.assert_close(p, q, rtol=rtol, atol=atol, msg=lambda s, k=k: f"step {k + 1}: {s}")
     assert not torch.equal(next(m_shared.parameters()), next(_mlp().parameters()))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_flat_path_is_torchs_fused_adam_bit_for_bit(weight_decay: float) -> None:
+    # the flat path runs torch's fused CPU kernel with the shared global step: the same bits as
+    # torch.optim.Adam(fused=True) (and within float32 rounding of the unfused Adam: the tests below)
+    _compare_flat_with_torch(lambda ps: SharedAdam(ps, lr=1e-2, weight_decay=weight_decay),
+                             lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=weight_decay, fused=True),
+                             rtol=0.0, atol=0.0)
 
 
 def test_adam_flat_path_matches_torch() -> None:

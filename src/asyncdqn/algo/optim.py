@@ -42,7 +42,13 @@ backward pass of each worker.
 With a single process the updates are identical (same sequence of floating
 point operations) to ``torch.optim.Adam`` (``amsgrad=False, maximize=False``,
 L2 ``weight_decay`` added to the gradient) and ``torch.optim.RMSprop``
-(``centered=False, momentum=0``).
+(``centered=False, momentum=0``). One exception: when the parameters, their
+gradients and the state are each one flat buffer (every worker's case),
+SharedAdam runs torch's fused CPU Adam kernel (``torch._fused_adam_``, the one
+behind ``torch.optim.Adam(fused=True)``) over the whole buffer in one vectorised
+pass, ~13 µs instead of ~40 µs for a dozen numpy ufuncs on 18k floats; it is
+identical to ``torch.optim.Adam(fused=True)`` and within float32 rounding of the
+unfused update.
 
 Differences from ``torch.optim``
 --------------------------------
@@ -183,11 +189,13 @@ class _SharedOptimizer:
         self._flat_key: tuple[Any, ...] | None = None
         self._flat_pg: tuple[np.ndarray, np.ndarray] | None = None
         self._flat_grads_ref: list[torch.Tensor | None] = []
+        self._flat_torch: tuple[Any, torch.Tensor, torch.Tensor] | None = None  # torch views of _flat_pg
+        self._fused_step = torch.zeros((), dtype=torch.float32)  # the fused kernel's step count, set per call
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for name in ("_buf", "_wd_buf", "_np_state", "_np_buf", "_np_step", "_np_flat_state", "_np_flat_buf",
-                     "_np_flat_wd", "_flat_key", "_flat_pg", "_flat_grads_ref"):
+                     "_np_flat_wd", "_flat_key", "_flat_pg", "_flat_grads_ref", "_flat_torch", "_fused_step"):
             del state[name]  # per-process: numpy views would pickle as copies
         return state
 
@@ -249,6 +257,15 @@ class _SharedOptimizer:
             if fp is not None and fg is not None:
                 self._flat_pg = (fp, fg)
         return self._flat_pg
+
+    def _flat_tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """`_flat_views` as torch tensors (same memory), for torch's fused kernels."""
+        flat = self._flat_views()
+        if flat is None:
+            return None
+        if self._flat_torch is None or self._flat_torch[0] is not flat:
+            self._flat_torch = (flat, torch.from_numpy(flat[0]), torch.from_numpy(flat[1]))
+        return self._flat_torch[1], self._flat_torch[2]
 
     def _chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]]:
         """(gradient with weight decay added, parameter, state arrays, scratch) to update:
@@ -386,6 +403,16 @@ class SharedAdam(_SharedOptimizer):
     def _update(self, t: int, lr: float) -> None:
         beta1, beta2 = self.betas
         eps = self.eps
+        flat = self._flat_tensors()
+        if flat is not None and flat[0].dtype == torch.float32:
+            # One vectorised pass over the flat buffers: torch.optim.Adam(fused=True)'s CPU kernel, with
+            # the bias corrections of this call's global step t (torch.optim increments the step before
+            # calling it).
+            self._fused_step.fill_(t)
+            torch._fused_adam_([flat[0]], [flat[1]], [self._flat_state["exp_avg"]],
+                               [self._flat_state["exp_avg_sq"]], [], [self._fused_step], lr=lr, beta1=beta1,
+                               beta2=beta2, weight_decay=self.weight_decay, eps=eps, amsgrad=False, maximize=False)
+            return
         one_minus_beta1 = 1.0 - beta1  # lerp weight for the first moment
         one_minus_beta2 = 1.0 - beta2  # weight of g^2 in the second moment
         step_size = lr / (1.0 - beta1**t)  # lr / bias_correction1
