@@ -140,6 +140,7 @@ def test_envpool_stepper_is_envpool_without_the_autoreset_step(env_id: str, kw: 
     seed, steps = 5, 300
     raw = _raw_pool(env_id, seed, **kw)
     st = EnvPoolStepper(env_id, [seed], kw.get("max_episode_steps"))
+    assert st._raw is not None  # the lean path over EnvPool's C++ calls is what is checked here
     raw_obs, _ = raw.reset()
     np.testing.assert_array_equal(st.reset(), raw_obs)
     rng = np.random.default_rng(1)
@@ -165,6 +166,27 @@ def test_envpool_stepper_is_envpool_without_the_autoreset_step(env_id: str, kw: 
     assert ends >= 3
     if kw:
         assert truncs >= 3  # time-limit ends are reported as truncated, not terminated
+
+
+@pytest.mark.parametrize("env_id", ["LunarLander-v3", "Acrobot-v1"])
+def test_envpool_lean_step_equals_envpools_public_step(env_id: str) -> None:
+    # the raw _send/_recv path and EnvPool's own step() (the fallback for any other layout) agree
+    seeds = list(range(10, 18))
+    lean, public = EnvPoolStepper(env_id, seeds, 60), EnvPoolStepper(env_id, seeds, 60)
+    public._raw = None
+    np.testing.assert_array_equal(lean.reset(), public.reset())
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(200):
+        a = rng.integers(0, lean.n_actions, size=len(seeds))
+        got, want = lean.step(a), public.step(a)
+        for x, y in zip(got[:4], want[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert (got[4] is None) == (want[4] is None)
+        if got[4] is not None:
+            ends += len(got[4])
+            np.testing.assert_array_equal(got[4], want[4])
+    assert ends >= 8  # episode ends (the 60-step limit at least) were compared too
 
 
 def test_envpool_stepper_several_envs_only_ended_ones_reset() -> None:
