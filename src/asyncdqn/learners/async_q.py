@@ -71,9 +71,9 @@ class ActorLearner:
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
         self.n_actions = self.envs.n_actions
 
-        # The network engine (learners/engines.py): numpy forward + hand-written backprop for
-        # MLPs and the MinAtar conv net, torch autograd for the Atari net; acting reads the
-        # shared weights in place.
+        # The network engine (learners/engines.py): compiled kernels (--jit, the default) or numpy
+        # forward + hand-written backprop for MLPs, numpy for the MinAtar conv net, torch autograd
+        # for the Atari net; acting reads the shared weights in place.
         self.engine = make_engine(model, jit=cfg.jit)
         self.online = self.engine.online
         self.target_net = self.engine.target

@@ -190,7 +190,6 @@ class JitMLPEngine(_FlatGrads):
             self._flat, self._sizes, _f32(obs), actions.astype(np.int64, copy=False),
             targets.astype(np.float32, copy=False), loss == "huber", self._grad_flat_np))
 
-
     def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
         """`_FlatGrads.attach_grads` (scale, clip the global norm, hand over as p.grad) in one pass."""
         self._jit.scale_and_clip(self._grad_flat_np, np.float32(scale), np.inf if grad_clip is None else grad_clip)
