@@ -451,14 +451,16 @@ def test_one_group_learns_cartpole_with_exact_target_syncs(cluster: Any, tmp_pat
     """--workers 1: one group on the driver's node, owning its target as the process backend does:
     one sync per multiple of --target-update-steps, exactly, and every step counted once."""
     run = tmp_path / "run"
-    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 1, "seed": 1, "max_steps": 200_000,
+    # 300k steps: at 200k one worker's best of 8 ten-episode evaluations fell below 100 in one CI run of
+    # 2026-12-01 (65.4; 102-500 in 10 local runs of this code and of the code before it)
+    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 1, "seed": 1, "max_steps": 300_000,
                     "target_update_steps": 2000, "max_seconds": None, "solve_score": None,
                     "eval_every_steps": 25_000, "eval_episodes": 10, "progress": False, "run_dir": str(run)})
     report = json.loads((run / "eval.json").read_text())
     stats = report["backend_stats"]
     assert stats["groups"] == 1 and result.stop_reason == "max_steps"
     _, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
-    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= 200_000
+    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= 300_000
     assert meta["target_syncs"] == stats["target_syncs"] == 1 + result.total_steps // 2000  # the start + one each
     assert result.best_eval is not None and result.best_eval["mean"] >= 100.0, result.best_eval  # random: ~22
 
