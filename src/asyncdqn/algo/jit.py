@@ -38,6 +38,16 @@ def _dense(h: np.ndarray, flat: np.ndarray, off: int, n_in: int, n_out: int, rel
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _argmax(row: np.ndarray) -> int:
+    """Index of the first maximum of a 1-D array, as np.argmax."""
+    best = 0
+    for j in range(1, row.shape[0]):
+        if row[j] > row[best]:
+            best = j
+    return best
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def forward(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Q-values (rows, out) of the MLP in `flat` for observations x (rows, in), float32."""
     h = x
@@ -61,11 +71,7 @@ def act_drawn(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, eps: np.ndarra
         if uniforms[k] < eps[k]:
             actions[k] = random_actions[k]
         else:
-            best = 0
-            for j in range(1, q.shape[1]):
-                if q[k, j] > q[k, best]:
-                    best = j
-            actions[k] = best
+            actions[k] = _argmax(q[k])
     return actions
 
 
@@ -203,11 +209,7 @@ def n_step_q_targets(target_flat: np.ndarray, online_flat: np.ndarray, sizes: np
         pick = forward(online_flat, sizes, rows) if double_q else q  # whose argmax is taken
         values = np.empty(n_rows, np.float32)
         for i in range(n_rows):
-            best = 0
-            for j in range(1, q.shape[1]):
-                if pick[i, j] > pick[i, best]:
-                    best = j
-            values[i] = q[i, best]
+            values[i] = q[i, _argmax(pick[i])]
         i = 0
         for t in range(n_steps):
             for k in range(n_envs):

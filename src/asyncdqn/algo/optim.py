@@ -79,7 +79,7 @@ def _default_lock() -> Any:
     return multiprocessing.get_context("spawn").Lock()
 
 
-def _split(flat: torch.Tensor, like: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+def split_flat(flat: torch.Tensor, like: list[torch.nn.Parameter]) -> list[torch.Tensor]:
     """Consecutive views of `flat` shaped like the tensors `like`."""
     out, offset = [], 0
     for p in like:
@@ -148,7 +148,7 @@ class _SharedOptimizer:
             total = sum(p.numel() for p in plist)
             self._flat_state = {name: torch.zeros(total, dtype=plist[0].dtype).share_memory_()  # type: ignore[no-untyped-call]
                                 for name in self._state_names}
-            self._state = {name: _split(flat, plist) for name, flat in self._flat_state.items()}
+            self._state = {name: split_flat(flat, plist) for name, flat in self._flat_state.items()}
         else:
             self._state = {
                 name: [torch.zeros_like(p, memory_format=torch.contiguous_format).share_memory_()  # type: ignore[no-untyped-call]

@@ -37,7 +37,7 @@ from torch import nn
 from asyncdqn.algo.conv_grad import NumpyConvQ
 from asyncdqn.algo.exploration import epsilon_greedy_drawn
 from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
-from asyncdqn.algo.optim import flat_of
+from asyncdqn.algo.optim import flat_of, split_flat
 from asyncdqn.algo.targets import td_loss
 from asyncdqn.model import ConvQNetwork, MinAtarQNetwork, NumpyMLP, QNetwork, TorchQ
 
@@ -72,23 +72,23 @@ class _FlatGrads(_Acting):
     def __init__(self, params: list[nn.Parameter]) -> None:
         self._params = params
         self._grad_flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype)
-        self._grad_tensors, offset = [], 0
-        for p in params:
-            self._grad_tensors.append(self._grad_flat[offset:offset + p.numel()].view(p.shape))
-            offset += p.numel()
+        self._grad_tensors = split_flat(self._grad_flat, params)
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
         self._grad_flat_np = self._grad_flat.numpy()
 
     def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
         """Scale the mean gradient (`scale` = rows: their sum), clip its global norm and hand it to the
         optimizer (p.grad)."""
+        self._scale_and_clip(grad_clip, scale)
+        if self._params[0].grad is not self._grad_tensors[0]:  # set once: .grad checks cost us each
+            for p, g in zip(self._params, self._grad_tensors, strict=True):
+                p.grad = g
+
+    def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
         if scale != 1.0:
             self._grad_flat_np *= scale
         if grad_clip is not None:
             clip_grad_norm([self._grad_flat_np], grad_clip)
-        if self._params[0].grad is not self._grad_tensors[0]:  # set once: .grad checks cost us each
-            for p, g in zip(self._params, self._grad_tensors, strict=True):
-                p.grad = g
 
 
 class NumpyMLPEngine(_FlatGrads):
@@ -161,10 +161,7 @@ class JitMLPEngine(_FlatGrads):
         self._flat = flat  # a view of the shared parameters: acting and the gradient read them in place
         self._sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
         self._target_flat = flat.copy()  # the local target copy, one buffer too
-        self.target_arrays, offset = [], 0
-        for p in self._params:
-            self.target_arrays.append(self._target_flat[offset:offset + p.numel()].reshape(tuple(p.shape)))
-            offset += p.numel()
+        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self._target_flat), self._params)]
 
     def online(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of the live shared weights."""
@@ -190,12 +187,9 @@ class JitMLPEngine(_FlatGrads):
             self._flat, self._sizes, _f32(obs), actions.astype(np.int64, copy=False),
             targets.astype(np.float32, copy=False), loss == "huber", self._grad_flat_np))
 
-    def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
-        """`_FlatGrads.attach_grads` (scale, clip the global norm, hand over as p.grad) in one pass."""
+    def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
+        """`_FlatGrads._scale_and_clip` in one compiled pass."""
         self._jit.scale_and_clip(self._grad_flat_np, np.float32(scale), np.inf if grad_clip is None else grad_clip)
-        if self._params[0].grad is not self._grad_tensors[0]:
-            for p, g in zip(self._params, self._grad_tensors, strict=True):
-                p.grad = g
 
     def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
                        terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool) -> np.ndarray:
