@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from asyncdqn.config import FIELDS, Config, from_dict, resolve_config
 from asyncdqn.errors import ConfigError
-from asyncdqn.presets import ENV_PRESETS, NAMED_PRESETS
+from asyncdqn.presets import ALGO_PRESETS, ENV_PRESETS, NAMED_PRESETS
 
 DEFAULTS = Config()
 SEED_COMPAT_EXPECTED = {
@@ -49,20 +49,35 @@ def test_defaults_apply_where_no_preset_sets_a_value() -> None:
 def test_no_overrides_gives_default_env_with_its_preset() -> None:
     cfg = resolve_config()
     assert cfg.env_id == DEFAULTS.env_id == "LunarLander-v3"
-    for key, value in ENV_PRESETS["LunarLander-v3"].items():
+    # the env preset, then the (env, default algorithm) preset over it
+    layered = {**ENV_PRESETS["LunarLander-v3"], **ALGO_PRESETS[("LunarLander-v3", DEFAULTS.algo)]}
+    for key, value in layered.items():
         assert getattr(cfg, key) == value, key
+    assert cfg.lr != ENV_PRESETS["LunarLander-v3"]["lr"]  # the algorithm preset wins where both set a key
     # fields no preset touches keep their defaults
     assert cfg.algo == DEFAULTS.algo
     assert cfg.adam_eps == DEFAULTS.adam_eps
     assert cfg.preset is None
 
 
+def test_lunarlander_algorithm_presets_apply_to_their_algorithm_only() -> None:
+    """The n-step-q refinements (double-Q among them) must not reach Sarsa, which rejects double-Q."""
+    sarsa = resolve_config({"algo": "one-step-sarsa"})
+    assert not sarsa.double_q and sarsa.lr == ENV_PRESETS["LunarLander-v3"]["lr"]
+    assert sarsa.average_steps == ENV_PRESETS["LunarLander-v3"]["average_steps"]
+    n_step = resolve_config({"algo": "n-step-q"})
+    assert n_step.double_q and n_step.average_steps == 30_000
+    compat = resolve_config({"preset": "seed-compat"})  # the notebook's settings stay the notebook's
+    assert (compat.algo, compat.lr, compat.double_q, compat.average_steps) == ("one-step-q", 5e-4, False, None)
+
+
 @pytest.mark.parametrize("env_id", sorted(ENV_PRESETS))
 def test_env_preset_overrides_defaults(env_id: str) -> None:
     cfg = resolve_config({"env_id": env_id})
-    for key, value in ENV_PRESETS[env_id].items():
+    layered = {**ENV_PRESETS[env_id], **ALGO_PRESETS.get((env_id, DEFAULTS.algo), {})}  # + the default algo's
+    for key, value in layered.items():
         assert getattr(cfg, key) == _norm(value), key
-    untouched = set(FIELDS) - set(ENV_PRESETS[env_id]) - {"env_id"}
+    untouched = set(FIELDS) - set(layered) - {"env_id"}
     for key in untouched:
         assert getattr(cfg, key) == getattr(DEFAULTS, key), key
 
