@@ -162,7 +162,9 @@ ALGO_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         # greedy evaluation every 100k steps, EnvPool stepping) on seeds 20-26, never the
         # benchmark's 0-4. The env preset alone: a median of 1.7M (seeds 20-22). Double-Q alone 1.4M,
         # lr 2e-3 with double-Q 1.0M, a 30k-step weight average with double-Q 0.94M; all three
-        # together ~0.7M. Measured for n-step-q only, so one-step-q and Sarsa keep the env preset.
+        # together 0.8M (seeds 20-26), and a median of 24.7 s in `bench solve` on fresh seeds
+        # 30-34 (lr 3e-3: 37.3 s). Measured for n-step-q only, so one-step-q and Sarsa keep the
+        # env preset.
         "lr": 2e-3,
         "double_q": True,
         "average_steps": 30_000,
