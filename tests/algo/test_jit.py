@@ -252,3 +252,62 @@ def test_scale_and_clip_is_clip_grad_norm() -> None:
         assert norm == pytest.approx(ref_norm, rel=1e-5)
         np.testing.assert_allclose(grad, ref, rtol=1e-5)
         assert np.linalg.norm(grad) <= max_norm * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("ended", [False, True])
+def test_record_and_act_is_record_step_then_act_drawn(ended: bool) -> None:
+    _, flat, sizes = _flat_model(5, 3, (16, 16), seed=3)
+    rng = np.random.default_rng(5)
+    T, K = 3, 4
+    obs = rng.normal(size=(K, 5)).astype(np.float32)
+    actions, rewards = np.array([2, 0, 1, 1]), rng.normal(size=K).astype(np.float32)
+    terminated, truncated = np.zeros(K, dtype=bool), np.array([False, ended, False, False])
+    eps, uniforms, random_actions = np.full(K, 0.5), rng.random(K), rng.integers(0, 3, size=K)
+
+    def buffers():
+        return [np.zeros((T, K), dtype=np.int64), np.zeros((T + 1, K, 5), dtype=np.float32),
+                np.zeros((T, K), dtype=np.float32), np.zeros((T, K), dtype=bool), np.zeros((T, K), dtype=bool),
+                np.arange(K, dtype=np.float64), np.arange(K, dtype=np.int64)]
+
+    want_bufs, got_bufs = buffers(), buffers()
+    want_ended = jit.record_step(1, actions, obs, rewards, terminated, truncated, *want_bufs)
+    n_ended, got_actions = jit.record_and_act(1, actions, obs, rewards, terminated, truncated, *got_bufs, flat, sizes,
+                                              eps, uniforms, random_actions)
+    assert n_ended == want_ended == int(ended)
+    for got, want in zip(got_bufs, want_bufs, strict=True):
+        np.testing.assert_array_equal(got, want)
+    if ended:  # the caller closes the episode first, then acts: no actions yet
+        assert got_actions.shape == (0,)
+    else:
+        np.testing.assert_array_equal(got_actions, jit.act_drawn(flat, sizes, obs, eps, uniforms, random_actions))
+        assert (uniforms < eps).any() and (uniforms >= eps).any()  # both branches of epsilon-greedy taken
+
+
+@pytest.mark.parametrize(("double_q", "huber", "scale", "max_norm"),
+                         [(False, True, 1.0, np.inf), (True, True, 40.0, 10.0), (True, False, 1.0, 0.5)])
+def test_n_step_q_learn_is_targets_gradient_and_clip(double_q: bool, huber: bool, scale: float,
+                                                     max_norm: float) -> None:
+    _, target_flat, sizes = _flat_model(5, 3, (16, 16), seed=1)
+    _, flat, _ = _flat_model(5, 3, (16, 16), seed=2)
+    rng = np.random.default_rng(6)
+    T, K = 5, 8
+    obs_seq = rng.normal(size=(T + 1, K, 5)).astype(np.float32)
+    final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+    act_buf = rng.integers(0, 3, size=(T, K))
+    rewards = (rng.normal(size=(T, K)) * 3).astype(np.float32)
+    terminated = rng.random((T, K)) < 0.15
+    done = terminated | (rng.random((T, K)) < 0.15)
+    gamma = np.float32(0.9)
+    y = jit.n_step_q_targets(target_flat, flat, sizes, final_obs, obs_seq[T], rewards, terminated, done, gamma,
+                             double_q)
+    want_grad = np.zeros_like(flat)
+    want_loss = jit.td_loss_and_grad(flat, sizes, obs_seq[:T].reshape(T * K, 5), act_buf.reshape(T * K),
+                                     y.reshape(T * K), huber, want_grad)
+    jit.scale_and_clip(want_grad, np.float32(scale), max_norm)
+    got_grad = np.full_like(flat, np.nan)  # every entry is written
+    loss, max_abs = jit.n_step_q_learn(target_flat, flat, sizes, obs_seq, final_obs, act_buf, rewards, terminated,
+                                       done, gamma, double_q, huber, got_grad, np.float32(scale), max_norm)
+    assert loss == want_loss
+    assert max_abs == pytest.approx(float(np.abs(rewards).max()))
+    np.testing.assert_array_equal(got_grad, want_grad)
+    assert np.abs(want_grad).sum() > 0

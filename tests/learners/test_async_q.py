@@ -549,3 +549,39 @@ def test_compiled_and_numpy_engines_learn_the_same():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert params_differ(jit_params, params(build_shared(make_cfg(env_id="CartPole-v1", hidden_sizes=[32, 32]),
                                                          inspect_env("CartPole-v1")).model))
+
+
+@pytest.mark.parametrize("options", [
+    {"double_q": True, "grad_clip": 1.0, "grad_reduce": "sum"},
+    {"double_q": False, "loss": "mse", "eps_schedule": "episode-decay", "eps_decay": 0.9},
+])
+def test_fused_segment_is_the_step_by_step_segment(options):
+    # ActorLearner's fused n-step Q path (one compiled call per env step and one per update) against the
+    # step-by-step calls: bit-identical actions, buffers, episodes and weights, across episode ends
+    # (a 30-step time limit: truncations, and terminations) and target syncs.
+    runs = []
+    for fused in (True, False):
+        cfg = make_cfg(env_id="CartPole-v1", envs_per_worker=4, t_max=5, hidden_sizes=[32, 32], gamma=0.99,
+                       target_update_steps=200, max_episode_steps=30, lr=1e-2, **options)
+        shared = make_shared(cfg)
+        sink = ListSink()
+        worker = make_worker(cfg, shared, sink=sink)
+        assert worker.fused  # the default for this case
+        worker.fused = fused
+        actions, dones = [], []
+        for _ in range(60):
+            worker.run_segment()
+            actions.append(worker.act_buf.copy())
+            dones.append(worker.done_buf.copy())
+        episodes = [(r.step, r.episode_return, r.length, r.epsilon) for r in sink.records]
+        runs.append((np.array(actions), np.array(dones), params(shared.model), worker.last_loss, episodes,
+                     worker.book.eps.copy(), shared.target.syncs))
+    fused_run, stepwise_run = runs
+    np.testing.assert_array_equal(fused_run[0], stepwise_run[0])
+    np.testing.assert_array_equal(fused_run[1], stepwise_run[1])
+    assert_params_equal(fused_run[2], stepwise_run[2])
+    assert fused_run[3] == stepwise_run[3]
+    assert fused_run[4] == stepwise_run[4] and len(fused_run[4]) > 20  # many episodes ended
+    np.testing.assert_array_equal(fused_run[5], stepwise_run[5])
+    assert fused_run[6] == stepwise_run[6] > 1
+    assert fused_run[1].sum() > 20

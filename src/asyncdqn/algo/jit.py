@@ -237,6 +237,45 @@ def scale_and_clip(grad: np.ndarray, scale: np.float32, max_norm: float) -> floa
     return float(norm)
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def record_and_act(t: int, actions: np.ndarray, obs: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                   truncated: np.ndarray, act_buf: np.ndarray, obs_seq: np.ndarray, rew_buf: np.ndarray,
+                   term_buf: np.ndarray, done_buf: np.ndarray, ep_return: np.ndarray, ep_len: np.ndarray,
+                   flat: np.ndarray, sizes: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                   random_actions: np.ndarray) -> tuple[int, np.ndarray]:
+    """`record_step`, then, if no episode ended at this step, `act_drawn` on the new observations
+    (obs_seq[t + 1]): one call per env step. Returns (episodes ended, next actions); when an episode
+    ended the actions are not computed (an empty array): the caller first closes the episodes (which
+    may change the epsilons), then acts."""
+    n_ended = record_step(t, actions, obs, rewards, terminated, truncated, act_buf, obs_seq, rew_buf, term_buf,
+                          done_buf, ep_return, ep_len)
+    if n_ended:
+        return n_ended, np.empty(0, np.int64)
+    return 0, act_drawn(flat, sizes, obs_seq[t + 1], eps, uniforms, random_actions)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def n_step_q_learn(target_flat: np.ndarray, flat: np.ndarray, sizes: np.ndarray, obs_seq: np.ndarray,
+                   final_obs: np.ndarray, act_buf: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                   done: np.ndarray, gamma: np.float32, double_q: bool, huber: bool, grad: np.ndarray,
+                   scale: np.float32, max_norm: float) -> tuple[float, float]:
+    """A whole n-step Q learning step of a (T, K) segment of vector observations but the optimizer's:
+    `n_step_q_targets`, `td_loss_and_grad` over the T*K rows obs_seq[:T], then `scale_and_clip`, in one
+    call. Returns (the loss, the largest |reward| of the segment); the gradient is left in `grad`."""
+    n_steps, n_envs = rewards.shape
+    y = n_step_q_targets(target_flat, flat, sizes, final_obs, obs_seq[n_steps], rewards, terminated, done, gamma,
+                         double_q)
+    rows = n_steps * n_envs
+    loss = td_loss_and_grad(flat, sizes, obs_seq[:n_steps].reshape((rows, obs_seq.shape[2])),
+                            act_buf.reshape(rows), y.reshape(rows), huber, grad)
+    scale_and_clip(grad, scale, max_norm)
+    max_abs = 0.0
+    for t in range(n_steps):
+        for k in range(n_envs):
+            max_abs = max(max_abs, abs(float(rewards[t, k])))
+    return loss, max_abs
+
+
 def layer_sizes(weight_shapes: list[tuple[int, ...]]) -> np.ndarray:
     """[in, h_1, ..., out] of an MLP from its weights' (out, in) shapes; ValueError if they do not chain."""
     sizes = [weight_shapes[0][1]]
@@ -262,6 +301,12 @@ def warm() -> None:
                      True)
     scale_and_clip(flat.copy(), np.float32(1.0), 1.0)
     actions = np.zeros(2, dtype=np.int64)
+    record_and_act(0, actions, x, np.zeros(2, dtype=np.float32), flags[0], flags[0], np.zeros((1, 2), dtype=np.int64),
+                   np.zeros((2, 2, 2), dtype=np.float32), np.zeros((1, 2), dtype=np.float32), flags, flags, np.zeros(2),
+                   actions.copy(), flat, sizes, np.zeros(2), np.zeros(2), actions.copy())
+    n_step_q_learn(flat, flat, sizes, np.zeros((3, 2, 2), dtype=np.float32), np.zeros((2, 2, 2), dtype=np.float32),
+                   np.zeros((2, 2), dtype=np.int64), x, flags, flags, np.float32(0.9), True, True, flat.copy(),
+                   np.float32(1.0), 1.0)
     for obs_dtype in (np.float32, np.uint8):  # vector observations, and images kept as uint8
         record_step(0, actions, np.zeros((2, 2), dtype=obs_dtype), np.zeros(2, dtype=np.float32), flags[0],
                     flags[0], np.zeros((1, 2), dtype=np.int64), np.zeros((2, 2, 2), dtype=obs_dtype),

@@ -15,6 +15,8 @@ The network engine (`learners/engines.py`) does the forwards and the gradient: c
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from torch import nn
 
@@ -86,10 +88,18 @@ class ActorLearner:
         if cfg.jit:
             from asyncdqn.algo import jit  # numba: imported only by the workers that use it
 
+            self._jit = jit
             self._compiled_returns, self._compiled_record = jit.n_step_returns, jit.record_step
             self._n_step_returns, self._record = self._jit_n_step_returns, self._jit_record
         self._fused_targets = (isinstance(self.engine, JitMLPEngine) and cfg.algo == "n-step-q"
                                and obs.ndim == 2 and obs.dtype == np.float32)
+        # The fused path of that case (the default's: an MLP on vector observations): one compiled call
+        # per env step (record it, then act) and one per update (targets, gradient, clip). Same results
+        # as the step-by-step calls (tested bit for bit); False selects those.
+        self.fused = self._fused_targets and cfg.loss in ("huber", "mse")
+        if self.fused:
+            self._grad_scale = np.float32(float(T * K) if cfg.grad_reduce == "sum" else 1.0)
+            self._max_norm = np.inf if cfg.grad_clip is None else float(cfg.grad_clip)
         self.runaway = RunawayCheck(cfg, f"worker {index}")
         self._target_version = -1
 
@@ -169,6 +179,9 @@ class ActorLearner:
         if self._current:  # the previous segment's last observation starts this one
             self.obs_seq[0] = self.obs_seq[self._current]
             self._current = 0
+        if self.fused:
+            self._fused_segment(base_step)
+            return self._end_segment(base_step)
         for t in range(T):
             a = self.actions
             obs, rew, term, trunc, final_obs = self.envs.step(a)
@@ -186,13 +199,53 @@ class ActorLearner:
                 if cut.size:  # truncated: a' is the policy's action in the final state
                     self.next_act_buf[t, cut] = self._act(self.final_obs[t, cut], cut)
         self._current = T
-
         self._learn(base_step)
+        return self._end_segment(base_step)
+
+    def _end_segment(self, base_step: int) -> int:
+        """Count the segment's steps (and sync the target net if they crossed a multiple of its period)."""
+        cfg, T, K = self.cfg, self.T, self.K
         self.steps_done += T * K
         old, new = self.counter.add(self.index, T * K)
         if new // cfg.target_update_steps > old // cfg.target_update_steps:
             self.target.sync_from(self.model, new)
         return T * K
+
+    def _fused_segment(self, base_step: int) -> None:
+        """run_segment's steps and learning for the fused case: the same operations in the same order
+        as the step-by-step path, in one compiled call per env step and one per update."""
+        T, K, book, engine = self.T, self.K, self.book, self.engine
+        assert isinstance(engine, JitMLPEngine)
+        step, record_and_act = self.envs.step, self._jit.record_and_act
+        flat, sizes, eps = engine.flat, engine.sizes, book.eps
+        uniforms, random_actions = self._uniforms, self._random_actions
+        a = self.actions
+        for t in range(T):
+            obs, rew, term, trunc, final_obs = step(a)
+            n_ended, a = record_and_act(t, a, obs, rew, term, trunc, self.act_buf, self.obs_seq, self.rew_buf,
+                                        self.term_buf, self.done_buf, book.ep_return, book.ep_len, flat, sizes, eps,
+                                        uniforms[t], random_actions[t])
+            if n_ended:  # close the episodes first (episode-decay epsilons change there), then act
+                done = self.done_buf[t]
+                self.final_obs[t, np.flatnonzero(done)] = final_obs
+                book.end(done, base_step + (t + 1) * K)
+                eps = book.eps
+                a = self._act_drawn(self.obs_seq[t + 1], t)
+        self.actions = a
+        self._current = T
+
+        cfg = self.cfg
+        loss_value, max_abs_reward = self._jit.n_step_q_learn(
+            engine.target_flat, flat, sizes, self.obs_seq, self.final_obs, self.act_buf, self.rew_buf, self.term_buf,
+            self.done_buf, self._gamma32, cfg.double_q, cfg.loss == "huber", engine.grad_flat, self._grad_scale,
+            self._max_norm)
+        if not math.isfinite(loss_value):
+            raise self._non_finite_error()
+        self.runaway.check(loss_value, max_abs_reward)
+        engine.hand_over_grads()
+        self.optimizer.step(cfg.lr_at(base_step))
+        self.last_loss = loss_value
+        self.book.add_loss(loss_value)
 
     def _numpy_record(self, t: int, a: np.ndarray, obs: np.ndarray, rew: np.ndarray, term: np.ndarray,
                       trunc: np.ndarray) -> None:

@@ -148,9 +148,12 @@ class RunawayCheck:
 
     def __call__(self, loss_value: float, rewards: np.ndarray) -> None:
         """Check one update's loss; `rewards` are those its targets were built from."""
+        self.check(loss_value, float(np.abs(rewards).max()) if rewards.size else 0.0)
+
+    def check(self, loss_value: float, max_abs_reward: float) -> None:
+        """`__call__` given the largest |reward| of the update's rewards instead of the rewards."""
         gamma = self.cfg.gamma
-        if rewards.size:
-            self.max_abs_reward = max(self.max_abs_reward, float(np.abs(rewards).max()))
+        self.max_abs_reward = max(self.max_abs_reward, max_abs_reward)
         if gamma >= 1.0 or not self.cfg.runaway_check:
             return
         limit = 1e3 * (self.max_abs_reward / (1.0 - gamma) + 1.0)

@@ -80,6 +80,10 @@ class _FlatGrads(_Acting):
         """Scale the mean gradient (`scale` = rows: their sum), clip its global norm and hand it to the
         optimizer (p.grad)."""
         self._scale_and_clip(grad_clip, scale)
+        self.hand_over_grads()
+
+    def hand_over_grads(self) -> None:
+        """Set the flat gradient buffer's views as the parameters' p.grad (once: later calls only check)."""
         if self._params[0].grad is not self._grad_tensors[0]:  # set once: .grad checks cost us each
             for p, g in zip(self._params, self._grad_tensors, strict=True):
                 p.grad = g
@@ -158,9 +162,13 @@ class JitMLPEngine(_FlatGrads):
 
         super().__init__(list(model.parameters()))
         self._jit = jit
-        self._flat = flat  # a view of the shared parameters: acting and the gradient read them in place
-        self._sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
-        self._target_flat = flat.copy()  # the local target copy, one buffer too
+        # What the kernels take, public for a learner that calls them directly (ActorLearner's fused
+        # n-step Q path): the shared parameters (a view: acting and the gradient read them in place),
+        # the layer sizes, the local target copy (one buffer too) and the flat gradient.
+        self._flat = self.flat = flat
+        self._sizes = self.sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
+        self._target_flat = self.target_flat = flat.copy()
+        self.grad_flat = self._grad_flat_np
         self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self._target_flat), self._params)]
 
     def online(self, obs: np.ndarray) -> np.ndarray:
