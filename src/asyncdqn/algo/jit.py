@@ -5,10 +5,12 @@ without numpy's per-call cost.
 At an actor-learner's sizes (8 rows to act on, 40 to learn from, a 8-128-128-4 network) most of
 numpy's time is spent between the matrix products: each ufunc, slice and temporary costs ~1-3 µs.
 Here a forward pass is one call (the matrix products still go to BLAS through `np.dot`, the bias,
-ReLU, argmax and loss are loops), a whole TD gradient is one call. (The shared Adam step stays in
-numpy: its dozen ufuncs over the flat buffers measured 2x faster than a compiled element loop,
-which LLVM cannot vectorise while the shared buffers may alias.) Measured per 40-step LunarLander
-segment: benchmarks/records/learner-jit-2026-12-01/.
+ReLU, argmax and loss are loops), a whole TD gradient is one call. The n-step Q worker's fused path
+makes one call per env step (`record_and_act`) and one per update (`n_step_q_learn`: targets,
+gradient, clip). (The shared Adam step is not here: torch's fused CPU kernel, algo/optim.py, beat
+both numpy's ufuncs and a compiled element loop, which LLVM cannot vectorise while the shared
+buffers may alias.) Measured per 40-step LunarLander segment: benchmarks/records/learner-jit-2026-12-01/
+and fused-2026-12-02/.
 
 Parameters live in ONE flat float32 buffer (`model.flatten_parameters`) in torch's `Linear` order
 [W_1 (out x in, row-major), b_1, W_2, b_2, ...]; `sizes` = [in, h_1, ..., out] gives the shapes.
