@@ -150,7 +150,7 @@ def test_jit_engine_gradient_is_the_numpy_engines() -> None:
         v1 = jit_engine.loss_and_grads(x, a, y, loss)
         v2 = np_engine.loss_and_grads(x, a, y, loss)
         assert v1 == pytest.approx(v2, rel=1e-5)
-        np.testing.assert_allclose(jit_engine._grad_flat_np, np_engine._grad_flat_np, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(jit_engine.grad_flat, np_engine.grad_flat, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="unknown loss"):
         jit_engine.loss_and_grads(x, a, y, "l1")
 

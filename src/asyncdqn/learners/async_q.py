@@ -97,9 +97,8 @@ class ActorLearner:
         # per env step (record it, then act) and one per update (targets, gradient, clip). Same results
         # as the step-by-step calls (tested bit for bit); False selects those.
         self.fused = self._fused_targets and cfg.loss in ("huber", "mse")
-        if self.fused:
-            self._grad_scale = np.float32(float(T * K) if cfg.grad_reduce == "sum" else 1.0)
-            self._max_norm = np.inf if cfg.grad_clip is None else float(cfg.grad_clip)
+        # --grad-reduce sum: the rows' summed gradient (the paper's accumulation), else their mean
+        self._grad_scale = float(T * K) if cfg.grad_reduce == "sum" else 1.0
         self.runaway = RunawayCheck(cfg, f"worker {index}")
         self._target_version = -1
 
@@ -187,11 +186,7 @@ class ActorLearner:
             obs, rew, term, trunc, final_obs = self.envs.step(a)
             self._record(t, a, obs, rew, term, trunc)
             if final_obs is not None:
-                # The true next state of an ended episode is its final observation,
-                # not the first observation of the next one (auto-reset).
-                done = self.done_buf[t]
-                self.final_obs[t, np.flatnonzero(done)] = final_obs
-                self.book.end(done, base_step + (t + 1) * K)
+                self._close_episodes(t, final_obs, base_step)
             self.actions = self._act_drawn(self.obs_seq[t + 1], t)
             if sarsa:
                 self.next_act_buf[t] = self.actions
@@ -211,10 +206,17 @@ class ActorLearner:
             self.target.sync_from(self.model, new)
         return T * K
 
+    def _close_episodes(self, t: int, final_obs: np.ndarray, base_step: int) -> None:
+        """Keep the true final observations of the episodes that ended at step t (the next state to
+        bootstrap from, not the first observation of the next episode: auto-reset) and report them."""
+        done = self.done_buf[t]
+        self.final_obs[t, np.flatnonzero(done)] = final_obs
+        self.book.end(done, base_step + (t + 1) * self.K)
+
     def _fused_segment(self, base_step: int) -> None:
         """run_segment's steps and learning for the fused case: the same operations in the same order
         as the step-by-step path, in one compiled call per env step and one per update."""
-        T, K, book, engine = self.T, self.K, self.book, self.engine
+        T, book, engine = self.T, self.book, self.engine
         assert isinstance(engine, JitMLPEngine)
         step, record_and_act = self.envs.step, self._jit.record_and_act
         flat, sizes, eps = engine.flat, engine.sizes, book.eps
@@ -226,9 +228,8 @@ class ActorLearner:
                                         self.term_buf, self.done_buf, book.ep_return, book.ep_len, flat, sizes, eps,
                                         uniforms[t], random_actions[t])
             if n_ended:  # close the episodes first (episode-decay epsilons change there), then act
-                done = self.done_buf[t]
-                self.final_obs[t, np.flatnonzero(done)] = final_obs
-                book.end(done, base_step + (t + 1) * K)
+                assert final_obs is not None  # the stepper returns them whenever an episode ended
+                self._close_episodes(t, final_obs, base_step)
                 eps = book.eps
                 a = self._act_drawn(self.obs_seq[t + 1], t)
         self.actions = a
@@ -237,15 +238,12 @@ class ActorLearner:
         cfg = self.cfg
         loss_value, max_abs_reward = self._jit.n_step_q_learn(
             engine.target_flat, flat, sizes, self.obs_seq, self.final_obs, self.act_buf, self.rew_buf, self.term_buf,
-            self.done_buf, self._gamma32, cfg.double_q, cfg.loss == "huber", engine.grad_flat, self._grad_scale,
-            self._max_norm)
-        if not math.isfinite(loss_value):
-            raise self._non_finite_error()
+            self.done_buf, self._gamma32, cfg.double_q, cfg.loss == "huber", engine.grad_flat,
+            np.float32(self._grad_scale), np.inf if cfg.grad_clip is None else float(cfg.grad_clip))
+        self._check_loss(loss_value)
         self.runaway.check(loss_value, max_abs_reward)
         engine.hand_over_grads()
-        self.optimizer.step(cfg.lr_at(base_step))
-        self.last_loss = loss_value
-        self.book.add_loss(loss_value)
+        self._apply_update(loss_value, base_step)
 
     def _numpy_record(self, t: int, a: np.ndarray, obs: np.ndarray, rew: np.ndarray, term: np.ndarray,
                       trunc: np.ndarray) -> None:
@@ -322,12 +320,19 @@ class ActorLearner:
         # Loss of Q(s_t, a_t) on the shared weights and its gradient, one batch of T*K samples.
         loss_value = self.engine.loss_and_grads(self.obs_seq[:T].reshape(T * K, *self.obs_seq.shape[2:]),
                                                 self.act_buf.reshape(T * K), y, cfg.loss)
-        if not np.isfinite(loss_value):
-            raise self._non_finite_error()
+        self._check_loss(loss_value)
         self.runaway(loss_value, self.rew_buf)
-        # --grad-reduce sum: the rows' summed gradient (the paper's accumulation); clipped, set as p.grad
-        self.engine.attach_grads(cfg.grad_clip, float(T * K) if cfg.grad_reduce == "sum" else 1.0)
-        self.optimizer.step(cfg.lr_at(global_step))
+        self.engine.attach_grads(cfg.grad_clip, self._grad_scale)  # scaled, clipped, set as p.grad
+        self._apply_update(loss_value, global_step)
+
+    def _check_loss(self, loss_value: float) -> None:
+        """TrainingError naming the source (environment or divergence) if the TD loss is not finite."""
+        if not math.isfinite(loss_value):
+            raise self._non_finite_error()
+
+    def _apply_update(self, loss_value: float, global_step: int) -> None:
+        """The shared optimizer's step from the attached gradient; the loss is kept for the episode reports."""
+        self.optimizer.step(self.cfg.lr_at(global_step))
         self.last_loss = loss_value
         self.book.add_loss(loss_value)
 

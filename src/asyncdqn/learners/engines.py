@@ -74,7 +74,7 @@ class _FlatGrads(_Acting):
         self._grad_flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype)
         self._grad_tensors = split_flat(self._grad_flat, params)
         self._grad_arrays = [g.numpy() for g in self._grad_tensors]
-        self._grad_flat_np = self._grad_flat.numpy()
+        self.grad_flat = self._grad_flat.numpy()
 
     def attach_grads(self, grad_clip: float | None, scale: float = 1.0) -> None:
         """Scale the mean gradient (`scale` = rows: their sum), clip its global norm and hand it to the
@@ -90,9 +90,9 @@ class _FlatGrads(_Acting):
 
     def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
         if scale != 1.0:
-            self._grad_flat_np *= scale
+            self.grad_flat *= scale
         if grad_clip is not None:
-            clip_grad_norm([self._grad_flat_np], grad_clip)
+            clip_grad_norm([self.grad_flat], grad_clip)
 
 
 class NumpyMLPEngine(_FlatGrads):
@@ -164,27 +164,26 @@ class JitMLPEngine(_FlatGrads):
         self._jit = jit
         # What the kernels take, public for a learner that calls them directly (ActorLearner's fused
         # n-step Q path): the shared parameters (a view: acting and the gradient read them in place),
-        # the layer sizes, the local target copy (one buffer too) and the flat gradient.
-        self._flat = self.flat = flat
-        self._sizes = self.sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
-        self._target_flat = self.target_flat = flat.copy()
-        self.grad_flat = self._grad_flat_np
-        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self._target_flat), self._params)]
+        # the layer sizes, the local target copy (one buffer too); the flat gradient is `grad_flat`.
+        self.flat = flat
+        self.sizes = jit.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
+        self.target_flat = flat.copy()
+        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self.target_flat), self._params)]
 
     def online(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of the live shared weights."""
-        q: np.ndarray = self._jit.forward(self._flat, self._sizes, _f32(obs))
+        q: np.ndarray = self._jit.forward(self.flat, self.sizes, _f32(obs))
         return q
 
     def target(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of the local target copy."""
-        q: np.ndarray = self._jit.forward(self._target_flat, self._sizes, _f32(obs))
+        q: np.ndarray = self._jit.forward(self.target_flat, self.sizes, _f32(obs))
         return q
 
     def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
                   random_actions: np.ndarray) -> np.ndarray:
         """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
-        actions: np.ndarray = self._jit.act_drawn(self._flat, self._sizes, _f32(obs), eps, uniforms, random_actions)
+        actions: np.ndarray = self._jit.act_drawn(self.flat, self.sizes, _f32(obs), eps, uniforms, random_actions)
         return actions
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
@@ -192,18 +191,18 @@ class JitMLPEngine(_FlatGrads):
         if loss not in ("huber", "mse"):
             raise ValueError(f"unknown loss {loss!r}")
         return float(self._jit.td_loss_and_grad(
-            self._flat, self._sizes, _f32(obs), actions.astype(np.int64, copy=False),
-            targets.astype(np.float32, copy=False), loss == "huber", self._grad_flat_np))
+            self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
+            targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
 
     def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
         """`_FlatGrads._scale_and_clip` in one compiled pass."""
-        self._jit.scale_and_clip(self._grad_flat_np, np.float32(scale), np.inf if grad_clip is None else grad_clip)
+        self._jit.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
 
     def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
                        terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool) -> np.ndarray:
         """n-step Q targets of a segment of vector observations (algo/jit.n_step_q_targets), bootstrapped
         from the local target copy (and the live weights' argmax with double-Q)."""
-        targets: np.ndarray = self._jit.n_step_q_targets(self._target_flat, self._flat, self._sizes, final_obs,
+        targets: np.ndarray = self._jit.n_step_q_targets(self.target_flat, self.flat, self.sizes, final_obs,
                                                           last_obs, rewards, terminated, done, gamma, double_q)
         return targets
 
