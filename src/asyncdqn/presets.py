@@ -114,7 +114,7 @@ for _game in ("Pong", "Breakout"):
         # (every unit <= 0 on every frame: Pong's background is a constant gray, so a filter's
         # weights move together, and eps 1e-8 turns its tiny gradients into full lr-sized steps);
         # lr 1e-4 with Rainbow's eps 1.5e-4 kept it alive (55 % of units active at 300k steps).
-        # benchmarks/records/pong-2026-12-01/probes/; the Pong curve: benchmarks/pong.sh.
+        # benchmarks/records/pong-2026-12-01/probes/; the Pong curve: benchmarks/records/pong-2026-12-01/pong.sh.
         # Breakout: one 25-minute check (seed 0, 6.2M frames): greedy 0 until the agent served at
         # ~1.25M steps, 2.4 at 1.5M (docs/pixels.md, benchmarks/records/breakout-2026-12-01/).
         "optimizer": "adam",

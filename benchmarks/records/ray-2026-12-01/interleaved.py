@@ -10,11 +10,14 @@ usage: python interleaved.py ENV REPS SECONDS OLD_SRC OUT.json
            "-" to leave that mode out
 """
 
+import inspect
 import json
 import os
 import statistics
 import subprocess
 import sys
+
+from asyncdqn.bench.throughput import tree_cpu_seconds
 
 ONE = r'''
 import json, os, sys, time
@@ -26,33 +29,6 @@ except ImportError:  # the previous layout (per-worker mode)
 from asyncdqn.backends import make_backend
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) used so far by process `root` and all its live descendants (Linux /proc).
-
-    Counts the whole run on a shared machine: workers, the trainer, and for the ray backend the
-    Ray daemons and actors it started (children of this process). Other jobs are not counted."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        parent[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(children.get(pid, []))
-    return total
 
 
 def run(cfg, seconds):
@@ -87,11 +63,16 @@ if __name__ == "__main__":
 '''
 
 
+# The child runs under either source tree, so it carries its own start/settle/window loop (the same
+# code for both trees) and takes the library's tree_cpu_seconds as source (the older tree lacks it).
+CHILD = ONE.replace("def run(cfg, seconds):", inspect.getsource(tree_cpu_seconds) + "\n\ndef run(cfg, seconds):", 1)
+
+
 def measure(env: str, backend: str, nodes: int, seconds: float, src: str | None) -> dict[str, float]:
     env_vars = dict(os.environ)
     if src:
         env_vars["PYTHONPATH"] = src
-    out = subprocess.run([sys.executable, "-c", ONE, env, backend, str(nodes), str(seconds)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, env, backend, str(nodes), str(seconds)], capture_output=True,
                          text=True, env=env_vars, timeout=600)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT")), None)
     if line is None:

@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/records/ray-overhead-2026-12-01/cpu_split.py [--backend ray|process]
         [--seconds 10] [--workers 2] [--set ray_sync_seconds=0.1 ...]
 
-Starts the trainer's backend on LunarLander-v3 (as `bench throughput` does: learning from
-every transition, no evaluation), lets it settle, then reads /proc for every process on the
-machine at the window's start and end and sums CPU (user + system) by role: Hogwild workers,
+Starts the trainer's backend on LunarLander-v3 with `bench.throughput.settled_backend` (as
+`bench throughput` does: learning from every transition, no evaluation; the recorded logs had a
+3 s settle of this script's own, now the library's 2 s), then reads /proc for every process on
+the machine at the window's start and end and sums CPU (user + system) by role: Hogwild workers,
 the node group actor, the parameter server actor, the driver (this process), Ray's daemons
 (raylet, gcs_server, ...), and everything else (other jobs: should be ~0 on a quiet machine).
 """
@@ -67,32 +68,18 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from asyncdqn.backends import make_backend
-    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.bench.throughput import settled_backend
     from asyncdqn.config import resolve_config
-    from asyncdqn.envs import inspect_env
 
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     cfg = resolve_config({"env_id": "LunarLander-v3", "workers": args.workers, "max_steps": 10**12,
                           "progress": False, "backend": args.backend, **overrides})
-    spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
-    shared = build_shared(cfg, spec)
-    shared.target.sync_from(shared.model, 0)
-    backend = make_backend(cfg, shared)
-    backend.start()
-    try:
-        while min(shared.counter.per_worker()) == 0:
-            backend.poll(timeout=0.05)
-        t = time.perf_counter()
-        while time.perf_counter() - t < 3.0:
-            backend.poll(timeout=args.poll)
+    with settled_backend(cfg) as (shared, backend):  # started and settled as `bench throughput` does
         a, s0, t0 = snapshot(), shared.counter.value, time.perf_counter()
         while time.perf_counter() - t0 < args.seconds:
             backend.poll(timeout=args.poll)
         b, s1, t1 = snapshot(), shared.counter.value, time.perf_counter()
         stats = getattr(backend, "last_stats", {})
-    finally:
-        backend.stop()
     me, wall = os.getpid(), t1 - t0
     by_role: dict[str, float] = {}
     for pid, (cmd, cpu, _) in b.items():

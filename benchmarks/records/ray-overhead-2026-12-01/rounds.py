@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 
+# The child is run under each source tree, so its start/settle/window loop is written out here, not
+# taken from bench.throughput (measure_trainer's polling changed between the trees compared).
 ONE = r'''
 import json, os, sys, time
 from asyncdqn.backends import make_backend

@@ -6,17 +6,17 @@
 # lifted so that the clock decides; the learning rate anneals to 0 over 20M steps = 80M frames,
 # the paper's training length, so it is still learning when the 3 hours end).
 #
-#   bash benchmarks/pong.sh                              # 3 h, seed 0, into benchmarks/records/pong-<date>/
-#   BUDGET=3600 bash benchmarks/pong.sh                  # a shorter budget
-#   OUT=benchmarks/records/pong-2026-12-01 bash benchmarks/pong.sh   # continue an interrupted run
-#   SUMMARY_ONLY=1 OUT=... bash benchmarks/pong.sh       # rewrite pong.md and the curve, train nothing
+#   bash benchmarks/records/pong-2026-12-01/pong.sh                              # 3 h, seed 0, into benchmarks/records/pong-<date>/
+#   BUDGET=3600 bash benchmarks/records/pong-2026-12-01/pong.sh                  # a shorter budget
+#   OUT=benchmarks/records/pong-2026-12-01 bash benchmarks/records/pong-2026-12-01/pong.sh   # continue an interrupted run
+#   SUMMARY_ONLY=1 OUT=... bash benchmarks/records/pong-2026-12-01/pong.sh       # rewrite pong.md and the curve, train nothing
 #
 # The budget counts training wall time over the whole run: an interrupted run (Ctrl-C, end of a
 # session) resumes from its last checkpoint and the clock goes on from where it stopped, so the
 # 3 hours can be spread over several sittings. Evaluation time is inside the wall clock.
 set -euo pipefail
 stopped=0
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 OUT=${OUT:-benchmarks/records/pong-$(date -u +%Y-%m-%d)}
 BUDGET=${BUDGET:-10800}
 SEED=${SEED:-0}

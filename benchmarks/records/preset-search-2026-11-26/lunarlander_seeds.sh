@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Time-to-solve of the default LunarLander-v3 preset over several seeds, exactly as
-# `make train` runs it (workers = cores). Usage: benchmarks/lunarlander_seeds.sh [SEEDS...]
+# `make train` runs it (workers = cores). Usage: benchmarks/records/preset-search-2026-11-26/lunarlander_seeds.sh [SEEDS...]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 make install >/dev/null
 out=${OUT:-benchmarks/results}
 mkdir -p "$out"

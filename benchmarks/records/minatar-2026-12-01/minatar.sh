@@ -3,16 +3,16 @@
 # (MinAtar has no frame skip: 5M frames = 5M env steps = --max-steps 5000000), every run with its
 # preset (src/asyncdqn/presets.py) and both cores. 30 runs: hours on a 2-core machine.
 #
-#   bash benchmarks/minatar.sh                       # everything, into benchmarks/records/minatar-<date>/
-#   GAMES=Breakout SEEDS=0 ALGOS=n-step-q bash benchmarks/minatar.sh   # a slice
-#   OUT=benchmarks/records/minatar-2026-12-02 bash benchmarks/minatar.sh  # continue an earlier table
+#   bash benchmarks/records/minatar-2026-12-01/minatar.sh                       # everything, into benchmarks/records/minatar-<date>/
+#   GAMES=Breakout SEEDS=0 ALGOS=n-step-q bash benchmarks/records/minatar-2026-12-01/minatar.sh   # a slice
+#   OUT=benchmarks/records/minatar-2026-12-02 bash benchmarks/records/minatar-2026-12-01/minatar.sh  # continue an earlier table
 #
 # Re-running skips finished runs (eval.json written) and resumes interrupted ones from their last
 # checkpoint, so the table can be filled across sessions. Per game, `asyncdqn compare` writes
 # GAME.png / GAME.md; summary.md lists every run (final and best greedy mean, wall time, env steps/s)
 # beside the MinAtar paper's DQN figures at 5M frames.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 OUT=${OUT:-benchmarks/records/minatar-$(date -u +%Y-%m-%d)}
 GAMES=${GAMES:-"Asterix Breakout Freeway Seaquest SpaceInvaders"}
 SEEDS=${SEEDS:-"0 1 2"}

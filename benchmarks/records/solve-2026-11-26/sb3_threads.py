@@ -1,8 +1,8 @@
 """SB3 DQN (RL-Zoo LunarLander settings, as in `asyncdqn bench solve`) env steps/s with N torch threads.
 
-    python benchmarks/sb3_threads.py 1          # alone, one thread
-    python benchmarks/sb3_threads.py 2          # alone, two threads
-    python benchmarks/sb3_threads.py 1 a & python benchmarks/sb3_threads.py 1 b; wait   # side by side
+    python benchmarks/records/solve-2026-11-26/sb3_threads.py 1          # alone, one thread
+    python benchmarks/records/solve-2026-11-26/sb3_threads.py 2          # alone, two threads
+    S=benchmarks/records/solve-2026-11-26/sb3_threads.py; python $S 1 a & python $S 1 b; wait   # side by side
 
 Measures 30 s after 2,000 warm-up steps. Used to size `bench solve --parallel`.
 """
