@@ -99,11 +99,15 @@ def _add_evaluate(sub: Any) -> None:
     """`asyncdqn evaluate RUN_DIR`."""
     e = sub.add_parser("evaluate", help="greedy evaluation of a trained run",
                        description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
+    from asyncdqn.evaluate import DEFAULT_EPISODES, DEFAULT_SEED
+
     e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
-    e.add_argument("--episodes", type=int, default=100, help="number of episodes (default: 100)")
+    e.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
+                   help=f"number of episodes (default: {DEFAULT_EPISODES})")
     e.add_argument("--checkpoint", default="best", help="best, final, latest (newest training checkpoint) or a file name in RUN_DIR/checkpoints "
                         "(default: best)")
-    e.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
+    e.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of the evaluation episodes (default: {DEFAULT_SEED})")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -144,6 +148,24 @@ def _add_compare(sub: Any) -> None:
     c.add_argument("--out", default="compare", help="output prefix: writes PREFIX.png and PREFIX.md (default: compare)")
 
 
+def _add_seed_options(p: argparse.ArgumentParser, default_list: list[int] | None = None,
+                      list_help: str = "explicit seeds (overrides --seeds)") -> None:
+    """--seeds S (0..S-1) and --seed-list; with a default list, --seed-list alone. Read back by `_seeds`."""
+    if default_list is None:
+        p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
+    p.add_argument("--seed-list", type=int, nargs="+", default=default_list, help=list_help)
+
+
+def _add_parallel_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--parallel", type=int, default=1, help=f"{help} (default: 1)")
+
+
+def _add_set_option(p: argparse.ArgumentParser, help: str) -> None:
+    """--set FIELD=VALUE, repeatable: Config options over a preset. Read back by `_parse_sets`."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"{help} (repeatable)")
+
+
 def _add_bench_throughput(bsub: Any) -> None:
     """`asyncdqn bench throughput`."""
     bt = bsub.add_parser("throughput", help="trainer steps/s as a fraction of the raw environment ceiling")
@@ -173,28 +195,35 @@ def _add_bench_solve(bsub: Any) -> None:
                     "one protocol: the same greedy solve criterion, checked at the same wall-clock cadence, "
                     "within the same budget. Writes one JSON per run, summary.json, summary.md and "
                     "solve_curves.png to --out; runs already in --out are not repeated.")
-    bs.add_argument("--env", dest="env_id", default="LunarLander-v3", help="environment id (default: LunarLander-v3)")
+    from asyncdqn.bench.solve import Protocol
+
+    d = Protocol()
+    bs.add_argument("--env", dest="env_id", default=d.env_id, help=f"environment id (default: {d.env_id})")
     bs.add_argument("--contenders", nargs="+", default=None,
                     help="any of asyncdqn asyncdqn-envpool asyncdqn-ray asyncdqn-ray-cluster seed-compat sb3-dqn "
                          "(default: all but the ray ones; asyncdqn-envpool only with the envpool extra installed)")
-    bs.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
-    bs.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
-    bs.add_argument("--budget", type=float, default=600.0, help="wall-clock budget per run in seconds (default: 600)")
-    bs.add_argument("--check-every", type=float, default=10.0,
-                    help="seconds between greedy checks, counted from the end of the previous one (default: 10)")
-    bs.add_argument("--score", type=float, default=200.0, help="solve score (default: 200)")
-    bs.add_argument("--eval-episodes", type=int, default=100, help="episodes of the solving evaluation (default: 100)")
-    bs.add_argument("--screen-episodes", type=int, default=10, help="episodes of the screen before it (default: 10)")
-    bs.add_argument("--parallel", type=int, default=1,
-                    help="run this many single-process (sb3-dqn) runs side by side, sharing the cores (default: 1: every run alone, SB3 with one torch thread per core)")
-    bs.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                    help="option over the asyncdqn contender's preset, e.g. --set target_update_steps=1000 "
-                         "(repeatable; for preset searches: give each variant its own --out)")
+    _add_seed_options(bs)
+    bs.add_argument("--budget", type=float, default=d.budget_s,
+                    help=f"wall-clock budget per run in seconds (default: {d.budget_s:g})")
+    bs.add_argument("--check-every", type=float, default=d.check_every_s,
+                    help=f"seconds between greedy checks, counted from the end of the previous one "
+                         f"(default: {d.check_every_s:g})")
+    bs.add_argument("--score", type=float, default=d.solve_score, help=f"solve score (default: {d.solve_score:g})")
+    bs.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
+                    help=f"episodes of the solving evaluation (default: {d.eval_episodes})")
+    bs.add_argument("--screen-episodes", type=int, default=d.screen_episodes,
+                    help=f"episodes of the screen before it (default: {d.screen_episodes})")
+    _add_parallel_option(bs, "run this many single-process (sb3-dqn) runs side by side, sharing the cores "
+                             "(1: every run alone, SB3 with one torch thread per core)")
+    _add_set_option(bs, "option over the asyncdqn contender's preset, e.g. --set target_update_steps=1000 "
+                        "(for preset searches: give each variant its own --out)")
     bs.add_argument("--out", default="bench-solve", help="output directory (default: bench-solve)")
 
 
 def _add_bench_presets(bsub: Any) -> None:
     """`asyncdqn bench presets`."""
+    from asyncdqn.bench.presets import REEVAL_EPISODES
+
     bp = bsub.add_parser(
         "presets", help="verify the presets: solved n/N per (env, algo) over several seeds",
         description="Train each (environment, algorithm) preset exactly as `asyncdqn train --env E --algo A` "
@@ -207,19 +236,16 @@ def _add_bench_presets(bsub: Any) -> None:
                     help="environments (default: CartPole-v1 Acrobot-v1 MountainCar-v0 LunarLander-v3)")
     bp.add_argument("--algos", nargs="+", default=None,
                     help="algorithms: any of n-step-q one-step-q one-step-sarsa dqn (default: n-step-q dqn)")
-    bp.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..S-1 (default: 5)")
-    bp.add_argument("--seed-list", type=int, nargs="+", default=None, help="explicit seeds (overrides --seeds)")
+    _add_seed_options(bp)
     bp.add_argument("--budget-scale", type=float, default=1.0,
                     help="multiply each preset's --max-seconds budget (e.g. 2 on a loaded machine; recorded)")
-    bp.add_argument("--parallel", type=int, default=1,
-                    help="runs side by side (default: 1; more shares the cores: times inflate, steps and solved "
-                         "counts of step-budget presets do not)")
+    _add_parallel_option(bp, "runs side by side (more share the cores: times inflate, steps and solved counts of "
+                             "step-budget presets do not)")
     bp.add_argument("--summary-only", action="store_true",
                     help="run nothing: summarize the runs already in --out (e.g. after benchmarks run separately)")
-    bp.add_argument("--reeval-episodes", type=int, default=100,
-                    help="fresh episodes replayed by the returned policy (default: 100)")
-    bp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                    help="option over every row's preset (repeatable; for preset searches: give each its own --out)")
+    bp.add_argument("--reeval-episodes", type=int, default=REEVAL_EPISODES,
+                    help=f"fresh episodes replayed by the returned policy (default: {REEVAL_EPISODES})")
+    _add_set_option(bp, "option over every row's preset (for preset searches: give each its own --out)")
     bp.add_argument("--out", default="bench-presets", help="output directory (default: bench-presets)")
 
 
@@ -239,8 +265,8 @@ def _add_tune(sub: Any) -> None:
                          "area under the greedy curve over the step budget (maximised) (default: time)")
     tu.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default: 20)")
     tu.add_argument("--jobs", type=int, default=1, help="trials run in parallel, at most the CPU cores (default: 1)")
-    tu.add_argument("--seed-list", type=int, nargs="+", default=[100],
-                    help="seeds every trial trains (objective averaged; pruning watches the first) (default: 100)")
+    _add_seed_options(tu, default_list=[100], list_help="seeds every trial trains (objective averaged; pruning "
+                                                        "watches the first) (default: 100)")
     tu.add_argument("--max-seconds", type=float, default=None, help="time budget per run (default: the preset's)")
     tu.add_argument("--max-steps", type=int, default=None, help="step budget per run (default: the preset's)")
     tu.add_argument("--eval-every-steps", type=int, default=None,
@@ -248,8 +274,7 @@ def _add_tune(sub: Any) -> None:
     tu.add_argument("--startup-trials", type=int, default=4,
                     help="trials that always finish before the pruner compares (default: 4)")
     tu.add_argument("--no-pruning", action="store_true", help="let every trial run to its end")
-    tu.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                    help="fixed option over the preset, not searched (repeatable)")
+    _add_set_option(tu, "fixed option over the preset, not searched")
     tu.add_argument("--out", default=None, help="study directory (default: runs/tune-ENV-ALGO-OBJECTIVE)")
 
 
@@ -277,10 +302,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     for name in ("trials", "jobs", "startup_trials"):
         _positive(name.replace("_", "-"), getattr(args, name))
-    if any(s < 0 for s in args.seed_list):
-        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
     spec = TuneSpec(env_id=args.env_id, algo=args.algo, objective=args.objective, trials=args.trials, jobs=args.jobs,
-                    seeds=tuple(args.seed_list), max_seconds=args.max_seconds, max_steps=args.max_steps,
+                    seeds=tuple(_seeds(args)), max_seconds=args.max_seconds, max_steps=args.max_steps,
                     eval_every_steps=args.eval_every_steps, fixed=_parse_sets(args.overrides),
                     pruning=not args.no_pruning, startup_trials=args.startup_trials)
     out = Path(args.out or Path("runs") / f"tune-{spec.study_name().replace('/', '_')}")
@@ -290,6 +313,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(report["preset_snippet"] or "no trial completed: no preset to suggest")
     print(f"study: {report['storage']}; wrote trials.md, best_preset.py and tune.json in {out}")
     return 0
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    """The seeds of `_add_seed_options`: --seed-list (each >= 0), else 0..--seeds-1."""
+    if args.seed_list is not None:
+        if any(s < 0 for s in args.seed_list):
+            raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
+        return list(args.seed_list)
+    _positive("seeds", args.seeds)
+    return list(range(args.seeds))
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -310,13 +343,12 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 def cmd_bench_solve(args: argparse.Namespace) -> int:
     from asyncdqn.bench.solve import RAY_CONTENDERS, Protocol, default_contenders, run_solve
 
-    for name in ("seeds", "parallel", "eval_episodes", "screen_episodes"):
+    seeds = _seeds(args)
+    for name in ("parallel", "eval_episodes", "screen_episodes"):
         _positive(name.replace("_", "-"), getattr(args, name))
     for name in ("budget", "check_every"):
         if not args.__dict__[name] > 0:
             raise AsyncDQNError(f"--{name.replace('_', '-')}: must be > 0, got {args.__dict__[name]}")
-    if args.seed_list is not None and any(s < 0 for s in args.seed_list):
-        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
     from asyncdqn.envs import inspect_env
 
     inspect_env(args.env_id, None)  # unknown env / unsupported spaces: one clear line, before any run
@@ -326,7 +358,6 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
     resolve_config({"env_id": args.env_id, **overrides})  # unknown or invalid options: fail before any run
     p = Protocol(env_id=args.env_id, solve_score=args.score, eval_episodes=args.eval_episodes,
                  screen_episodes=args.screen_episodes, check_every_s=args.check_every, budget_s=args.budget)
-    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     contenders = tuple(args.contenders or default_contenders())
     if "asyncdqn-envpool" in contenders:
         from asyncdqn.envs.vector import check_envpool_env
@@ -347,19 +378,16 @@ def cmd_bench_presets(args: argparse.Namespace) -> int:
     from asyncdqn.bench.presets import DEFAULT_ALGOS, ENVS, plan, run_presets
     from asyncdqn.envs import inspect_env
 
-    _positive("seeds", args.seeds)
+    seeds = _seeds(args)
     _positive("reeval-episodes", args.reeval_episodes)
     _positive("parallel", args.parallel)
     if not args.budget_scale > 0:
         raise AsyncDQNError(f"--budget-scale: must be > 0, got {args.budget_scale}")
-    if args.seed_list is not None and any(s < 0 for s in args.seed_list):
-        raise AsyncDQNError(f"--seed-list: seeds must be >= 0, got {args.seed_list}")
     envs, algos = tuple(args.envs or ENVS), tuple(args.algos or DEFAULT_ALGOS)
     for env_id in envs:
         inspect_env(env_id, None)  # unknown env / unsupported spaces: one clear line, before any run
     overrides = _parse_sets(args.overrides)
     plan(envs, algos, overrides)  # unknown algorithms or invalid options: fail before any run
-    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     out = run_presets(Path(args.out), envs, algos, seeds, args.budget_scale, overrides, args.reeval_episodes,
                       log=lambda m: print(m, file=sys.stderr, flush=True), parallel=args.parallel,
                       run=not args.summary_only)

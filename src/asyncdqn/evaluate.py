@@ -13,6 +13,9 @@ from asyncdqn.envs import env_seeds, make_env
 QFunction = Callable[[np.ndarray], np.ndarray]  # (B, *obs_shape) -> (B, n_actions), numpy in and out
 
 EVAL_STREAM = 1_000_000  # seed streams >= this are evaluation seeds, disjoint from workers'
+# A user's evaluation of a trained run (`asyncdqn evaluate`, Policy.evaluate): episodes and their seed.
+DEFAULT_EPISODES = 100
+DEFAULT_SEED = 12345
 
 
 @dataclass(frozen=True)

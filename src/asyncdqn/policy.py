@@ -32,7 +32,7 @@ from torch import nn
 
 from asyncdqn.config import Config
 from asyncdqn.errors import CheckpointError
-from asyncdqn.evaluate import EvalResult, evaluate
+from asyncdqn.evaluate import DEFAULT_EPISODES, DEFAULT_SEED, EvalResult, evaluate
 
 WHICH = ("best", "final", "latest")
 
@@ -113,7 +113,7 @@ class Policy:
             actions = np.where(explore, g.integers(0, self.n_actions, len(actions)), actions)
         return int(actions[0]) if single else actions.astype(np.int64)
 
-    def evaluate(self, episodes: int = 100, seed: int = 12345, round_index: int = 0) -> EvalResult:
+    def evaluate(self, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, round_index: int = 0) -> EvalResult:
         """Greedy returns over `episodes` freshly seeded episodes of the run's environment
         (deterministic for (seed, round_index); the same protocol as the trainer's evaluations)."""
         if episodes < 1:

@@ -34,6 +34,7 @@ from asyncdqn.rundir.fileio import atomic_write_json
 
 ENVS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3")  # cheapest first
 DEFAULT_ALGOS = ("n-step-q", "dqn")
+REEVAL_EPISODES = 100  # fresh episodes the policy a run returns is replayed on
 
 # RL-Baselines3-Zoo's published scores of its trained agents: "Performance of trained agents",
 # https://github.com/DLR-RM/rl-baselines3-zoo/blob/master/benchmark.md (commit 0088472b): mean ± std of
@@ -74,7 +75,7 @@ def row_name(env_id: str, algo: str) -> str:
 
 # ------------------------------------------------------------------ one run
 def run_one(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale: float = 1.0,
-            overrides: dict[str, Any] | None = None, reeval_episodes: int = 100) -> dict[str, Any]:
+            overrides: dict[str, Any] | None = None, reeval_episodes: int = REEVAL_EPISODES) -> dict[str, Any]:
     """Train one seed of a row in this process; returns its record (the JSON written by the driver)."""
     from asyncdqn.trainer import train
 
@@ -133,7 +134,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def format_table(summary: list[dict[str, Any]], reeval_episodes: int = 100) -> str:
+def format_table(summary: list[dict[str, Any]], reeval_episodes: int = REEVAL_EPISODES) -> str:
     lines = [
         "| env | algo | solve score | budget | solved | median time to solve (s) | median env steps to solve "
         f"| returned policy, {reeval_episodes} fresh episodes: median (min) over seeds "
@@ -174,7 +175,7 @@ def plan(envs: Sequence[str], algos: Sequence[str], overrides: dict[str, Any] | 
 
 def run_presets(out_dir: Path, envs: Sequence[str] = ENVS, algos: Sequence[str] = DEFAULT_ALGOS,
                 seeds: Sequence[int] = range(5), budget_scale: float = 1.0, overrides: dict[str, Any] | None = None,
-                reeval_episodes: int = 100, log: Callable[[str], None] = print, parallel: int = 1,
+                reeval_episodes: int = REEVAL_EPISODES, log: Callable[[str], None] = print, parallel: int = 1,
                 run: bool = True) -> dict[str, Any]:
     """Run every (row, seed) missing from `out_dir` as a subprocess (row by row, `parallel` at a time:
     their timings then share the cores), then summarize."""
@@ -244,7 +245,7 @@ def _child_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--budget-scale", type=float, default=1.0)
     ap.add_argument("--overrides", default="{}")
-    ap.add_argument("--reeval-episodes", type=int, default=100)
+    ap.add_argument("--reeval-episodes", type=int, default=REEVAL_EPISODES)
     a = ap.parse_args(argv)
     out_dir = Path(a.out_dir)
     record = run_one(a.env, a.algo, a.seed, out_dir, a.budget_scale, json.loads(a.overrides), a.reeval_episodes)
