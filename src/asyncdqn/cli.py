@@ -49,7 +49,7 @@ def _none_or(kind: type) -> Any:
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per Config field, its help taken from the field's metadata."""
-    from asyncdqn.config import _HINTS, Config
+    from asyncdqn.config import FIELD_TYPES, Config
 
     defaults = Config()
     for f in dataclasses.fields(Config):
@@ -58,7 +58,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "env_id":
             flags.insert(0, "--env")
-        hint = _HINTS[f.name]
+        hint = FIELD_TYPES[f.name]
         args = typing.get_args(hint)
         optional = type(None) in args
         base = next((a for a in args if a is not type(None)), hint) if optional else hint

@@ -166,12 +166,12 @@ class Config:
 RETIRED: dict[str, Any] = {"ray_pipeline": True}  # the per-worker ray mode (replaced by node groups)
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
-_HINTS = typing.get_type_hints(Config)
+FIELD_TYPES = typing.get_type_hints(Config)  # field name -> its resolved annotation
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Check `value` against the annotation of field `name`; convert lists to tuples."""
-    hint = _HINTS[name]
+    hint = FIELD_TYPES[name]
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     optional = origin in (typing.Union, types.UnionType) and type(None) in args

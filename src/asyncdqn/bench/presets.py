@@ -12,7 +12,7 @@ beside it), summary.json and summary.md (the table). Runs whose JSON exists are 
 repeated, so an interrupted benchmark resumes where it stopped.
 
 The machinery (re-evaluation of the returned policy, failed-run records, machine
-info) is bench.solve's; only the row loop and the table are here.
+info) is bench.common's; only the row loop and the table are here.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncdqn.bench.solve import Protocol, _evals, _failed_record, _median, _peak_rss_mb, machine_info, reevaluate_best
+from asyncdqn.bench.common import eval_history, failed_record, machine_info, median, peak_rss_mb, reevaluate_best
 from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.rundir.fileio import atomic_write_json
 
@@ -84,24 +84,22 @@ def run_one(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale: floa
         opts["max_seconds"] = opts["max_seconds"] * budget_scale
     run_dir = out_dir / f"{row_name(env_id, algo)}-seed{seed}"
     opts.update(seed=seed, run_dir=str(run_dir), progress=False, label=f"{row_name(env_id, algo)} seed {seed}")
-    p = Protocol(env_id=env_id, solve_score=opts["solve_score"], eval_episodes=reeval_episodes,
-                 budget_s=opts["max_seconds"] or float("inf"))
     base = {"env_id": env_id, "algo": algo, "seed": seed, "run_dir": str(run_dir), "overrides": overrides or {},
             "solve_score": opts["solve_score"], "budget_s": opts["max_seconds"], "max_steps": opts["max_steps"],
             "budget_scale": budget_scale}
     try:
         result = train(opts)
     except TrainingError as exc:  # a failed run (e.g. diverged) is an unsolved run, not a broken benchmark
-        return {**base, **_failed_record(run_dir, p, seed, exc), "peak_rss": _peak_rss_mb()}
+        return {**base, **failed_record(run_dir, reeval_episodes, seed, exc), "peak_rss": peak_rss_mb()}
     return {
         **base, "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
         "steps_to_solve": result.steps_to_solve, "wall_time_s": result.wall_time_s,
         "total_steps": result.total_steps, "steps_per_second": result.steps_per_second,
         "stop_reason": result.stop_reason,
-        "final_eval": reevaluate_best(run_dir, p, seed),  # the returned policy on fresh episodes
+        "final_eval": reevaluate_best(run_dir, reeval_episodes, seed),  # the returned policy on fresh episodes
         "final_weights_eval": {k: result.final_eval[k] for k in ("mean", "std", "episodes")},
-        "evals": _evals(run_dir), "workers": json.loads((run_dir / "config.json").read_text())["workers"],
-        "peak_rss": _peak_rss_mb(),
+        "evals": eval_history(run_dir), "workers": json.loads((run_dir / "config.json").read_text())["workers"],
+        "peak_rss": peak_rss_mb(),
     }
 
 
@@ -123,9 +121,9 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "env_id": env_id, "algo": algo, "solve_score": rs[0]["solve_score"], "budget_s": budget,
             "max_steps": rs[0]["max_steps"], "runs": len(rs), "solved": sum(bool(r["solved"]) for r in rs),
             "seeds": [r["seed"] for r in rs],
-            "time_s": {"median": _median(times), "each": times},
-            "steps": {"median": _median(steps), "each": steps},
-            "returned_policy": {"median": _median(finite), "min": min(finite) if finite else float("nan"),
+            "time_s": {"median": median(times), "each": times},
+            "steps": {"median": median(steps), "each": steps},
+            "returned_policy": {"median": median(finite), "min": min(finite) if finite else float("nan"),
                                 "each": returned,
                                 "reaches_score": sum(x >= rs[0]["solve_score"] for x in finite)},
             "rl_zoo": zoo_reference(env_id, algo),

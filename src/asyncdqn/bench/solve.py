@@ -34,9 +34,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -47,9 +44,18 @@ from typing import Any
 
 import numpy as np
 
+from asyncdqn.bench.common import (
+    REEVAL_ROUND,
+    eval_history,
+    failed_record,
+    machine_info,
+    median,
+    peak_rss_mb,
+    reevaluate_best,
+)
 from asyncdqn.errors import AsyncDQNError, TrainingError
 from asyncdqn.rundir.fileio import atomic_write_json
-from asyncdqn.rundir.layout import BEST, CHECKPOINTS, CONFIG, EVAL
+from asyncdqn.rundir.layout import CONFIG
 
 CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "asyncdqn-ray-cluster", "seed-compat", "sb3-dqn")
 # Our contenders: the default preset stepping Gymnasium envs, the same preset stepping
@@ -86,10 +92,6 @@ RL_ZOO_LUNARLANDER: dict[str, Any] = {
 }
 RL_ZOO_EXPLORATION_STEPS = 12_000  # 0.12 x n_timesteps (1e5)
 
-# Evaluation round of the closing re-evaluation: its episode seeds differ from every check's.
-REEVAL_ROUND = 10**6
-
-
 @dataclass(frozen=True)
 class Protocol:
     env_id: str = "LunarLander-v3"
@@ -98,13 +100,6 @@ class Protocol:
     screen_episodes: int = 10
     check_every_s: float = 10.0
     budget_s: float = 600.0
-
-
-def _peak_rss_mb() -> dict[str, float]:
-    """Peak resident set size of this process and of its largest child (Linux: ru_maxrss in KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"main_mb": round(own, 1), "largest_worker_mb": round(child, 1)}
 
 
 # ----------------------------------------------------------------- contenders
@@ -132,9 +127,9 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
     try:
         result = train(options)
     except TrainingError as exc:  # a failed run (e.g. diverged) is an unsolved run, not a broken benchmark
-        return _failed_record(run_dir, p, seed, exc)
-    returned = reevaluate_best(run_dir, p, seed)
-    evals = _evals(run_dir)
+        return failed_record(run_dir, p.eval_episodes, seed, exc)
+    returned = reevaluate_best(run_dir, p.eval_episodes, seed)
+    evals = eval_history(run_dir)
     return {
         "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
         "steps_to_solve": result.steps_to_solve, "wall_time_s": result.wall_time_s,
@@ -143,36 +138,6 @@ def _run_asyncdqn(contender: str, seed: int, p: Protocol, run_dir: Path,
         "final_weights_eval": {k: result.final_eval[k] for k in ("mean", "std", "episodes")},
         "evals": evals, "workers": json.loads((run_dir / CONFIG).read_text())["workers"],
     }
-
-
-def _evals(run_dir: Path) -> list[dict[str, float]]:
-    from asyncdqn.report.plotting import read_run
-
-    c = read_run(run_dir)
-    return [{"wall_s": float(t), "steps": int(s), "mean": float(m), "std": float(sd)}
-            for t, s, m, sd in zip(c.eval_time, c.eval_step, c.eval_mean, c.eval_std, strict=True)]
-
-
-def _failed_record(run_dir: Path, p: Protocol, seed: int, exc: Exception) -> dict[str, Any]:
-    report = json.loads((run_dir / EVAL).read_text())
-    best = run_dir / CHECKPOINTS / BEST
-    nan = {"mean": float("nan"), "std": float("nan"), "episodes": 0, "policy": "none"}
-    return {
-        "solved": False, "time_to_solve_s": None, "steps_to_solve": None, "failed": str(exc),
-        "wall_time_s": report["wall_time_s"], "total_steps": report["total_steps"],
-        "steps_per_second": report["steps_per_second"],
-        "final_eval": reevaluate_best(run_dir, p, seed) if best.exists() else nan,
-        "evals": _evals(run_dir), "workers": json.loads((run_dir / CONFIG).read_text())["workers"],
-    }
-
-
-def reevaluate_best(run_dir: Path, p: Protocol, seed: int) -> dict[str, Any]:
-    """A fresh greedy evaluation of the policy asyncdqn hands its user: the best checkpoint
-    (the solving snapshot, when solved), which `evaluate` and `render` load by default."""
-    from asyncdqn.policy import load_policy
-
-    r = load_policy(run_dir, "best").evaluate(p.eval_episodes, seed, REEVAL_ROUND)
-    return {"mean": r.mean, "std": r.std, "episodes": r.episodes, "policy": "best checkpoint"}
 
 
 def _run_sb3(seed: int, p: Protocol, run_dir: Path) -> dict[str, Any]:
@@ -259,20 +224,16 @@ def run_one(contender: str, seed: int, p: Protocol, out_dir: Path,
     if contender == "sb3-dqn":
         run_dir.mkdir(parents=True, exist_ok=False)
         record = _run_sb3(seed, p, run_dir)
-        rss = {**_peak_rss_mb(), "largest_worker_mb": None}  # single process: no workers
+        rss = {**peak_rss_mb(), "largest_worker_mb": None}  # single process: no workers
     else:
         record = _run_asyncdqn(contender, seed, p, run_dir, overrides if contender in OURS else None)
-        rss = {**_peak_rss_mb()}
+        rss = {**peak_rss_mb()}
     return {"contender": contender, "seed": seed, "protocol": asdict(p), "run_dir": str(run_dir),
             "overrides": overrides if contender in OURS else {},
             "peak_rss": rss, **record}
 
 
 # -------------------------------------------------------------------- summary
-def _median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs)) if xs else float("nan")
-
-
 def summarize(records: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
     """Per contender: solved fraction, median/min/max time and steps (unsolved = budget), final greedy."""
     out: dict[str, Any] = {}
@@ -285,9 +246,9 @@ def summarize(records: list[dict[str, Any]], budget_s: float) -> dict[str, Any]:
         finals = [r["final_eval"]["mean"] for r in rs if np.isfinite(r["final_eval"]["mean"])] or [float("nan")]
         out[name] = {
             "runs": len(rs), "solved": sum(r["solved"] for r in rs), "seeds": [r["seed"] for r in rs],
-            "time_s": {"median": _median(times), "min": min(times), "max": max(times), "each": times},
-            "steps": {"median": _median(steps), "min": min(steps), "max": max(steps), "each": steps},
-            "steps_per_second_median": _median([r["steps_per_second"] for r in rs]),
+            "time_s": {"median": median(times), "min": min(times), "max": max(times), "each": times},
+            "steps": {"median": median(steps), "min": min(steps), "max": max(steps), "each": steps},
+            "steps_per_second_median": median([r["steps_per_second"] for r in rs]),
             "final_greedy": {"mean": float(np.mean(finals)), "std_across_seeds": float(np.std(finals)),
                              "each": [(r["final_eval"]["mean"], r["final_eval"]["std"]) for r in rs]},
             "peak_rss_mb": {"main": max(r["peak_rss"]["main_mb"] for r in rs),
@@ -336,7 +297,7 @@ def plot_solve(records: list[dict[str, Any]], p: Protocol, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from asyncdqn.report.plotting import _atomic_savefig
+    from asyncdqn.report.plotting import save_png
 
     fig, ax = plt.subplots(figsize=(9, 5))
     colors = dict(zip(CONTENDERS, ("tab:blue", "tab:purple", "tab:red", "tab:brown", "tab:orange", "tab:green"),
@@ -360,7 +321,7 @@ def plot_solve(records: list[dict[str, Any]], p: Protocol, out: Path) -> Path:
                  f"({p.eval_episodes}-episode mean ≥ {p.solve_score:g})")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    _atomic_savefig(fig, out)
+    save_png(fig, out)
     plt.close(fig)
     return out
 
@@ -458,21 +419,6 @@ def _run_batch_in(batch: list[tuple[str, int]], p: Protocol, out_dir: Path, log:
         what = f"solved in {r['time_to_solve_s']:.1f} s / {r['steps_to_solve']:,} steps" if r["solved"] \
             else f"not solved in {r['wall_time_s']:.0f} s"
         log(f"  {c} seed {s}: {what}; final greedy {r['final_eval']['mean']:.1f} ± {r['final_eval']['std']:.1f}")
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_count": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}
 
 
 def _child_main(argv: list[str] | None = None) -> int:

@@ -166,7 +166,8 @@ def _colors(n: int) -> list[Any]:
     return [c for c, _ in zip(itertools.cycle(cycle), range(n))]
 
 
-def _atomic_savefig(fig: Figure, out: Path) -> None:
+def save_png(fig: Figure, out: Path) -> None:
+    """Write `fig` to `out` as a PNG at the plots' resolution, atomically (never a half-written file)."""
     atomic_write(out, lambda fh: fig.savefig(fh, format="png", dpi=_DPI))
 
 
@@ -281,7 +282,7 @@ def plot_runs(
     ax_time.legend(handles=style_handles, loc="lower right", fontsize=8, framealpha=0.85)
 
     fig.tight_layout()
-    _atomic_savefig(fig, out)
+    save_png(fig, out)
     return out
 
 
