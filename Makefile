@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS_STAMP := $(VENV)/.extras-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 ARGS ?=
 
 .PHONY: train test lint docs install clean
@@ -24,15 +25,20 @@ $(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
 	$(BIN)/python -m pip install --quiet -r requirements-extras.txt torch==2.13.0
 	touch $(EXTRAS_STAMP)
 
+# Development tools (pytest, hypothesis, ruff, mypy): only `make test` and `make lint` need them.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 train: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/asyncdqn train --env LunarLander-v3 $(ARGS)
 
 # Lint and type checks first: a new ruff or mypy finding fails the run before the tests start.
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: $(EXTRAS_STAMP) lint
+test: $(EXTRAS_STAMP) $(DEV_STAMP) lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(ARGS)
 
 # Optional: the docs/ pages as a static site in site/ (MkDocs).
