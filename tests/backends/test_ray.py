@@ -401,7 +401,7 @@ def _wait_for(predicate: Any, limit_s: float) -> Any:
 @pytest.mark.slow
 def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp_path: Path) -> None:
     """One group per node; group 1's process is killed early: Ray restarts it, the run's restart is
-    recorded in eval.json (issue 14: it never was), the group trains on and the run still learns."""
+    recorded in eval.json (an earlier version never recorded it), the group trains on and the run still learns."""
     killed: dict[str, Any] = {}
 
     def kill_group_1() -> None:

@@ -111,7 +111,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             extra = ["--episodes", 1] + (["--out", run / "x.gif", "--max-steps", 5] if cmd == "render" else [])
             cli(f"{cmd}-{name}", [cmd, run, "--checkpoint", "final", *extra])
     cli("evaluate-rotating", ["evaluate", base, "--checkpoint", CKPT, "--episodes", 1])
-    # the example, default loss (Huber), clipping and Adam: the weights run away but stay finite
+    # --lr 1e10 with the default loss (Huber), clipping and Adam: the weights run away but stay finite
     cli("diverge", ["train", *SMALL, "--lr", "1e10", "--max-steps", 20000,
                     "--checkpoint-every", 200, "--run-dir", root / "diverge"])
     return out

@@ -1,7 +1,7 @@
 """SIGINT / SIGTERM to a training CLI: workers stop, the final checkpoint is written, exit 130 / 143.
 
 The time from the signal to the process's exit is asserted < 10 s: that is the
-issue's hard requirement (a bound with wide margin, not a speed benchmark).
+requirement (a bound with wide margin, not a speed benchmark).
 """
 
 from __future__ import annotations

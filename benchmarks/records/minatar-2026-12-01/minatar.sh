@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MinAtar table of issue 12: 5 games x 3 seeds x {asyncdqn n-step Q, replay DQN}, 5M frames each
+# The MinAtar table: 5 games x 3 seeds x {asyncdqn n-step Q, replay DQN}, 5M frames each
 # (MinAtar has no frame skip: 5M frames = 5M env steps = --max-steps 5000000), every run with its
 # preset (src/asyncdqn/presets.py) and both cores. 30 runs: hours on a 2-core machine.
 #
@@ -49,7 +49,7 @@ done
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-# MinAtar repository's learning-curve figure at 5M frames (issue 12): DQN with replay, and without.
+# MinAtar repository's learning-curve figure at 5M frames: DQN with replay, and without.
 ref = {"Asterix": (17, 5.4), "Breakout": (10, 4.2), "Freeway": (50, 8.5), "Seaquest": (20, 0.4),
        "SpaceInvaders": (43, 13.5)}
 lines = ["| game | algo | seed | env steps | wall s | steps/s | final greedy mean ± std | best greedy mean (step) "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Pong curve of issue 12: one budgeted run of asyncdqn n-step Q on ALE/Pong-v5 with its preset
+# The Pong curve: one budgeted run of asyncdqn n-step Q on ALE/Pong-v5 with its preset
 # (src/asyncdqn/presets.py; both cores), greedy score of whole games every 250k agent steps (1M
 # frames). Records the curve and the wall time at which the greedy score first reached 0 and 18;
 # the run stops at 18 (--solve-score) or when the budget is spent (the preset's 10M-step cap is

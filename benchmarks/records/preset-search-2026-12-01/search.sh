@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 13 preset search for LunarLander-v3 n-step-q on seeds 10-14 (never the benchmark's 0-4):
+# Preset search for LunarLander-v3 n-step-q on seeds 10-14 (never the benchmark's 0-4):
 # each variant as the asyncdqn-envpool contender of `asyncdqn bench solve`, seeds outermost so
 # that every variant sees the same machine conditions. Usage: search.sh OUT_ROOT
 set -euo pipefail

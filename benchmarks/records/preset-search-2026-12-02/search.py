@@ -1,4 +1,4 @@
-"""Step-based preset search for LunarLander-v3 n-step-q on EnvPool (issue 13).
+"""Step-based preset search for LunarLander-v3 n-step-q on EnvPool.
 
 Each run: `asyncdqn train` with a full greedy evaluation (10-episode screen first) every
 100k global env steps, stopping at the first evaluation with mean >= 200 or at 2.5M steps.

@@ -12,7 +12,7 @@ autograd and ~0.05 ms as the handful of matrix products below. Same math:
     g_L = dloss/dz_L;  dW_i = g_i^T h_{i-1};  db_i = sum_b g_i;
     g_{i-1} = (g_i W_i) * [h_{i-1} > 0]          (relu'(0) = 0, as torch)
 
-`tests/test_mlp_grad.py` checks it against torch autograd (`td_loss`).
+`tests/algo/test_mlp_grad.py` checks it against torch autograd (`td_loss`).
 """
 
 from __future__ import annotations

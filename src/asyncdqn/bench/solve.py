@@ -61,7 +61,7 @@ CONTENDERS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "asyncdqn-ray-clus
 # Our contenders: the default preset stepping Gymnasium envs, the same preset stepping
 # EnvPool's (--vector envpool; evaluation stays on Gymnasium), and the same preset on the
 # ray backend (a private Ray started by the run, or a running one-node cluster: one node
-# group; issue 16's learning-speed comparison). --set overrides apply to all of them.
+# group: the backends' learning-speed comparison). --set overrides apply to all of them.
 OURS = ("asyncdqn", "asyncdqn-envpool", "asyncdqn-ray", "asyncdqn-ray-cluster")
 RAY_CONTENDERS = ("asyncdqn-ray", "asyncdqn-ray-cluster")
 
