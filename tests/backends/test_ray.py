@@ -28,7 +28,7 @@ import torch
 from asyncdqn import train
 from asyncdqn.backends.base import SharedTraining
 from asyncdqn.backends.ray import GroupPlan, niceness_warning, plan_groups
-from asyncdqn.backends.ray_group import GroupLink, GroupTarget, build_group_state
+from asyncdqn.backends.ray_group import GroupLink, GroupTarget, build_group_state, network_template
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config, from_dict, resolve_config
 from asyncdqn.errors import ConfigError
@@ -172,8 +172,15 @@ def test_server_ignores_a_superseded_incarnation_and_merges_optimizer_state() ->
 def _group(cfg: Config, server: ParameterServer, group: int, workers: range) -> tuple[SharedTraining, GroupLink]:
     hello = server.hello(group, 0, workers.start, len(workers))
     hello["optim"] = {k: v for k, v in hello["optim"].items()}
-    shared = build_group_state(cfg, 4, 2, hello)
+    shared = build_group_state(cfg, _template(cfg), hello)
     return shared, GroupLink(shared, workers, hello, cfg.target_update_steps)
+
+
+def _template(cfg: Config) -> torch.nn.Module:
+    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.envs import inspect_env
+
+    return network_template(build_shared(cfg, inspect_env(cfg.env_id)).model)
 
 
 def _server_for(cfg: Config, groups: int = 2) -> ParameterServer:
