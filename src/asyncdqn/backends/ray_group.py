@@ -72,9 +72,9 @@ class GroupTarget(SharedTarget):
 
 
 def network_template(model: torch.nn.Module) -> torch.nn.Module:
-    """A private copy of the run's network for the node groups: its class and its parameters' shapes and
-    order are all a group needs (the weights come from the server), so any network the trainer builds
-    (MLP, MinAtar or Atari conv net, whatever layers it has) runs on Ray unchanged.
+    """The run's network without its values, for the node groups: its class and its parameters' shapes
+    and order are all a group needs (the weights come from the server), so any network the trainer
+    builds (MLP, MinAtar or Atari conv net, whatever layers it has) runs on Ray unchanged.
 
     Only `parameters()` travel in the exchanges; a module with buffers (running statistics, as batch
     norm keeps) would have state the exchanges never carry, so it is refused."""
@@ -82,7 +82,10 @@ def network_template(model: torch.nn.Module) -> torch.nn.Module:
     if buffers:
         raise ConfigError(f"backend: the ray backend exchanges a network's parameters only; "
                           f"{type(model).__name__} also has buffers ({', '.join(buffers[:3])}): use --backend process")
-    template = copy.deepcopy(model)  # not the shared-memory tensors: a plain copy Ray can pickle by value
+    # On the meta device: shapes without values, a few KB for any network (the Atari net's values are
+    # 2.7 MB), passed inline in the actor's constructor arguments, so Ray can restart the actor from them
+    # alone (arguments put in the object store are a restart's dependency and Ray warns of it).
+    template = copy.deepcopy(model).to("meta")
     for p in template.parameters():
         p.grad = None
         p.requires_grad_(True)
@@ -92,7 +95,7 @@ def network_template(model: torch.nn.Module) -> torch.nn.Module:
 def build_group_state(cfg: Config, template: torch.nn.Module, hello: dict[str, Any]) -> SharedTraining:
     """The group's local learning state, in shared memory, initialised from the server's hello: a copy
     of `template` (network_template) holding the master weights."""
-    model = copy.deepcopy(template)
+    model = copy.deepcopy(template).to_empty(device="cpu")  # every value is set from the hello below
     shapes = [tuple(p.shape) for p in model.parameters()]
     size = sum(int(np.prod(s)) for s in shapes)
     if size != hello["weights"].size:
