@@ -1,8 +1,9 @@
 """Ray backend: the parameter server's exchange math and a group's side of it (no Ray), group
 placement, and on a 2-node cluster on this machine (ray.cluster_utils.Cluster, one CPU per
-node, shared by the whole module): learning CartPole-v1 with one node group per node, a
-killed group restarted (and recorded in eval.json), and a lost parameter server stopping
-the run with exit code 1 and the checkpoints intact.
+node, shared by the whole module): learning CartPole-v1 and MinAtar/Breakout-v1 with one node
+group per node through a killed group (restarted, and recorded in eval.json), an Atari-net
+Pong run resumed on the cluster, and a lost parameter server stopping the run with exit
+code 1 and the checkpoints intact.
 """
 
 from __future__ import annotations
