@@ -170,7 +170,7 @@ def test_a_conv_net_learns_the_image_bandit(tmp_path: Path, algo: str) -> None:
     (["--env", DICT_OBS], "unsupported observation space Dict"),
     (["--env", IMAGE_CHAIN, "--network", "mlp"], "network: --network mlp needs a 1-D observation"),
     (["--env", "CartPole-v1", "--network", "atari"], "network: --network atari needs an image"),
-    (["--env", IMAGE_CHAIN, "--backend", "ray"], "ray backend trains MLP Q-networks only"),
+    (["--env", IMAGE_CHAIN, "--algo", "dqn", "--backend", "ray"], "--backend ray is for the asynchronous"),
     (["--env", "CartPole-v1", "--env-kwargs", '{"no_such_arg": 1}'], "no_such_arg"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path,

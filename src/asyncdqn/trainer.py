@@ -180,6 +180,8 @@ class Trainer:
         s = self.shared
         load_weights(s.model, t, "model.", str(src))
         load_weights(s.target.model, t, "target.", str(src))
+        s.target.load([p.detach().numpy().copy() for p in s.target.model.parameters()],  # its sync count too
+                      int(loaded.meta.get("target_syncs", 0)), int(loaded.meta.get("target_last_sync_step", 0)))
         try:
             s.optimizer.load_state_tensors({k[len("optim."):]: v for k, v in t.items() if k.startswith("optim.")})
         except ValueError as exc:

@@ -87,6 +87,7 @@ def test_resumed_run_ends_with_the_same_counters_as_an_uninterrupted_one(runs: d
     assert a["optimizer_steps"] == b["optimizer_steps"] == 2 * N // SEGMENT
     # the target network kept its cadence: syncs at every multiple of 300 crossed in total
     assert b["target_last_sync_step"] == a["target_last_sync_step"] == (2 * N // 300) * 300
+    assert b["target_syncs"] == a["target_syncs"] == 1 + 2 * N // 300  # the count too: the start + one each
     assert b["resume_count"] == 1 and a["resume_count"] == 0
     cfg = json.loads((root / "split" / rundir.CONFIG).read_text())
     assert cfg["max_steps"] == 2 * N and cfg["resumes"][0]["at_step"] == N

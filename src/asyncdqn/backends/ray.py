@@ -40,11 +40,10 @@ import numpy as np
 import torch
 
 from asyncdqn.backends.base import Backend, RestartBudget, SharedTraining
-from asyncdqn.backends.ray_group import NodeGroup
+from asyncdqn.backends.ray_group import NodeGroup, network_template
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, TrainingError
-from asyncdqn.model import QNetwork
 from asyncdqn.records import EpisodeRecord
 from asyncdqn.signals import Terminated, handlers_kept
 
@@ -191,11 +190,8 @@ class RayBackend(Backend):
 
         self.plans = plan_groups(self._nodes(), self.n)
         s = self.shared
-        model = s.model
-        if not isinstance(model, QNetwork):
-            raise TypeError(f"the ray backend trains a QNetwork, got {type(model).__name__}")
-        obs_dim, n_actions = model.obs_dim, model.n_actions
-        init = ServerInit(weights=flatten(_params(model)), target=flatten(_params(s.target.model)),
+        template = network_template(s.model)
+        init = ServerInit(weights=flatten(_params(s.model)), target=flatten(_params(s.target.model)),
                           target_syncs=s.target.syncs, last_sync_step=s.target.last_sync_step,
                           optim={k: v.numpy() for k, v in s.optimizer.state_tensors().items()},
                           total=s.counter.value, per_worker=s.counter.per_worker())
@@ -209,7 +205,7 @@ class RayBackend(Backend):
         self.groups = [
             group_cls.options(num_cpus=p.count, name=f"{name}-group-{p.group}",
                               scheduling_strategy=NodeAffinitySchedulingStrategy(p.node_id, soft=True))
-            .remote(self.cfg, p.group, p.first, p.count, obs_dim, n_actions, name)
+            .remote(self.cfg, p.group, p.first, p.count, template, name)
             for p in self.plans]
         self.incarnation = [0] * len(self.plans)
         self.runs = {g: a.run.remote(0) for g, a in enumerate(self.groups)}

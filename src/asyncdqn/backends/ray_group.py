@@ -24,6 +24,7 @@ die with it: they hold PR_SET_PDEATHSIG) and starts again from the server's stat
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
 from asyncdqn.backends.shared import share_training
 from asyncdqn.config import Config
-from asyncdqn.model import build_model
+from asyncdqn.errors import ConfigError, TrainingError
 from asyncdqn.records import EpisodeRecord
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
@@ -70,10 +71,36 @@ class GroupTarget(SharedTarget):
             return flat, self.version, self.syncs, self.last_sync_step
 
 
-def build_group_state(cfg: Config, obs_dim: int, n_actions: int, hello: dict[str, Any]) -> SharedTraining:
-    """The group's local learning state, in shared memory, initialised from the server's hello."""
-    model = build_model(obs_dim, n_actions, cfg.hidden_sizes, cfg.seed)
+def network_template(model: torch.nn.Module) -> torch.nn.Module:
+    """The run's network without its values, for the node groups: its class and its parameters' shapes
+    and order are all a group needs (the weights come from the server), so any network the trainer
+    builds (MLP, MinAtar or Atari conv net, whatever layers it has) runs on Ray unchanged.
+
+    Only `parameters()` travel in the exchanges; a module with buffers (running statistics, as batch
+    norm keeps) would have state the exchanges never carry, so it is refused."""
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        raise ConfigError(f"backend: the ray backend exchanges a network's parameters only; "
+                          f"{type(model).__name__} also has buffers ({', '.join(buffers[:3])}): use --backend process")
+    # On the meta device: shapes without values, a few KB for any network (the Atari net's values are
+    # 2.7 MB), passed inline in the actor's constructor arguments, so Ray can restart the actor from them
+    # alone (arguments put in the object store are a restart's dependency and Ray warns of it).
+    template = copy.deepcopy(model).to("meta")
+    for p in template.parameters():
+        p.grad = None
+        p.requires_grad_(True)
+    return template
+
+
+def build_group_state(cfg: Config, template: torch.nn.Module, hello: dict[str, Any]) -> SharedTraining:
+    """The group's local learning state, in shared memory, initialised from the server's hello: a copy
+    of `template` (network_template) holding the master weights."""
+    model = copy.deepcopy(template).to_empty(device="cpu")  # every value is set from the hello below
     shapes = [tuple(p.shape) for p in model.parameters()]
+    size = sum(int(np.prod(s)) for s in shapes)
+    if size != hello["weights"].size:
+        raise TrainingError(f"node group: the network has {size} parameters, "
+                            f"the server's master {hello['weights'].size}")
     with torch.no_grad():
         for p, a in zip(model.parameters(), unflatten(hello["weights"], shapes), strict=True):
             p.copy_(torch.from_numpy(a.copy()))
@@ -168,13 +195,13 @@ class GroupLink:
 class NodeGroup:
     """The Ray actor: `run` trains the group until the server says stop (or the budget is reached)."""
 
-    def __init__(self, cfg: Config, group: int, first: int, count: int, obs_dim: int, n_actions: int,
+    def __init__(self, cfg: Config, group: int, first: int, count: int, template: torch.nn.Module,
                  server_name: str) -> None:
         # The server is found by name (not passed as a handle) so that Ray can restart
         # this actor from its plain constructor arguments alone.
         torch.set_num_threads(1)
         self.cfg, self.group, self.workers = cfg, group, range(first, first + count)
-        self.obs_dim, self.n_actions, self.server_name = obs_dim, n_actions, server_name
+        self.template, self.server_name = template, server_name
 
     def run(self, incarnation: int) -> dict[str, Any]:
         """Train until stop; returns this incarnation's own env steps and exchanges."""
@@ -190,7 +217,7 @@ class NodeGroup:
 
         nice = normal_priority()  # before the workers start: they inherit it
         hello = call(server.hello.remote(self.group, incarnation, self.workers.start, len(self.workers), nice))
-        shared = build_group_state(cfg, self.obs_dim, self.n_actions, hello)
+        shared = build_group_state(cfg, self.template, hello)
         backend = ProcessBackend(cfg, shared, self.workers, rerun_main=False)
         backend.start()
         link = GroupLink(shared, self.workers, hello, cfg.target_update_steps)

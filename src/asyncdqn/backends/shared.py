@@ -20,7 +20,7 @@ from asyncdqn.backends.base import (
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
 from asyncdqn.errors import ConfigError
-from asyncdqn.model import QNetwork, build_network, flatten_parameters
+from asyncdqn.model import build_network, flatten_parameters
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
@@ -35,9 +35,6 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed)
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
-    if cfg.backend == "ray" and not isinstance(model, QNetwork):
-        raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
-                          f"{cfg.env_id}'s image observations")
     return share_training(cfg, model)
 
 

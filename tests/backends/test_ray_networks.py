@@ -1,0 +1,137 @@
+"""The ray backend for every network (no Ray needed): the trainer's state, the parameter server and a
+node group agree on one flat float32 vector for the MLP, the MinAtar and the Atari conv nets and for a
+network with layers the backend has never heard of (LayerNorm); a group's workers get the engine a
+local run's would (compiled, numpy conv, torch); a network with buffers is refused."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from asyncdqn.algo.optim import flat_of
+from asyncdqn.backends.ray_group import GroupLink, build_group_state, network_template
+from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten
+from asyncdqn.backends.shared import share_training
+from asyncdqn.config import Config, resolve_config
+from asyncdqn.errors import ConfigError
+from asyncdqn.learners.engines import JitMLPEngine, NumpyConvEngine, TorchEngine, make_engine
+from asyncdqn.model import build_network
+
+# (network, observation shape, actions, the engine a local run's workers use, parameters by hand)
+NETWORKS = [
+    # 4*128+128 + 128*128+128 + 128*2+2
+    ("mlp", (4,), 2, JitMLPEngine, 640 + 16_512 + 258),
+    # conv 16x4x3x3+16; 16*8*8=1024 -> 128: 1024*128+128; 128*6+6
+    ("minatar", (4, 10, 10), 6, NumpyConvEngine, 592 + 131_200 + 774),
+    # conv 16x4x8x8+16 (84->20); 32x16x4x4+32 (20->9); 32*9*9=2592 -> 256; 256*6+6
+    ("atari", (4, 84, 84), 6, TorchEngine, 4_112 + 8_224 + 663_808 + 1_542),
+]
+
+
+def _cfg(**kw: Any) -> Config:
+    return resolve_config({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "progress": False,
+                           "target_update_steps": 100, **kw})
+
+
+def _server(cfg: Config, model: nn.Module, groups: int) -> ParameterServer:
+    """A server holding the state the driver would start it from (RayBackend.start)."""
+    s = share_training(cfg, model)
+    params = [p.detach().numpy() for p in s.model.parameters()]
+    init = ServerInit(weights=flatten(params), target=flatten(params), target_syncs=1, last_sync_step=0,
+                      optim={k: v.numpy() for k, v in s.optimizer.state_tensors().items()}, total=0,
+                      per_worker=[0, 0])
+    return ParameterServer(cfg, init, groups)
+
+
+@pytest.mark.parametrize(("kind", "shape", "actions", "engine", "size"), NETWORKS, ids=[n[0] for n in NETWORKS])
+def test_every_network_travels_as_one_flat_float32_vector(kind: str, shape: tuple[int, ...], actions: int,
+                                                          engine: type, size: int) -> None:
+    cfg = _cfg()
+    driver = build_network(kind, shape, actions, (128, 128), seed=3)
+    server = _server(cfg, driver, groups=2)
+    assert server.master.dtype == np.float32 and server.master.shape == (size,)
+    hello = server.hello(0, 0, 0, 1)
+    template = network_template(driver)
+    # shapes without values: small enough for Ray to pass inline (its limit: 100 KiB), whatever the net
+    assert len(pickle.dumps(template)) < 16_384
+    shared = build_group_state(cfg, template, hello)
+    group = list(shared.model.parameters())
+    assert type(shared.model) is type(driver)
+    for g, d in zip(group, driver.parameters(), strict=True):  # the driver's weights, layer by layer
+        np.testing.assert_array_equal(g.detach().numpy(), d.detach().numpy())
+    flat = flat_of(group)  # one shared buffer, as in a local run: the optimizer's one-pass update
+    assert flat is not None and flat.size == size
+    assert isinstance(make_engine(shared.model, jit=True), engine)  # the engine a local run's workers get
+    # the workers move the second layer's bias by 0.5: the delta is exactly that, in that slot of the vector
+    link = GroupLink(shared, range(0, 1), hello, cfg.target_update_steps)
+    with torch.no_grad():
+        group[1] += 0.5
+    shared.counter.add(0, 10)
+    msg = link.message([], [], final=False)
+    delta = msg["delta"]
+    assert isinstance(delta, np.ndarray) and delta.dtype == np.float32 and delta.shape == (size,)
+    at = group[0].numel()
+    expected = np.zeros(size, np.float32)
+    expected[at:at + group[1].numel()] = 0.5
+    np.testing.assert_allclose(delta, expected, atol=1e-6)
+    w0 = server.master.copy()
+    reply = server.exchange(0, 0, msg)
+    np.testing.assert_allclose(server.master, w0 + expected, atol=1e-6)
+    assert server.total == 10
+    # a plain exchange (no target, no moments) moves 4 bytes per parameter each way
+    stats = server.stats()
+    assert stats["bytes_in"] == stats["bytes_out"] == 4 * size
+    # another group's delta arrives at the server; applying the reply brings it into this group
+    other = np.zeros(size, np.float32)
+    other[-1] = -2.0
+    server.master += other
+    reply["weights"] = server.master.copy()
+    link.apply(reply)
+    np.testing.assert_allclose(flatten([p.detach().numpy() for p in group]), server.master, atol=1e-6)
+
+
+class LayerNormQ(nn.Module):
+    """A network with layers the ray backend has no code for (LayerNorm's gain and bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Sequential(nn.Linear(4, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.q(x)
+        return out
+
+
+def test_new_layers_need_no_ray_change() -> None:
+    cfg = _cfg()
+    torch.manual_seed(0)
+    driver = LayerNormQ()
+    with torch.no_grad():
+        driver.q[1].weight.uniform_(0.5, 1.5)  # not LayerNorm's initial ones: the values must really travel
+    server = _server(cfg, driver, groups=1)
+    assert server.master.size == 4 * 16 + 16 + 16 + 16 + 16 * 2 + 2
+    shared = build_group_state(cfg, network_template(driver), server.hello(0, 0, 0, 2))
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(shared.model(x), driver(x))
+        torch.testing.assert_close(shared.target.model(x), driver(x))
+
+
+def test_a_network_with_buffers_is_refused() -> None:
+    """Buffers (batch norm's running statistics) change without being parameters: no exchange carries them."""
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    with pytest.raises(ConfigError, match="parameters only.*running_mean.*--backend process"):
+        network_template(net)
+
+
+def test_a_group_refuses_a_master_of_another_network() -> None:
+    cfg = _cfg()
+    server = _server(cfg, build_network("mlp", (4,), 2, (8,), seed=0), groups=1)
+    with pytest.raises(Exception, match="the network has 2362 parameters, the server's master 58"):
+        build_group_state(cfg, network_template(build_network("mlp", (4,), 2, (16, 120), seed=0)),
+                          server.hello(0, 0, 0, 2))
