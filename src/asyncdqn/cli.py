@@ -453,7 +453,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"not solved (target {cfg.solve_score})")
     if result.best_eval:
         b = result.best_eval
-        print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
+        print(f"best evaluation: {summary(b)} at step {b['step']:,}")
     which = "final weights" if cfg.average_steps is None else "final averaged weights (--average-steps)"
     print(f"{which}, greedy: {summary(fe)}")
     if result.worker_restarts:

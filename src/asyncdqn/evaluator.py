@@ -27,6 +27,7 @@ conservative time of a solve), and keeps the step and wall time of its snapshot.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -335,7 +336,7 @@ class Evaluations:
         self._dispatch()
         return verdicts
 
-    def _record(self, req: Request, result: EvalResult) -> Verdict:
+    def _record(self, req: Request, result: EvalResult, force_best: bool = False) -> Verdict:
         c, wall = self.cfg, self.clock()
         self.results += 1
         if result.input_blind and not self._blind_warned:
@@ -349,14 +350,20 @@ class Evaluations:
         full = result.complete and result.episodes >= c.eval_episodes
         if result.episodes:
             self.last = result
-            # A full evaluation outranks a short screen or a cut one, whatever their means.
-            if self.best is None or (full, result.mean) > (self._full(self.best), self.best["mean"]):
-                self.best = {"mean": result.mean, "std": result.std, "episodes": result.episodes,
-                             "complete": result.complete, "step": req.step, "wall_time_s": wall,
-                             "snapshot_wall_s": req.wall_s}
-                self.save_best(req.weights, req.step, self.best)
+        # A full evaluation outranks a short screen or a cut one, whatever their means.
+        if force_best or (result.episodes and (
+                self.best is None or (full, result.mean) > (self._full(self.best), self._mean(self.best)))):
+            d = result.to_dict()
+            self.best = {**{k: d[k] for k in ("mean", "std", "episodes", "complete")},
+                         **({} if result.complete else {"requested": d["requested"], "cut": d["cut"]}),
+                         "step": req.step, "wall_time_s": wall, "snapshot_wall_s": req.wall_s}
+            self.save_best(req.weights, req.step, self.best)
         solved = full and c.solve_score is not None and result.mean >= c.solve_score
         return Verdict(req.step, req.wall_s, wall, result, full, solved)
+
+    @staticmethod
+    def _mean(best: dict[str, Any]) -> float:
+        return -math.inf if best["mean"] is None else float(best["mean"])
 
     def _full(self, best: dict[str, Any]) -> bool:
         return bool(best.get("complete", True)) and best["episodes"] >= self.cfg.eval_episodes
@@ -379,7 +386,7 @@ class Evaluations:
                   f"{result.episodes} of {result.requested} episodes finished; eval.json marks it incomplete",
                   file=sys.stderr)
         if self.best is None:  # no evaluation during training: the final weights are the best known
-            self._record(Request(0, step, self.clock(), weights), result)
+            self._record(Request(0, step, self.clock(), weights), result, force_best=True)
         return result
 
     def report(self) -> dict[str, Any]:
