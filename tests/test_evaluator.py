@@ -218,3 +218,31 @@ def test_evaluator_process_matches_in_process_and_is_restarted_when_killed(tmp_p
         runner.close()
     for pid in map(int, pids.read_text().split()):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+
+
+def test_cadence_steps_seconds_and_trigger_by_hand() -> None:
+    from collections import deque
+
+    cfg = Config(env_id="CartPole-v1", max_steps=1, eval_every_steps=1000, eval_every_seconds=30.0,
+                 solve_score=10.0, solve_window=3)
+    ev = Evaluations(cfg, QNetwork(4, 2, (8,)), (4,), 2, lambda: 0.0, lambda *a: None, lambda: None)
+    runner = _Runner()
+    ev.runner = runner  # type: ignore[assignment]
+    ev.open(None, None, start_step=2500)  # a resumed run: the step cadence continues at 3000
+    low, high = deque([0.0, 0.0, 0.0], maxlen=3), deque([10.0, 10.0, 10.0], maxlen=3)
+    assert not ev.due(2999, 1.0, low)  # also schedules the first time check: 1 + 30 s
+    assert ev.due(3000, 2.0, low) and ev.next_step == 4000
+    assert not ev.due(3001, 2.5, deque([10.0, 10.0], maxlen=3))  # a window not yet full never triggers
+    assert ev.due(3100, 3.0, high) and ev.next_trigger == 3100 + 10_000 // 4
+    assert not ev.due(3200, 3.5, high)  # the trigger rests
+    assert ev.due(5600, 4.0, high)  # the step cadence (4000) and the trigger again
+    # seconds: 30 s after the evaluator went idle, never while it is busy
+    ev.submit(5600, 4.0, {"x": np.zeros(1, np.float32)})
+    assert not ev.due(5601, 100.0, low)  # busy (the snapshot waits): no time check scheduled
+    runner.free = True
+    ev.poll(5602)
+    (req,) = runner.started
+    runner.out = [("result", req.id, _result(1.0, 2)), ("idle", req.id)]
+    ev.poll(5603)
+    assert not ev.due(5604, 110.0, low) and ev.next_time == 140.0
+    assert ev.due(5605, 140.0, low)

@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -274,19 +275,45 @@ class Evaluations:
         self.held: dict[int, Request] = {}  # requests being played, by id
         self.skipped: list[dict[str, Any]] = []
         self.results = 0
+        self.next_step: int | None = None  # cadence: the next --eval-every-steps snapshot
+        self.next_time: float | None = None  # the next --eval-every-seconds one (None: not yet scheduled)
+        self.next_trigger = 0  # the training-mean trigger rests until this step
         self._ids = 0
         self._blind_warned = False
 
-    def open(self, metrics: Any, tb: Any) -> None:
-        """Start recording into the run's metrics.csv and TensorBoard log; start the evaluator process now
-        if the run evaluates while it trains, so that it is ready by the first snapshot."""
+    def open(self, metrics: Any, tb: Any, start_step: int) -> None:
+        """Start recording into the run's metrics.csv and TensorBoard log, the cadence counting from
+        `start_step`; start the evaluator process now if the run evaluates while it trains, so that it
+        is ready by the first snapshot."""
         self.metrics, self.tb = metrics, tb
         c = self.cfg
+        every = c.eval_every_steps
+        self.next_step = None if every is None else (start_step // every + 1) * every
         if c.eval_every_steps is not None or c.eval_every_seconds is not None or (
                 c.solve_score is not None and c.eval_trigger):
             self.runner.ready()
 
     # --------------------------------------------------------- snapshots in
+    def due(self, step: int, wall: float, window: deque[float]) -> bool:
+        """Is a snapshot due now? Every --eval-every-steps steps; --eval-every-seconds after the previous
+        evaluation ended; and when the training mean over a full --solve-window reaches --solve-score
+        (then not again for a quarter of the step interval, at least 2,500 steps)."""
+        c = self.cfg
+        if c.eval_every_seconds is not None and self.next_time is None and self.idle():
+            self.next_time = wall + c.eval_every_seconds
+        scheduled = ((self.next_step is not None and step >= self.next_step)
+                     or (self.next_time is not None and wall >= self.next_time))
+        triggered = (c.eval_trigger and c.solve_score is not None and step >= self.next_trigger
+                     and len(window) == window.maxlen and float(np.mean(window)) >= c.solve_score)
+        if not (scheduled or triggered):
+            return False
+        if c.eval_every_steps is not None:
+            self.next_step = (step // c.eval_every_steps + 1) * c.eval_every_steps
+        self.next_time = None
+        if triggered:
+            self.next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
+        return True
+
     def submit(self, step: int, wall_s: float, weights: Weights) -> None:
         """Evaluate this snapshot as soon as the evaluator is free; it replaces a waiting older one."""
         self._ids += 1

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from asyncdqn.algo.averaging import WeightAverage
@@ -309,7 +308,7 @@ class Trainer:
         self.t0 = time.monotonic() - self.wall_offset  # wall time counts the whole run
         try:
             backend.start()
-            self.evals.open(self.metrics, self.tb)
+            self.evals.open(self.metrics, self.tb, self.start_step)
             stop_reason, solved = self._loop(backend, progress)
         except BaseException as caught:
             # Failure or a signal: stop the workers, keep what can be kept, re-raise.
@@ -355,12 +354,8 @@ class Trainer:
         """Collect episodes, hand snapshots to the evaluator and read its verdicts until a stop rule
         fires; returns (reason, the solving verdict). Nothing here waits on an evaluation."""
         c = self.cfg
-        start = self.start_step
-        next_eval = None if c.eval_every_steps is None else (start // c.eval_every_steps + 1) * c.eval_every_steps
-        next_eval_time: float | None = None  # set N s after the evaluator went idle (--eval-every-seconds)
         every = c.checkpoint_every
-        next_ckpt = None if every is None else (start // every + 1) * every
-        next_trigger = 0
+        next_ckpt = None if every is None else (self.start_step // every + 1) * every
         while True:
             for ep in backend.poll(timeout=TRAINER_POLL_S):
                 self.metrics.episode(ep.step, self._clock(), ep.worker,
@@ -376,20 +371,8 @@ class Trainer:
             progress.update(step, self._clock(), self.evals.last)
 
             wall = self._clock()
-            if c.eval_every_seconds is not None and next_eval_time is None and self.evals.idle():
-                next_eval_time = wall + c.eval_every_seconds  # N s after the previous check ended
-            due = ((next_eval is not None and step >= next_eval)
-                   or (next_eval_time is not None and wall >= next_eval_time))
-            triggered = (c.eval_trigger and c.solve_score is not None and step >= next_trigger
-                         and len(self.window) == self.window.maxlen
-                         and float(np.mean(self.window)) >= c.solve_score)
-            if due or triggered:
+            if self.evals.due(step, wall, self.window):
                 self.evals.submit(step, wall, self._policy_weights())
-                if c.eval_every_steps is not None:
-                    next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
-                next_eval_time = None
-                if triggered:  # don't re-trigger on every poll
-                    next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
             for verdict in self.evals.poll(step):
                 if verdict.solved:
                     return "solved", verdict
