@@ -232,7 +232,10 @@ class EvaluatorProcess:
                 out.append(msg)
         if not eof and self.proc.exitcode is None:
             return out, None
-        self.proc.join(2.0)
+        self.proc.join(0.5)  # its pipe closed: it is exiting (an error it reported), or already gone
+        if self.proc.exitcode is None:
+            self.proc.kill()
+            self.proc.join(1.0)
         reason = self.error or describe_exit(self.proc.exitcode)
         lost, self.in_flight = self.in_flight, None
         self._discard()

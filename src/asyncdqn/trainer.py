@@ -203,8 +203,7 @@ class Trainer:
         self.window.extend(float(x) for x in state.get("window", []))
         self.start_step, self.wall_offset = plan.step, plan.wall_s
         self.resumed_from = self.last_checkpoint = src
-        dropped = truncate_metrics(self.path / rundir.METRICS, plan.step,
-                                   plan.wall_s if "wall_time_s" in state else None)
+        dropped = truncate_metrics(self.path / rundir.METRICS, plan.step)
         rundir.record_resume(self.path, cfg, plan.step, plan.changed)
         print(f"asyncdqn: resuming {self.path} from {src.name} (step {plan.step:,}, resume #{cfg.resume_count}"
               + (f", {dropped} metrics rows after it dropped" if dropped else "") + ")", file=sys.stderr)

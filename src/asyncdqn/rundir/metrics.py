@@ -123,10 +123,8 @@ def read_metrics(path: Path) -> tuple[list[tuple[float, float, float]], list[tup
     return episodes, evals
 
 
-def truncate_metrics(path: Path, last_step: int, last_wall: float | None = None) -> int:
-    """Drop metrics rows logged after `last_step` (training a resume discards) and torn lines; with
-    `last_wall`, also rows written after that wall time (an evaluation of an earlier snapshot whose
-    result came after the checkpoint: the checkpoint does not know it).
+def truncate_metrics(path: Path, last_step: int) -> int:
+    """Drop metrics rows logged after `last_step` (training a resume discards) and torn lines.
 
     Returns the number of rows dropped. The header stays; the file is replaced atomically.
     """
@@ -144,8 +142,7 @@ def truncate_metrics(path: Path, last_step: int, last_wall: float | None = None)
     keep, width = [], len(header)
     for r in body:
         try:
-            ok = len(r) == width and int(r[1]) <= last_step and (
-                last_wall is None or float(r[2]) <= last_wall + 0.001)  # walls are written to 3 decimals
+            ok = len(r) == width and int(r[1]) <= last_step
         except ValueError:
             ok = False
         if ok:
