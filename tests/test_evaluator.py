@@ -134,6 +134,7 @@ def test_stale_snapshots_are_skipped_and_verdicts_keep_their_snapshot() -> None:
     ev.submit(200, 2.0, w)  # replaces it
     ev.submit(300, 3.0, w)
     assert [s["step"] for s in ev.skipped] == [100, 200] and "step 300" in ev.skipped[-1]["reason"]
+    assert ev.report()["skips"] == 2
     assert not ev.idle() and runner.started == []
     runner.free = True
     assert ev.poll(350) == []

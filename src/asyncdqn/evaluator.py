@@ -50,7 +50,8 @@ from asyncdqn.model import build_network, q_function_from_weights
 # Test hooks, read by whatever plays the evaluation episodes:
 SLOW_HOOK = "ASYNCDQN_TEST_SLOW_EVAL"  # seconds to sleep per episode played: a deliberately slow evaluation
 PIDS_HOOK = "ASYNCDQN_TEST_EVALUATOR_PIDS"  # file each evaluator process appends its pid to
-FINAL_EVAL_MIN_S = 30.0  # the final evaluation's default bound: half the training time, at least this
+FINAL_EVAL_MIN_S = 30.0
+SKIPS_KEPT = 100  # the final evaluation's default bound: half the training time, at least this
 
 Weights = dict[str, np.ndarray]  # a state dict as numpy arrays (pickled to the evaluator process)
 
@@ -276,7 +277,8 @@ class Evaluations:
         self.tb: Any = None
         self.pending: Request | None = None
         self.held: dict[int, Request] = {}  # requests being played, by id
-        self.skipped: list[dict[str, Any]] = []
+        self.skipped: deque[dict[str, Any]] = deque(maxlen=SKIPS_KEPT)  # the newest skips
+        self.skips = 0  # all of them
         self.results = 0
         self.next_step: int | None = None  # cadence: the next --eval-every-steps snapshot
         self.next_time: float | None = None  # the next --eval-every-seconds one (None: not yet scheduled)
@@ -340,6 +342,7 @@ class Evaluations:
         self.runner.start(req)
 
     def _skip(self, req: Request, reason: str) -> None:
+        self.skips += 1
         self.skipped.append({"step": req.step, "snapshot_wall_s": round(req.wall_s, 3), "reason": reason})
 
     def idle(self) -> bool:
@@ -420,7 +423,7 @@ class Evaluations:
         return result
 
     def report(self) -> dict[str, Any]:
-        """For eval.json: results received, snapshots skipped, evaluator restarts."""
-        return {"results": self.results, "skipped": list(self.skipped),
+        """For eval.json: results received, snapshots skipped (the newest 100 listed), evaluator restarts."""
+        return {"results": self.results, "skips": self.skips, "skipped": list(self.skipped),
                 "restarts": list(self.runner.restarts.log),
                 "runner": "in-process" if isinstance(self.runner, InlineRunner) else "process"}
