@@ -50,8 +50,8 @@ from asyncdqn.model import build_network, q_function_from_weights
 # Test hooks, read by whatever plays the evaluation episodes:
 SLOW_HOOK = "ASYNCDQN_TEST_SLOW_EVAL"  # seconds to sleep per episode played: a deliberately slow evaluation
 PIDS_HOOK = "ASYNCDQN_TEST_EVALUATOR_PIDS"  # file each evaluator process appends its pid to
-FINAL_EVAL_MIN_S = 30.0
-SKIPS_KEPT = 100  # the final evaluation's default bound: half the training time, at least this
+FINAL_EVAL_MIN_S = 30.0  # the final evaluation's default bound: half the training time, at least this
+SKIPS_KEPT = 100  # eval.json lists the newest skipped snapshots, and counts all
 
 Weights = dict[str, np.ndarray]  # a state dict as numpy arrays (pickled to the evaluator process)
 
