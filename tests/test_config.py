@@ -161,6 +161,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("lr-inf", {"lr": math.inf}, "lr"),
     ("gamma-above", {"gamma": 1.01}, "gamma"),
     ("eval-every-seconds-zero", {"eval_every_seconds": 0.0}, "eval_every_seconds"),
+    ("final-eval-seconds-zero", {"final_eval_seconds": 0.0}, "final_eval_seconds"),
+    ("eval-episode-seconds-negative", {"eval_episode_seconds": -1.0}, "eval_episode_seconds"),
     ("runaway-check-not-bool", {"runaway_check": "yes"}, "runaway_check"),
     ("gamma-below", {"gamma": -0.1}, "gamma"),
     ("workers-negative", {"workers": -1}, "workers"),

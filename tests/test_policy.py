@@ -122,12 +122,12 @@ def test_evaluate_reports_the_q_spread_and_a_network_blind_to_its_input() -> Non
 
 def test_a_run_whose_network_went_blind_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from asyncdqn import trainer
+    from asyncdqn import evaluator
 
     def blind(q: Any, *args: Any, **kwargs: Any) -> Any:  # every evaluation sees a dead network
         return evaluate(lambda obs: np.zeros((len(obs), 2), np.float32), *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "evaluate", blind)
+    monkeypatch.setattr(evaluator, "evaluate", blind)  # the serial backend evaluates in-process
     asyncdqn.train(env_id="CartPole-v1", backend="serial", workers=1, envs_per_worker=2, hidden_sizes=[8],
                    max_steps=3000, eval_every_steps=1000, eval_episodes=2, solve_score=None, progress=False,
                    run_dir=str(tmp_path / "run"))

@@ -450,6 +450,7 @@ def _non_negative(name: str, value: int) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from asyncdqn.config import FIELDS, resolve_config
+    from asyncdqn.evaluate import summary
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     if not args.resume:  # bad options and runs this machine cannot hold: refused before torch is even imported
@@ -480,15 +481,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"not solved (target {cfg.solve_score})")
     if result.best_eval:
         b = result.best_eval
-        print(f"best evaluation: {b['mean']:.1f} ± {b['std']:.1f} over {b['episodes']} episodes at step {b['step']:,}")
+        print(f"best evaluation: {summary(b)} at step {b['step']:,}")
     which = "final weights" if cfg.average_steps is None else "final averaged weights (--average-steps)"
-    print(f"{which}, greedy: {fe['mean']:.1f} ± {fe['std']:.1f} over {fe['episodes']} episodes")
+    print(f"{which}, greedy: {summary(fe)}")
     if result.worker_restarts:
         print(f"worker restarts: {len(result.worker_restarts)} (see eval.json)")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from asyncdqn.evaluate import summary
     from asyncdqn.policy import load_policy
 
     _positive("episodes", args.episodes)
@@ -497,6 +499,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     res = policy.evaluate(args.episodes, args.seed)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
+    elif not res.complete:
+        print(f"{policy.env_id} [{args.checkpoint}] greedy: {summary(res.to_dict())}")
     else:
         print(f"{policy.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
               f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")

@@ -119,6 +119,8 @@ class Config:
     eval_every_seconds: float | None = _opt(None, "Also run a greedy evaluation every N seconds of wall time (bench solve checks every contender this way).")
     solve_window: int = _opt(100, "Training episodes averaged for the evaluation trigger (mean >= --solve-score).")
     eval_trigger: bool = _opt(True, "Evaluate as soon as the training mean over --solve-window episodes reaches --solve-score.")
+    final_eval_seconds: float | None = _opt(None, "Time bound of the final evaluation (after training stops); none: proportionate, half the run's training time but at least 30 s. An evaluation cut short is marked \"complete\": false in eval.json.")
+    eval_episode_seconds: float | None = _opt(120.0, "Time bound of one greedy evaluation episode (a policy that never ends one): an evaluation with an episode past it stops and is marked incomplete; none: no bound.")
 
     # --- output --------------------------------------------------------------
     run_dir: str | None = _opt(None, "Run directory; default runs/<env>-<algo>-<time>.")
@@ -294,6 +296,10 @@ def validate(c: Config) -> None:
            f"must be >= 1 or none, got {c.eval_every_steps}")
     _check(c.eval_every_seconds is None or c.eval_every_seconds > 0, "eval_every_seconds",
            f"must be > 0 or none, got {c.eval_every_seconds}")
+    _check(c.final_eval_seconds is None or c.final_eval_seconds > 0, "final_eval_seconds",
+           f"must be > 0 or none, got {c.final_eval_seconds}")
+    _check(c.eval_episode_seconds is None or c.eval_episode_seconds > 0, "eval_episode_seconds",
+           f"must be > 0 or none, got {c.eval_episode_seconds}")
     _check(c.checkpoint_every is None or c.checkpoint_every >= 1, "checkpoint_every",
            f"must be >= 1 or none, got {c.checkpoint_every}")
     _check(c.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {c.keep_checkpoints}")

@@ -1,7 +1,16 @@
-"""Greedy evaluation: N episodes on freshly seeded environments, no exploration."""
+"""Greedy evaluation: N episodes on freshly seeded environments, no exploration.
+
+`evaluate` plays the episodes; everything that evaluates a policy (the trainer's
+evaluator process, `Policy.evaluate`, `asyncdqn evaluate`, the solve benchmark) plays
+them here. Time bounds make it end whatever the policy does: an episode still running
+after `episode_seconds`, or the whole evaluation at `deadline`, stops it, and the
+result says so (`complete` false, the finished episodes only).
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +37,11 @@ class EvalResult:
     # 0: the network answers the same whatever it sees (its features died: ReLU units that never
     # activate), and it cannot learn any more.
     q_range: float = float("nan")
+    # False: a time bound cut the evaluation short; `returns` holds only the episodes that
+    # finished (none: mean and std are NaN), out of `requested`, and `cut` says why.
+    complete: bool = True
+    requested: int | None = None  # episodes asked for (None: as many as played)
+    cut: str | None = None
 
     @property
     def input_blind(self) -> bool:
@@ -38,9 +52,27 @@ class EvalResult:
         return len(self.returns)
 
     def to_dict(self) -> dict[str, object]:
-        return {"mean": self.mean, "std": self.std, "episodes": self.episodes,
-                "min": min(self.returns), "max": max(self.returns),
-                "mean_length": float(np.mean(self.lengths)), "q_range": self.q_range, "returns": list(self.returns)}
+        def num(x: float) -> float | None:  # JSON has no NaN
+            return x if math.isfinite(x) else None
+
+        played = bool(self.returns)
+        d: dict[str, object] = {
+            "mean": num(self.mean), "std": num(self.std), "episodes": self.episodes,
+            "min": min(self.returns) if played else None, "max": max(self.returns) if played else None,
+            "mean_length": float(np.mean(self.lengths)) if played else None, "q_range": num(self.q_range),
+            "returns": list(self.returns), "complete": self.complete}
+        if not self.complete:
+            d.update(requested=self.requested, cut=self.cut)
+        return d
+
+
+def summary(d: dict[str, Any]) -> str:
+    """'mean ± std over N episodes' of an `EvalResult.to_dict()`, saying so when a time bound cut it short."""
+    played = d["episodes"]
+    text = f"{d['mean']:.1f} ± {d['std']:.1f} over {played} episodes" if played else "no episode finished"
+    if not d.get("complete", True):
+        text += f" (cut short: {played} of {d.get('requested')} episodes finished; {d.get('cut')})"
+    return text
 
 
 def evaluate(
@@ -53,6 +85,8 @@ def evaluate(
     parallel_envs: int = 16,
     tick: Callable[[], None] | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    episode_seconds: float | None = None,
+    deadline: float | None = None,
 ) -> EvalResult:
     """Play `episodes` greedy episodes, each env reset with its own fresh seed.
 
@@ -62,25 +96,40 @@ def evaluate(
     current while an evaluation runs). `env_kwargs` go to gym.make; the environments carry
     no learning-only wrapper, so returns are raw scores of whole games (no reward clipping,
     no life-loss ends).
+
+    Bounds: an episode still running after `episode_seconds` of wall time (a policy that
+    never ends one), or reaching `deadline` (a `time.monotonic()` value), stops the whole
+    evaluation; the result is then marked incomplete and holds the finished episodes only.
     """
     seeds = env_seeds(seed, EVAL_STREAM + round_index, episodes)
     envs = [make_env(env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in range(min(parallel_envs, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     q_lo = q_hi = None  # per action, over every observation
+    finished = np.zeros(episodes, dtype=bool)
+    cut: str | None = None
     try:
         space = envs[0].observation_space
         dtype = np.uint8 if space.dtype == np.uint8 else np.float32  # images stay uint8
         obs = np.zeros((len(envs), *space.shape), dtype=dtype)  # type: ignore[misc]
         episode_of = np.full(len(envs), -1)
+        started = np.zeros(len(envs))  # monotonic time each env's current episode began
         next_ep = 0
         for i, env in enumerate(envs):
             obs[i] = env.reset(seed=seeds[next_ep])[0]
             episode_of[i] = next_ep
+            started[i] = time.monotonic()
             next_ep += 1
         while (active := np.flatnonzero(episode_of >= 0)).size:
             if tick is not None:
                 tick()
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                cut = "time bound of the evaluation reached"
+                break
+            if episode_seconds is not None and now - started[active].min() > episode_seconds:
+                cut = f"an episode ran longer than {episode_seconds:g} s"
+                break
             values = q(obs[active])
             actions = values.argmax(axis=1)
             lo, hi = values.min(axis=0), values.max(axis=0)
@@ -92,9 +141,11 @@ def evaluate(
                 returns[ep] += float(r)
                 lengths[ep] += 1
                 if term or trunc:
+                    finished[ep] = True
                     if next_ep < episodes:
                         obs[i] = envs[i].reset(seed=seeds[next_ep])[0]
                         episode_of[i] = next_ep
+                        started[i] = time.monotonic()
                         next_ep += 1
                     else:
                         episode_of[i] = -1
@@ -106,5 +157,10 @@ def evaluate(
     q_range = float("nan")  # one observation in all has no spread to judge
     if q_lo is not None and q_hi is not None and lengths.sum() > 1:
         q_range = float(np.max(q_hi - q_lo))
-    return EvalResult(float(returns.mean()), float(returns.std()), tuple(returns.tolist()),
-                      tuple(int(x) for x in lengths), q_range)
+    if cut is None:
+        return EvalResult(float(returns.mean()), float(returns.std()), tuple(returns.tolist()),
+                          tuple(int(x) for x in lengths), q_range)
+    done = returns[finished]
+    mean, std = (float(done.mean()), float(done.std())) if done.size else (math.nan, math.nan)
+    return EvalResult(mean, std, tuple(done.tolist()), tuple(int(x) for x in lengths[finished]), q_range,
+                      complete=False, requested=episodes, cut=cut)

@@ -115,11 +115,12 @@ class Policy:
 
     def evaluate(self, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, round_index: int = 0) -> EvalResult:
         """Greedy returns over `episodes` freshly seeded episodes of the run's environment
-        (deterministic for (seed, round_index); the same protocol as the trainer's evaluations)."""
+        (deterministic for (seed, round_index); the same protocol as the trainer's evaluations, with the
+        run's --eval-episode-seconds bound: a cut-short result says so in `complete`)."""
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
         return evaluate(self, self.env_id, episodes, seed, round_index, self.config.max_episode_steps,
-                        env_kwargs=self.config.env_kwargs)
+                        env_kwargs=self.config.env_kwargs, episode_seconds=self.config.eval_episode_seconds)
 
 
 def _checkpoint_path(run: Any, which: str) -> Path:

@@ -1,9 +1,15 @@
-"""A training run, start to finish: owns counters, evaluation, stop rules, files.
+"""A training run, start to finish: its lifecycle, counters, stop rules and files.
 
-    cfg -> run directory (config.json) -> shared model/target/optimizer -> backend
-        -> loop { collect episodes -> metrics.csv, progress; evaluate when due;
+    cfg -> run directory (config.json) -> shared model/target/optimizer -> backend, evaluator
+        -> loop { collect episodes -> metrics.csv, progress; weight average; snapshot for
+                  evaluation when due; record verdicts; checkpoint when due;
                   stop on solve / step budget / time budget }
-        -> stop workers -> final checkpoint -> final evaluation -> eval.json, plot
+        -> stop workers and evaluator -> final checkpoint -> final evaluation (time-bounded)
+        -> eval.json, plot
+
+The loop never waits on an evaluation: `evaluator.Evaluations` plays snapshots in a
+process of its own and hands back verdicts (see there for the protocol, skips of
+stale snapshots and restarts).
 
 Checkpoints for `--resume` (model, target, optimizer, counters, trainer state) are
 written every --checkpoint-every global env steps from a snapshot taken in the poll
@@ -13,7 +19,8 @@ directory is locked (flock) for the trainer's life.
 
 "Solved" is decided only by an independent greedy evaluation on fresh seeds,
 never by a worker's epsilon-greedy training returns: those only *trigger* an
-evaluation (training mean over --solve-window episodes >= --solve-score).
+evaluation (training mean over --solve-window episodes >= --solve-score). The time
+to solve is when the trainer learns the verdict; the snapshot's own time is kept too.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from asyncdqn.algo.averaging import WeightAverage
@@ -43,8 +49,8 @@ from asyncdqn.errors import (
     RunDirError,
     TrainingError,
 )
-from asyncdqn.evaluate import EvalResult, evaluate
-from asyncdqn.model import NumpyMLP, TorchQ, q_function_from_weights, resolve_network
+from asyncdqn.evaluator import Evaluations, Verdict, Weights, final_eval_seconds
+from asyncdqn.model import resolve_network
 from asyncdqn.progress import Progress
 from asyncdqn.report.plotting import plot_run
 from asyncdqn.report.tblog import NullLog, open_log
@@ -74,14 +80,16 @@ class TrainResult:
     total_steps: int
     wall_time_s: float
     steps_per_second: float
-    time_to_solve_s: float | None = None
-    steps_to_solve: int | None = None
+    time_to_solve_s: float | None = None  # when the solving verdict reached the trainer
+    steps_to_solve: int | None = None  # the solving snapshot's step
+    solve_snapshot_wall_s: float | None = None  # when the solving snapshot was taken
     solve_eval: dict[str, Any] | None = None
     best_eval: dict[str, Any] | None = None
     final_eval: dict[str, Any] = field(default_factory=dict)
     worker_restarts: list[dict[str, Any]] = field(default_factory=list)  # {worker, reason, step} per restart
     error: str | None = None  # why an interrupted or failed run stopped
     backend_stats: dict[str, Any] | None = None  # e.g. the ray backend's exchanges, target syncs and restarts
+    evaluator: dict[str, Any] | None = None  # results received, skipped snapshots, evaluator restarts
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -129,10 +137,8 @@ class Trainer:
         self.store = CheckpointStore(self.ckpt_dir, cfg.keep_checkpoints)
         self.shared = build_shared(cfg, self.spec)
         self.window: deque[float] = deque(maxlen=cfg.solve_window)
-        self.eval_round = 0
-        self._blind_warned = False  # the dead-network warning is printed once per run
-        self.best: dict[str, Any] | None = None
-        self.last_eval: EvalResult | None = None
+        self.evals = Evaluations(cfg, self.shared.model, self.spec.shape, self.spec.n_actions, self._wall,
+                                 self._save_best, self._time_left)
         self.tb: NullLog = NullLog()  # --tensorboard sink, opened in run()
         self.start_step = 0  # global env step this session starts from
         self.wall_offset = 0.0  # training seconds of earlier sessions
@@ -141,7 +147,6 @@ class Trainer:
         # --average-steps: the Polyak-averaged weights that are evaluated and returned
         self.average = (None if cfg.average_steps is None
                         else WeightAverage(self.shared.model.state_dict(), cfg.average_steps, 0))
-        self._last_average_tick = 0.0
         self.t0: float | None = None  # monotonic clock at the run's (virtual) start, set by run()
         # each worker's epsilon at its last episode (episode-decay: restored on resume)
         self.worker_eps: list[float | None] = list(cfg.resume_epsilons) + [None] * (
@@ -195,8 +200,8 @@ class Trainer:
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
         state = plan.trainer_state
-        self.eval_round = int(state.get("eval_round", 0))
-        self.best = state.get("best")
+        self.evals.round = int(state.get("eval_round", 0))
+        self.evals.best = state.get("best")
         self.window.extend(float(x) for x in state.get("window", []))
         self.start_step, self.wall_offset = plan.step, plan.wall_s
         self.resumed_from = self.last_checkpoint = src
@@ -227,7 +232,7 @@ class Trainer:
                 "fingerprint": fingerprint(c), "config": fingerprinted(c), "resume_count": c.resume_count,
                 "worker_seeds": "env: SeedSequence([seed, 1+worker]) (+ resume_count, restart generation when "
                                 "> 0); actions: default_rng([seed, 7919, worker]) (+ the same)",
-                "trainer": {"eval_round": self.eval_round, "best": self.best, "window": list(self.window),
+                "trainer": {"eval_round": self.evals.round, "best": self.evals.best, "window": list(self.window),
                             "wall_time_s": self._wall()}}
         return tensors, meta
 
@@ -267,63 +272,22 @@ class Trainer:
         save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
-        self.eval_round += 1
-        result = evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
-                          tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
-        if result.input_blind and not self._blind_warned:
-            self._blind_warned = True
-            print(f"asyncdqn: warning: at step {self.shared.counter.value:,} the Q-network gave the same values "
-                  f"for every observation of an evaluation: its features are dead (ReLU units that never "
-                  f"activate) and it will not learn; start again with a lower --lr (or, with Adam, a larger "
-                  f"--adam-eps)", file=sys.stderr)
-        return result
-
-    def _eval_now(self, step: int) -> EvalResult:
-        """Greedy evaluation of a snapshot of the current weights (workers keep training).
-
-        With a solve score, a short screen of --screen-episodes comes first and the
-        full --eval-episodes run only if the screen reaches the score.
-        """
-        weights = self._policy_weights()
-        q = q_function_from_weights(self.shared.model, weights)
-        c = self.cfg
-        if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
-            result = self._evaluate(q, c.screen_episodes)
-            if result.mean < c.solve_score:
-                return self._record_eval(result, step, weights)
-        return self._record_eval(self._evaluate(q, c.eval_episodes), step, weights)
-
-    def _tick_average(self) -> None:
-        """Keep the weight average following the workers while an evaluation runs (at most every 0.1 s)."""
-        now = time.monotonic()
-        if now - self._last_average_tick >= 0.1:
-            self._last_average_tick = now
-            assert self.average is not None
-            self.average.update(self.shared.model.state_dict(), self.shared.counter.value)
-
-    def _policy_weights(self) -> dict[str, torch.Tensor]:
+    def _policy_weights(self) -> Weights:
         """A copy of the weights the run evaluates and returns: online, or their Polyak average."""
         online = self.shared.model.state_dict()
         if self.average is None:
-            return {k: v.detach().clone() for k, v in online.items()}
+            return {k: v.detach().numpy().copy() for k, v in online.items()}
         self.average.update(online, self.shared.counter.value)
-        return self.average.weights(online)
+        return {k: v.numpy() for k, v in self.average.weights(online).items()}
 
-    def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
-        wall = self._clock()
-        self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
-        self.tb.evaluation(step, result.mean, result.std)
-        self.last_eval = result
-        # A full evaluation outranks a short screen, whatever the screen's mean.
-        full = result.episodes >= self.cfg.eval_episodes
-        if self.best is None or (full, result.mean) > (self.best["episodes"] >= self.cfg.eval_episodes,
-                                                       self.best["mean"]):
-            self.best = {"mean": result.mean, "std": result.std, "episodes": result.episodes,
-                         "step": step, "wall_time_s": wall}
-            save_checkpoint(self.ckpt_dir / rundir.BEST, prefixed("model.", weights),
-                            {**self._meta(step), "eval": self.best})
-        return result
+    def _save_best(self, weights: Weights, step: int, best: dict[str, Any]) -> None:
+        save_checkpoint(self.ckpt_dir / rundir.BEST, prefixed("model.", {k: torch.from_numpy(v) for k, v in
+                                                                         weights.items()}),
+                        {**self._meta(step), "eval": best})
+
+    def _time_left(self) -> float | None:
+        """The monotonic time --max-seconds ends training at (bounds an in-process evaluation)."""
+        return None if self.t0 is None or self.cfg.max_seconds is None else self.t0 + self.cfg.max_seconds
 
     # ------------------------------------------------------------------ loop
     def run(self) -> TrainResult:
@@ -345,7 +309,8 @@ class Trainer:
         self.t0 = time.monotonic() - self.wall_offset  # wall time counts the whole run
         try:
             backend.start()
-            stop_reason, solved_at = self._loop(backend, progress)
+            self.evals.open(self.metrics, self.tb, self.start_step)
+            stop_reason, solved = self._loop(backend, progress)
         except BaseException as caught:
             # Failure or a signal: stop the workers, keep what can be kept, re-raise.
             # Only an interruption adds a resume checkpoint: after a failure (divergence,
@@ -364,40 +329,34 @@ class Trainer:
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
-            final_weights = self._policy_weights()
-            final = self._evaluate(q_function_from_weights(self.shared.model, final_weights), c.eval_episodes)
+            final = self.evals.final(self._policy_weights(), total, final_eval_seconds(c, wall))
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             with signals.deferred():
                 self.metrics.close()
                 self._write_stopped(exc, backend, self._clock(), self.shared.counter.value)
             raise
-        if self.best is None:  # no evaluation during training: the final weights are the best known
-            self._record_eval(final, total, final_weights)
         self.metrics.close()
         self.tb.close()
         result = TrainResult(
-            run_dir=self.path, solved=solved_at is not None, stop_reason=stop_reason,
+            run_dir=self.path, solved=solved is not None, stop_reason=stop_reason,
             total_steps=total, wall_time_s=wall, steps_per_second=total / max(wall, 1e-9),
-            time_to_solve_s=solved_at[0] if solved_at else None,
-            steps_to_solve=solved_at[1] if solved_at else None,
-            solve_eval=solved_at[2].to_dict() if solved_at else None,
-            best_eval=self.best, final_eval=final.to_dict(), worker_restarts=backend.restart_log(),
-            backend_stats=backend.stats(),
+            time_to_solve_s=solved.wall_s if solved else None,
+            steps_to_solve=solved.step if solved else None,
+            solve_snapshot_wall_s=solved.snapshot_wall_s if solved else None,
+            solve_eval=solved.result.to_dict() if solved else None,
+            best_eval=self.evals.best, final_eval=final.to_dict(), worker_restarts=backend.restart_log(),
+            backend_stats=backend.stats(), evaluator=self.evals.report(),
         )
         atomic_write_json(self.path / rundir.EVAL, result.to_dict())
         plot_run(self.path)
         return result
 
-    def _loop(self, backend: Backend, progress: Progress) -> tuple[str, tuple[float, int, EvalResult] | None]:
-        """Collect episodes and evaluate until a stop rule fires; returns (reason, solve info)."""
+    def _loop(self, backend: Backend, progress: Progress) -> tuple[str, Verdict | None]:
+        """Collect episodes, hand snapshots to the evaluator and read its verdicts until a stop rule
+        fires; returns (reason, the solving verdict). Nothing here waits on an evaluation."""
         c = self.cfg
-        start = self.start_step
-        next_eval = None if c.eval_every_steps is None else (start // c.eval_every_steps + 1) * c.eval_every_steps
-        next_eval_time = (None if c.eval_every_seconds is None
-                          else self._clock() + c.eval_every_seconds)
         every = c.checkpoint_every
-        next_ckpt = None if every is None else (start // every + 1) * every
-        next_trigger = 0
+        next_ckpt = None if every is None else (self.start_step // every + 1) * every
         while True:
             for ep in backend.poll(timeout=TRAINER_POLL_S):
                 self.metrics.episode(ep.step, self._clock(), ep.worker,
@@ -410,25 +369,15 @@ class Trainer:
             if self.average is not None:
                 self.average.update(self.shared.model.state_dict(), step)
             self.tb.rates(step, self._clock(), self.shared.counter.per_worker())
-            progress.update(step, self._clock(), self.last_eval)
+            progress.update(step, self._clock(), self.evals.last)
 
             wall = self._clock()
-            due = ((next_eval is not None and step >= next_eval)
-                   or (next_eval_time is not None and wall >= next_eval_time))
-            triggered = (c.eval_trigger and c.solve_score is not None and step >= next_trigger
-                         and len(self.window) == self.window.maxlen
-                         and float(np.mean(self.window)) >= c.solve_score)
-            if due or triggered:
-                result = self._eval_now(step)
-                if c.eval_every_steps is not None:
-                    next_eval = (step // c.eval_every_steps + 1) * c.eval_every_steps
-                if c.eval_every_seconds is not None:  # the next check is due N s after this one ended
-                    next_eval_time = self._clock() + c.eval_every_seconds
-                if triggered:  # don't re-trigger on every poll
-                    next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
-                if (c.solve_score is not None and result.episodes >= c.eval_episodes
-                        and result.mean >= c.solve_score):
-                    return "solved", (self._clock(), step, result)
+            if self.evals.due(step, wall, self.window):
+                self.evals.submit(step, wall, self._policy_weights())
+            for verdict in self.evals.poll(step):
+                if verdict.solved:
+                    return "solved", verdict
+            step = self.shared.counter.value  # an in-process evaluation may have taken a while
             if backend.finished():  # the exit checkpoint follows
                 return "max_steps", None
             budget_spent = c.max_steps is not None and step >= c.max_steps  # the exit checkpoint follows
@@ -443,8 +392,8 @@ class Trainer:
         reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
         result = TrainResult(
             run_dir=self.path, solved=False, stop_reason=reason, total_steps=total, wall_time_s=wall,
-            steps_per_second=total / max(wall, 1e-9), best_eval=self.best,
-            worker_restarts=backend.restart_log(),
+            steps_per_second=total / max(wall, 1e-9), best_eval=self.evals.best,
+            worker_restarts=backend.restart_log(), evaluator=self.evals.report(),
             error=str(exc) or type(exc).__name__,
         )
         try:
@@ -454,8 +403,12 @@ class Trainer:
 
     def _shutdown(self, backend: Backend, progress: Progress, threads: int, failing: bool,
                   rotate: bool = True, diverged: bool = False) -> tuple[float, int]:
-        """Stop workers and write the final checkpoint (not of diverged weights). Returns (wall time, total steps)."""
-        backend.stop()
+        """Stop workers and the evaluator, write the final checkpoint (not of diverged weights).
+        Returns (wall time, total steps)."""
+        try:
+            backend.stop()
+        finally:
+            self.evals.close()
         wall, total = self._clock(), self.shared.counter.value
         progress.close()
         torch.set_num_threads(threads)

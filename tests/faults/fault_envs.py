@@ -13,8 +13,13 @@ terminates after 20 steps. Faults (per environment instance, counted in steps):
   exactly one environment in one worker raises).
 - ``RaiseAlways-v0``: every instance raises RuntimeError at its 30th step.
 - ``NaNObs-v0`` / ``NaNReward-v0``: from the 30th step the observation / reward is NaN.
-- ``SlowEval-v0``: in the main process only (the trainer's evaluation, not a worker),
-  each step sleeps 10 ms and the first one creates the file $ASYNCDQN_FAULT_EVAL_MARK.
+- ``SlowEval-v0``: outside worker processes only (the trainer's evaluator process, or the
+  trainer itself), each step sleeps 10 ms and the first one creates the file
+  $ASYNCDQN_FAULT_EVAL_MARK.
+- Any of them with ``step_sleep=S`` (``--env-kwargs '{"step_sleep": S}'``): each step sleeps S
+  seconds (training at a known, slow pace).
+- ``NeverEnds-v0``: never terminates and has no time limit (a policy that never ends an
+  episode, like a greedy Breakout agent that never serves).
 - ``SlowStart-v0``: in a worker process (not the main one, which only inspects the
   spaces), the constructor appends its pid to the file $ASYNCDQN_FAULT_PIDS (if set) and
   sleeps for an hour: a worker that never becomes ready.
@@ -38,8 +43,8 @@ FAULT_AT = 30
 class FaultEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
-    def __init__(self, fault: str = "none") -> None:
-        self.fault = fault
+    def __init__(self, fault: str = "none", step_sleep: float = 0.0) -> None:
+        self.fault, self.step_sleep = fault, step_sleep
         if fault == "slow-start" and multiprocessing.parent_process() is not None:
             pids = os.environ.get("ASYNCDQN_FAULT_PIDS")
             if pids:
@@ -62,6 +67,10 @@ class FaultEnv(gym.Env):
     def step(self, action: Any):
         self.steps += 1
         self.pos += 1
+        if self.step_sleep:
+            time.sleep(self.step_sleep)
+        if self.fault == "never-ends":  # walks round and round, never reaching the end
+            self.pos %= LENGTH
         obs, reward = self._obs(), 1.0
         late = self.steps >= FAULT_AT
         if self.fault == "raise-once":
@@ -79,7 +88,7 @@ class FaultEnv(gym.Env):
             obs[0] = np.nan
         elif self.fault == "nan-reward" and late:
             reward = float("nan")
-        elif self.fault == "slow-eval" and multiprocessing.parent_process() is None:
+        elif self.fault == "slow-eval" and not multiprocessing.current_process().name.startswith("asyncdqn-worker"):
             mark = os.environ.get("ASYNCDQN_FAULT_EVAL_MARK")
             if mark and not os.path.exists(mark):
                 Path(mark).touch()
@@ -89,7 +98,7 @@ class FaultEnv(gym.Env):
 
 _IDS = {"Walk-v0": "none", "RaiseOnce-v0": "raise-once", "RaiseAlways-v0": "raise-always",
         "NaNObs-v0": "nan-obs", "NaNReward-v0": "nan-reward", "SlowEval-v0": "slow-eval",
-        "SlowStart-v0": "slow-start"}
+        "SlowStart-v0": "slow-start", "NeverEnds-v0": "never-ends"}
 
 for _name, _fault in _IDS.items():
     if _name not in gym.registry:

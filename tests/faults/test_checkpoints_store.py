@@ -70,6 +70,8 @@ def test_half_written_files_are_never_picked_and_get_pruned(tmp_path: Path) -> N
     # A trainer killed mid-write leaves a temp file; one killed between the rename of the
     # file and the manifest's replacement leaves a file the manifest does not name.
     (tmp_path / f".{checkpoint_name(300)}.x1y2.tmp").write_bytes(good[: len(good) // 2])
+    (tmp_path / ".manifest.json.k1ll.tmp").write_text('{"format"')  # killed while replacing the manifest
+    (tmp_path / ".best.safetensors.k1ll.tmp").write_bytes(good[:10])  # ... or best.safetensors
     (tmp_path / checkpoint_name(400)).write_bytes(good[:100])
     assert store.latest().meta["step"] == 200
     store.save(500, _tensors(500), {})

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fault_helpers import (
     alive,
+    children,
     describe,
     episode_rows,
     eval_json,
@@ -65,6 +66,7 @@ def test_signal_stops_training_cleanly(tmp_path: Path, signals: tuple[signal.Sig
     wait_for(lambda: len(episode_rows(run_dir)) >= 5, 120, "training episodes", proc)
     workers = worker_pids(proc.pid)
     assert len(workers) == 2
+    family = children(proc.pid)
     sent = send(proc, signals[0])
     for sig in signals[1:]:
         time.sleep(0.05)
@@ -75,24 +77,40 @@ def test_signal_stops_training_cleanly(tmp_path: Path, signals: tuple[signal.Sig
     assert elapsed < EXIT_WITHIN_S, f"took {elapsed:.1f} s"
     assert "Traceback" not in err, err
     assert not any(alive(pid) for pid in workers)
+    _no_process_left(family)
     _check_stopped_run(run_dir, out + err)
 
 
+def _no_process_left(family: list[int]) -> None:
+    """Every child the trainer had (workers, the evaluator process, multiprocessing's resource
+    tracker, which ends once its pipe from the trainer closes) is gone shortly after it exits."""
+    end = time.monotonic() + 5.0
+    while [pid for pid in family if alive(pid)] and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [pid for pid in family if alive(pid)], "processes left behind"
+
+
 def test_sigterm_interrupts_a_running_evaluation(tmp_path: Path) -> None:
-    """SlowEval: a 100-episode evaluation takes ~20 s in the trainer; SIGTERM must not wait for it."""
+    """SlowEval: a 100-episode evaluation takes ~20 s in the evaluator process; SIGTERM must not wait for
+    it, and leaves no process behind."""
     run_dir, mark = tmp_path / "run", tmp_path / "eval-started"
     args = train_args("SlowEval-v0", run_dir, "--max-steps", "100000000", "--eval-every-steps", "2000",
                       "--eval-episodes", "100")
     proc = start_cli(args, ASYNCDQN_FAULT_EVAL_MARK=str(mark))
     wait_for(mark.exists, 120, "the evaluation to start", proc)
     time.sleep(0.5)
+    family = children(proc.pid)
+    assert len(family) >= 3  # two workers and the evaluator process
     sent = send(proc, signal.SIGTERM)
     elapsed, out, err = _await_exit(proc, sent)
     print(f"SIGTERM during evaluation: exit {proc.returncode} {elapsed:.2f} s after the signal")
     assert proc.returncode == 143, describe(proc)
     assert elapsed < EXIT_WITHIN_S, f"took {elapsed:.1f} s"
     assert not [r for r in metrics_rows(run_dir) if r["kind"] == "eval"]  # the cut evaluation left no row
+    _no_process_left(family)
     _check_stopped_run(run_dir, out + err)
+    skipped = eval_json(run_dir)["evaluator"]["skipped"]
+    assert skipped and skipped[-1]["reason"] == "training stopped first"
 
 
 def test_signal_inside_finds_a_signal_that_a_native_call_wrapped() -> None:

@@ -8,8 +8,11 @@ process backend (passed to spawn-started children as Process arguments).
 from __future__ import annotations
 
 import abc
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,7 @@ from asyncdqn.errors import TrainingError
 from asyncdqn.records import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
+_PR_SET_PDEATHSIG = 1
 TRAINER_POLL_S = 0.2  # how long the trainer waits in one Backend.poll (episodes, then its own checks)
 
 
@@ -195,6 +199,25 @@ class RestartBudget:
         self.log.append({"worker": worker, "reason": reason, "step": step, **({"what": what} if what else {})})
         log(f"{name} failed at step {step:,}: {reason}; restarting it "
             f"({len(self.log)}/{self.max_restarts} restarts used)")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"died unexpectedly (exit code {code})"
 
 
 class ListSink:

@@ -20,7 +20,6 @@ any shared lock the dead process still held is released (see `OwnedLock`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import queue
 import signal
@@ -34,14 +33,13 @@ from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
 from typing import Any
 
-from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, log
+from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, describe_exit, die_with_parent, log
 from asyncdqn.config import Config
 from asyncdqn.errors import DivergedError, StartTimeoutError, TrainingError
 from asyncdqn.learners.async_q import ActorLearner
 from asyncdqn.records import EpisodeRecord
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_PR_SET_PDEATHSIG = 1
 _MAX_MESSAGES_PER_POLL = 20_000
 HOLD_LOCK_HOOK = "ASYNCDQN_TEST_HOLD_LOCK"  # test hook, see _hold_lock_for_test
 
@@ -73,16 +71,6 @@ class _PipeSink:
         self.thread.join(timeout)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
 def _hold_lock_for_test(index: int, generation: int, shared: SharedTraining) -> None:
     """Test hook: with ASYNCDQN_TEST_HOLD_LOCK="<worker>:<lock>[,<lock>...]:<pid file>" set (locks:
     counter, target, optimizer), the first generation of that worker takes those shared
@@ -108,7 +96,7 @@ def worker_main(cfg: Config, index: int, generation: int, shared: SharedTraining
     """Entry point of a worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(1)
@@ -181,15 +169,6 @@ def _main_script_hidden() -> Iterator[None]:
         yield
     finally:
         main.__file__ = path
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"died unexpectedly (exit code {code})"
 
 
 class ProcessBackend(Backend):
@@ -307,7 +286,7 @@ class ProcessBackend(Backend):
             slot.conn = None
         if slot.error is not None and slot.error[0]:
             raise (DivergedError if slot.error[0] == "diverged" else TrainingError)(slot.error[1])
-        reason = slot.error[1] if slot.error is not None else _describe_exit(slot.proc.exitcode)
+        reason = slot.error[1] if slot.error is not None else describe_exit(slot.proc.exitcode)
         slot.done = True  # not running any more (if the budget is exhausted, it stays so)
         self.restarts.charge(i, reason, self.shared.counter.value)  # raises past --max-restarts
         self.slots[self.slots.index(slot)] = self._spawn(i, slot.generation + 1)

@@ -183,9 +183,10 @@ class CheckpointStore:
         return path
 
     def _prune(self, keep: set[str]) -> None:
-        """Delete checkpoint files the manifest no longer names, and temp files of killed writes."""
+        """Delete checkpoint files the manifest no longer names, and temp files of killed writes (of a
+        checkpoint, the manifest, best or final: this process writes them one at a time, in this thread)."""
         for p in self.dir.iterdir():
-            stray_tmp = p.name.startswith(".ckpt-") and p.name.endswith(".tmp")
+            stray_tmp = p.name.startswith(".") and p.name.endswith(".tmp")
             if (_CKPT_RE.match(p.name) and p.name not in keep) or stray_tmp:
                 with contextlib.suppress(OSError):
                     p.unlink()

@@ -21,7 +21,7 @@ from asyncdqn.rundir.layout import CONFIG, Run
 
 # Options a resumed run may change: stop rules, evaluation and output.
 RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eval_every_seconds", "eval_trigger",
-             "eval_episodes", "screen_episodes",
+             "eval_episodes", "screen_episodes", "final_eval_seconds", "eval_episode_seconds",
              "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label", "tensorboard",
              "start_timeout")
 # Not part of the fingerprint: the above, where the run lives, and the resume counter.
