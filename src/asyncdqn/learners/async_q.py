@@ -280,7 +280,8 @@ class ActorLearner:
 
     # --------------------------------------------------------------- learning
     def targets(self) -> np.ndarray:
-        """(T, K) TD targets of the current segment buffers, from the local target net."""
+        """(T, K) TD targets of the current segment buffers, from the local target net (the live shared
+        weights with --target-update-steps 0)."""
         cfg, T, K = self.cfg, self.T, self.K
         if cfg.algo == "n-step-q":
             return self._lambda_targets() if cfg.returns == "lambda" else self._n_step_targets()
