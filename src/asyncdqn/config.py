@@ -73,7 +73,7 @@ class Config:
     hidden_sizes: tuple[int, ...] = _opt((128, 128), "Hidden layer widths of the MLP Q-network.", nargs="+")
     gamma: float = _opt(0.99, "Discount factor in [0, 1].")
     t_max: int = _opt(5, "Steps per environment between updates; the n of n-step-q.")
-    optimizer: Literal["adam", "rmsprop"] = _opt("adam", "Shared optimizer: adam or rmsprop (paper's shared RMSProp).")
+    optimizer: Literal["adam", "rmsprop", "radam"] = _opt("adam", "Shared optimizer: adam, rmsprop (paper's shared RMSProp) or radam (rectified Adam, as PQN; uses --adam-eps).")
     lr: float = _opt(5e-4, "Learning rate.")
     lr_anneal: bool = _opt(False, "Anneal the learning rate linearly to --lr-end over --max-steps (needs --max-steps).")
     lr_anneal_steps: int | None = _opt(None, "Anneal the learning rate linearly from --lr to --lr-end over this many global env steps, constant after (overrides --lr-anneal's horizon).")
@@ -88,7 +88,13 @@ class Config:
     runaway_check: bool = _opt(True, "Stop as diverged when the TD loss implies Q-values 1000x beyond any return the rewards seen allow (max|r|/(1-gamma)), even while finite.")
     average_steps: int | None = _opt(None, "Evaluate and return a Polyak average of the online weights: an exponential moving average with this time constant in global env steps; none: the raw weights.")
     double_q: bool = _opt(False, "Double-Q bootstrap: target net evaluates the online net's argmax.")
-    target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps.")
+    target_update_steps: int = _opt(4000, "Copy the online network into the target network every N global env steps; 0: no target network, the asynchronous learners bootstrap from the online network (as PQN).")
+    # --- PQN's recipe for the asynchronous learners (docs/algorithms.md) -----
+    returns: Literal["nstep", "lambda"] = _opt(
+        "nstep", "n-step-q targets: nstep (paper Alg. 3's forward view over t_max steps) or lambda (Peng's Q(lambda) over the segment, as PQN computes it: bootstraps from max_a Q at every step, weighted by --lam).")
+    lam: float = _opt(0.65, "--returns lambda: lambda in [0, 1] (1: the n-step returns, 0: one-step targets).")
+    epochs: int = _opt(1, "Asynchronous learners: passes over each segment's t_max x envs rows (targets computed once per segment, before the first pass).")
+    minibatches: int = _opt(1, "Asynchronous learners: minibatches per epoch (rows shuffled each epoch), one shared-optimizer step each.")
 
     # --- replay-buffer DQN (--algo dqn only) --------------------------------
     buffer_size: int = _opt(100_000, "dqn: replay buffer capacity in transitions.")
@@ -277,7 +283,22 @@ def validate(c: Config) -> None:
     _check(0.0 <= c.rms_alpha < 1.0, "rms_alpha", f"must be in [0, 1), got {c.rms_alpha}")
     _check(c.rms_eps > 0, "rms_eps", f"must be > 0, got {c.rms_eps}")
     _check(c.grad_clip is None or c.grad_clip > 0, "grad_clip", f"must be > 0 or none, got {c.grad_clip}")
-    _check(c.target_update_steps >= 1, "target_update_steps", f"must be >= 1, got {c.target_update_steps}")
+    _check(c.target_update_steps >= 0, "target_update_steps", f"must be >= 1 (or 0: no target network), got {c.target_update_steps}")
+    _check(c.target_update_steps >= 1 or c.algo != "dqn", "target_update_steps",
+           "0 (no target network) is for the asynchronous algorithms; dqn needs a period >= 1")
+    _check(c.target_update_steps >= 1 or c.backend != "ray", "target_update_steps",
+           "0 (no target network) runs on --backend process or serial; --backend ray needs a period >= 1")
+    _check(c.returns == "nstep" or c.algo == "n-step-q", "returns",
+           f"lambda returns are n-step-q's targets (over its segment), not {c.algo}'s")
+    _check(0.0 <= c.lam <= 1.0, "lam", f"must be in [0, 1], got {c.lam}")
+    _check(c.epochs >= 1, "epochs", f"must be >= 1, got {c.epochs}")
+    _check(c.minibatches >= 1, "minibatches", f"must be >= 1, got {c.minibatches}")
+    _check(c.minibatches <= c.t_max * c.envs_per_worker, "minibatches",
+           f"a segment has t_max x envs = {c.t_max * c.envs_per_worker} rows: at most that many minibatches, "
+           f"got {c.minibatches}")
+    _check((c.epochs, c.minibatches) == (1, 1) or c.algo != "dqn", "epochs",
+           "epochs and minibatches split the asynchronous learners' segments; dqn uses --gradient-steps and "
+           "--batch-size")
     _check(0.0 <= c.eps_start <= 1.0, "eps_start", f"must be in [0, 1], got {c.eps_start}")
     _check(c.eps_anneal_steps >= 1, "eps_anneal_steps", f"must be >= 1, got {c.eps_anneal_steps}")
     _check(len(c.final_epsilons) >= 1 and all(0.0 <= e <= 1.0 for e in c.final_epsilons), "final_epsilons",

@@ -88,7 +88,7 @@ def estimate_memory(cfg: Config, obs_dim: int, n_actions: int, workers: int,
     shape = obs_shape or (obs_dim,)
     params = network_params(cfg, shape, n_actions)
     obs_bytes = obs_dim * (1 if len(shape) > 1 else FLOAT)  # images are kept as uint8
-    moments = 2 if cfg.optimizer == "adam" else 1
+    moments = 2 if cfg.optimizer in ("adam", "radam") else 1
     copies = 2 + moments + 2 * workers  # model + target + moments + (grads + local target) per worker
     network = FLOAT * params * copies
     procs = workers if cfg.algo != "dqn" else 0  # dqn learns in the trainer process

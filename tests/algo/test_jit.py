@@ -311,3 +311,61 @@ def test_n_step_q_learn_is_targets_gradient_and_clip(double_q: bool, huber: bool
     assert max_abs == pytest.approx(float(np.abs(rewards).max()))
     np.testing.assert_array_equal(got_grad, want_grad)
     assert np.abs(want_grad).sum() > 0
+
+
+def test_lambda_returns_are_the_numpy_returns_bit_for_bit() -> None:
+    from asyncdqn.algo.targets import lambda_targets
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        T, K = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+        rewards = rng.normal(size=(T, K)).astype(np.float32)
+        terminated = rng.random((T, K)) < 0.2
+        done = terminated | (rng.random((T, K)) < 0.2)
+        values = rng.normal(size=(T, K)).astype(np.float32)
+        gamma = float(rng.choice([0.5, 0.99, 0.995]))
+        lam = float(rng.choice([0.0, 0.3, 0.65, 0.95, 1.0]))
+        got = jit.lambda_returns(rewards, terminated, done, values, gamma, lam)
+        np.testing.assert_array_equal(got, lambda_targets(rewards, terminated, done, values, gamma, lam))
+
+
+def test_lambda_returns_by_hand() -> None:
+    # one env, T = 3, gamma 0.5, lambda 0.5: r = 1, 2, 4; V(s_1) = 10, V(s_2) = 20, V(s_3) = 8
+    rewards = np.array([[1.0], [2.0], [4.0]], dtype=np.float32)
+    values = np.array([[10.0], [20.0], [8.0]], dtype=np.float32)
+    flags = np.zeros((3, 1), dtype=bool)
+    got = jit.lambda_returns(rewards, flags, flags, values, 0.5, 0.5)
+    # G_2 = 4 + 0.5 * 8 = 8; G_1 = 2 + 0.5 (0.5 * 20 + 0.5 * 8) = 9; G_0 = 1 + 0.5 (0.5 * 10 + 0.5 * 9) = 5.75
+    np.testing.assert_array_equal(got[:, 0], [5.75, 9.0, 8.0])
+    done = np.array([[False], [True], [False]])  # truncated at step 1: G_1 = 2 + 0.5 * 20 = 12, G_0 = 6.5
+    np.testing.assert_array_equal(jit.lambda_returns(rewards, flags, done, values, 0.5, 0.5)[:, 0], [6.5, 12.0, 8.0])
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_lambda_q_targets_match_the_numpy_targets(double_q: bool) -> None:
+    from asyncdqn.algo.targets import double_q_values, greedy_values, lambda_targets
+
+    target_model, target_flat, sizes = _flat_model(5, 3, (16, 16), seed=1)
+    online_model, online_flat, _ = _flat_model(5, 3, (16, 16), seed=2)
+    target_net = NumpyMLP([p.detach().numpy() for p in target_model.parameters()])
+    online_net = NumpyMLP([p.detach().numpy() for p in online_model.parameters()])
+    rng = np.random.default_rng(5)
+    n_truncated = 0
+    for _ in range(50):
+        T, K = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+        obs_seq = rng.normal(size=(T + 1, K, 5)).astype(np.float32)
+        rewards = rng.normal(size=(T, K)).astype(np.float32)
+        terminated = rng.random((T, K)) < 0.2
+        done = terminated | (rng.random((T, K)) < 0.3)
+        got = jit.lambda_q_targets(target_flat, online_flat, sizes, final_obs, obs_seq, rewards, terminated, done,
+                                   0.9, 0.65, double_q)
+        next_obs = obs_seq[1:].copy()
+        next_obs[done] = final_obs[done]  # the true next states
+        q = target_net(next_obs.reshape(T * K, 5))
+        v = double_q_values(q, online_net(next_obs.reshape(T * K, 5))) if double_q else greedy_values(q)
+        values = np.where(terminated, 0.0, v.reshape(T, K)).astype(np.float32)
+        n_truncated += int((done & ~terminated).sum())
+        np.testing.assert_allclose(got, lambda_targets(rewards, terminated, done, values, 0.9, 0.65), rtol=1e-5,
+                                   atol=1e-6)
+    assert n_truncated > 20  # final observations were bootstrapped from

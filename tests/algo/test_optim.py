@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
-from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
+from asyncdqn.algo.optim import SharedAdam, SharedRAdam, SharedRMSprop
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -488,3 +489,54 @@ def test_flatten_parameters_keeps_values_and_objects_and_shares_one_buffer() -> 
     assert flat.numel() == sum(p.numel() for p in ps)
     ends = [p.data_ptr() + p.numel() * p.element_size() for p in ps]
     assert [p.data_ptr() for p in ps[1:]] == ends[:-1]  # laid out one after the other
+
+
+# -------------------------------------------------------------------- RAdam
+# torch orders RAdam's scalar factors differently (bias-corrected m * lr * adaptive rate * rectifier, each
+# an elementwise pass), so agreement is within float32 rounding, not bit for bit.
+RADAM_RTOL, RADAM_ATOL = 1e-5, 1e-6
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_radam_matches_torch(weight_decay: float) -> None:
+    # 50 steps: the first 5 are momentum SGD (rho_t <= 5 while beta2**t is young), the rest rectified
+    # (the flat path: parameters and gradients in one buffer each, as every worker's)
+    _compare_flat_with_torch(lambda ps: SharedRAdam(ps, lr=1e-2, weight_decay=weight_decay),
+                             lambda ps: torch.optim.RAdam(ps, lr=1e-2, weight_decay=weight_decay, foreach=False),
+                             rtol=RADAM_RTOL, atol=RADAM_ATOL)
+
+
+def test_radam_per_parameter_path_matches_torch() -> None:
+    m_shared, m_ref = _mlp(), _mlp()
+    opt = SharedRAdam(m_shared.parameters(), lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
+    ref = torch.optim.RAdam(m_ref.parameters(), lr=1e-2, betas=(0.8, 0.99), eps=1e-6, foreach=False)
+    for k, (x, y) in enumerate(_batches()):
+        for mod, o in ((m_shared, opt), (m_ref, ref)):
+            o.zero_grad()
+            _loss(mod, x, y).backward()
+        lr = _varying_lrs(1e-2)[k]
+        for group in ref.param_groups:
+            group["lr"] = lr
+        assert opt.step(lr=lr) == k + 1
+        ref.step()
+        assert opt._flat_views() is None  # autograd's separate gradients: one update per parameter
+        for p, q in zip(m_shared.parameters(), m_ref.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=RADAM_RTOL, atol=RADAM_ATOL)
+    assert not torch.equal(next(m_shared.parameters()), next(_mlp().parameters()))
+
+
+def test_radam_first_steps_by_hand() -> None:
+    # One weight, g = 1 every step, lr 0.1, betas (0.9, 0.999), eps 0: m_t = 1 - 0.9^t = bias_correction1,
+    # v_t = 1 - 0.999^t = bias_correction2. rho_oo = 2 / 0.001 - 1 = 1999, rho_t = 1999 - 2t 0.999^t / v_t:
+    #   rho_1..5 = 1.0, 2.0, 3.0, 4.0, 4.996 <= 5: momentum SGD, p -= 0.1 * m_t / (1 - 0.9^t) = 0.1 each step
+    #   rho_6 = 5.9942 > 5: rectified, r_6 = sqrt(1.9942 * 3.9942 * 1999 / (1995 * 1997 * 5.9942)) = 0.025821,
+    #   p -= 0.1 * r_6 * sqrt(v_6) / m_6 * m_6 / sqrt(v_6) = 0.1 * r_6 = 0.0025821
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = SharedRAdam([w], lr=0.1, eps=0.0)
+    values = []
+    for _ in range(6):
+        w.grad = torch.ones(1)
+        opt.step()
+        values.append(float(w.detach()))
+    np.testing.assert_allclose(values[:5], [-0.1, -0.2, -0.3, -0.4, -0.5], rtol=1e-6)
+    assert values[5] - values[4] == pytest.approx(-0.0025821, rel=1e-4)

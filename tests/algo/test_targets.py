@@ -13,6 +13,7 @@ import torch
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
+    lambda_targets,
     n_step_targets,
     one_step_targets,
     sarsa_values,
@@ -200,6 +201,78 @@ def test_n_step_does_not_modify_inputs_and_keeps_dtype():
     for a, c in zip((r, term, done, v), copies, strict=True):
         np.testing.assert_array_equal(a, c)
     assert out.dtype == np.float32
+
+
+# ------------------------------------------------------------- Q(lambda)
+# The same T=3 segment (r = [1, 2, 4], V = [10, 20, 8], gamma 0.5), lambda 0.5:
+# G_t = r_t + 0.5 * (0.5 V_{t+1} + 0.5 G_{t+1}) inside an episode; the tail G_2 = r_2 + 0.5 V(s_3).
+def test_lambda_no_episode_end():
+    # G_2 = 4 + 0.5*8 = 8
+    # G_1 = 2 + 0.5*(0.5*20 + 0.5*8) = 2 + 0.5*14 = 9
+    # G_0 = 1 + 0.5*(0.5*10 + 0.5*9) = 1 + 0.5*9.5 = 5.75
+    out = lambda_targets(col(*R3), bcol(F, F, F), bcol(F, F, F), col(*V3), 0.5, 0.5)
+    np.testing.assert_allclose(out, col(5.75, 9.0, 8.0), rtol=1e-6)
+
+
+def test_lambda_terminated_mid_segment():
+    # G_2 = 8; G_1 = 2 (terminated: no future); G_0 = 1 + 0.5*(0.5*10 + 0.5*2) = 4
+    out = lambda_targets(col(*R3), bcol(F, T_, F), bcol(F, T_, F), col(*V3), 0.5, 0.5)
+    np.testing.assert_allclose(out, col(4.0, 2.0, 8.0), rtol=1e-6)
+
+
+def test_lambda_truncated_mid_segment():
+    # Truncated at t=1: G_1 = 2 + 0.5*V(final obs) = 2 + 0.5*20 = 12 (no lambda-mix across the end)
+    # G_0 = 1 + 0.5*(0.5*10 + 0.5*12) = 6.5; G_2 = 8
+    out = lambda_targets(col(*R3), bcol(F, F, F), bcol(F, T_, F), col(*V3), 0.5, 0.5)
+    np.testing.assert_allclose(out, col(6.5, 12.0, 8.0), rtol=1e-6)
+
+
+def test_lambda_terminated_at_last_step():
+    # G_2 = 4 (V(s_3) ignored); G_1 = 2 + 0.5*(0.5*20 + 0.5*4) = 8; G_0 = 1 + 0.5*(0.5*10 + 0.5*8) = 5.5
+    out = lambda_targets(col(*R3), bcol(F, F, T_), bcol(F, F, T_), col(*V3), 0.5, 0.5)
+    np.testing.assert_allclose(out, col(5.5, 8.0, 4.0), rtol=1e-6)
+
+
+def test_lambda_065_gamma_09():
+    # T=2, r = [1, 1], V(s_1) = 2, V(s_2) = 4, gamma 0.9, lambda 0.65 (PQN's):
+    # G_1 = 1 + 0.9*4 = 4.6
+    # G_0 = 1 + 0.9*(0.35*2 + 0.65*4.6) = 1 + 0.9*(0.7 + 2.99) = 1 + 0.9*3.69 = 4.321
+    out = lambda_targets(col(1, 1), bcol(F, F), bcol(F, F), col(2, 4), 0.9, 0.65)
+    np.testing.assert_allclose(out, col(4.321, 4.6), rtol=1e-6)
+
+
+def _random_segments(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        T, K = int(rng.integers(1, 8)), int(rng.integers(1, 6))
+        rewards = rng.normal(size=(T, K)).astype(np.float32)
+        terminated = rng.random((T, K)) < 0.2
+        done = terminated | (rng.random((T, K)) < 0.2)
+        values = (rng.normal(size=(T, K)) * 5).astype(np.float32)
+        yield rewards, terminated, done, values, float(rng.choice([0.5, 0.9, 0.99]))
+
+
+def test_lambda_one_is_the_n_step_returns_bit_for_bit():
+    n_ends = 0
+    for rewards, terminated, done, values, gamma in _random_segments(200):
+        np.testing.assert_array_equal(lambda_targets(rewards, terminated, done, values, gamma, 1.0),
+                                      n_step_targets(rewards, terminated, done, values, gamma))
+        n_ends += int(done.sum())
+    assert n_ends > 100  # episode ends (terminated and truncated) were exercised
+
+
+def test_lambda_zero_is_the_one_step_targets():
+    for rewards, terminated, done, values, gamma in _random_segments(200, seed=1):
+        np.testing.assert_allclose(lambda_targets(rewards, terminated, done, values, gamma, 0.0),
+                                   one_step_targets(rewards, terminated, values, gamma), rtol=1e-6, atol=1e-6)
+
+
+def test_lambda_in_between_differs_from_both_ends():
+    r, term, done, v = col(*R3), bcol(F, F, F), bcol(F, F, F), col(*V3)
+    mid = lambda_targets(r, term, done, v, 0.5, 0.5)[0, 0]
+    one, full = one_step_targets(r, term, v, 0.5)[0, 0], n_step_targets(r, term, done, v, 0.5)[0, 0]
+    # one-step 1 + 0.5*10 = 6, n-step 4, lambda 0.5: 5.75 (test_lambda_no_episode_end)
+    assert (one, full, mid) == (6.0, 4.0, 5.75)
 
 
 # ------------------------------------------------------------------- losses

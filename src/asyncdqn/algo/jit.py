@@ -7,10 +7,11 @@ numpy's time is spent between the matrix products: each ufunc, slice and tempora
 Here a forward pass is one call (the matrix products still go to BLAS through `np.dot`, the bias,
 ReLU, argmax and loss are loops), a whole TD gradient is one call. The n-step Q worker's fused path
 makes one call per env step (`record_and_act`) and one per update (`n_step_q_learn`: targets,
-gradient, clip). (The shared Adam step is not here: torch's fused CPU kernel, algo/optim.py, beat
-both numpy's ufuncs and a compiled element loop, which LLVM cannot vectorise while the shared
-buffers may alias.) Measured per 40-step LunarLander segment: benchmarks/records/learner-jit-2026-12-01/
-and fused-2026-12-02/.
+gradient, clip); with Q(lambda) returns (`lambda_q_targets`) or several minibatch updates per segment
+it makes one call for the targets and one per update (`td_loss_and_grad`, `scale_and_clip`). (The
+shared Adam step is not here: torch's fused CPU kernel, algo/optim.py, beat both numpy's ufuncs and
+a compiled element loop, which LLVM cannot vectorise while the shared buffers may alias.) Measured
+per 40-step LunarLander segment: benchmarks/records/learner-jit-2026-12-01/ and fused-2026-12-02/.
 
 Parameters live in ONE flat float32 buffer (`model.flatten_parameters`) in torch's `Linear` order
 [W_1 (out x in, row-major), b_1, W_2, b_2, ...]; `sizes` = [in, h_1, ..., out] gives the shapes.
@@ -226,6 +227,66 @@ def n_step_q_targets(target_flat: np.ndarray, online_flat: np.ndarray, sizes: np
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def lambda_returns(rewards: np.ndarray, terminated: np.ndarray, done: np.ndarray, next_values: np.ndarray,
+                   gamma: float, lam: float) -> np.ndarray:
+    """`targets.lambda_targets` (Peng's Q(lambda) returns of a (T, K) segment) in one pass, with the same
+    float32 operations in the same order, so the same bits: G_t = base_t + carry_t G_{t+1},
+    base_t = r_t + gamma (1 - lambda) V_t [not ended at t] + gamma V_t [ended at t, truncated],
+    carry_t = gamma lambda [not ended at t]. gamma and lam are float64, as the Python floats numpy gets."""
+    n_steps, n_envs = rewards.shape
+    out = np.empty_like(rewards)
+    zero = np.float32(0.0)
+    g = np.float32(gamma)
+    g_rest = np.float32(gamma * (1.0 - lam))
+    g_lam = np.float32(gamma * lam)
+    for k in range(n_envs):
+        ret = next_values[n_steps - 1, k]
+        for t in range(n_steps - 1, -1, -1):
+            going_on = not done[t, k]
+            truncated = done[t, k] and not terminated[t, k]
+            base = rewards[t, k] + ((g_rest * next_values[t, k]) if going_on else zero)
+            base = base + ((g * next_values[t, k]) if truncated else zero)
+            carry = g_lam if going_on else zero
+            ret = carry * ret + base
+            out[t, k] = ret
+    return out
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def lambda_q_targets(target_flat: np.ndarray, online_flat: np.ndarray, sizes: np.ndarray, final_obs: np.ndarray,
+                     obs_seq: np.ndarray, rewards: np.ndarray, terminated: np.ndarray, done: np.ndarray,
+                     gamma: float, lam: float, double_q: bool) -> np.ndarray:
+    """Q(lambda) targets of a (T, K) segment of vector observations in one call: V(s_{t+1}) of every step
+    that did not terminate, from the true next state (final_obs[t, k] where the episode was truncated,
+    else obs_seq[t + 1, k]), by the target net (and for double-Q the online net's argmax) on those rows,
+    then `lambda_returns`. ActorLearner._lambda_targets with numpy is the reference."""
+    n_steps, n_envs = rewards.shape
+    n_rows = 0
+    for t in range(n_steps):
+        for k in range(n_envs):
+            if not terminated[t, k]:
+                n_rows += 1
+    next_values = np.zeros((n_steps, n_envs), np.float32)
+    if n_rows:
+        rows = np.empty((n_rows, obs_seq.shape[2]), np.float32)
+        i = 0
+        for t in range(n_steps):
+            for k in range(n_envs):
+                if not terminated[t, k]:
+                    rows[i, :] = final_obs[t, k] if done[t, k] else obs_seq[t + 1, k]
+                    i += 1
+        q = forward(target_flat, sizes, rows)
+        pick = forward(online_flat, sizes, rows) if double_q else q  # whose argmax is taken
+        i = 0
+        for t in range(n_steps):
+            for k in range(n_envs):
+                if not terminated[t, k]:
+                    next_values[t, k] = q[i, _argmax(pick[i])]
+                    i += 1
+    return lambda_returns(rewards, terminated, done, next_values, gamma, lam)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def scale_and_clip(grad: np.ndarray, scale: np.float32, max_norm: float) -> float:
     """grad *= scale, then clip its L2 norm to max_norm with torch's rule (coefficient
     max_norm / (norm + 1e-6), applied only when below 1; max_norm = inf: no clipping). Returns the
@@ -301,6 +362,9 @@ def warm() -> None:
     n_step_returns(x, flags, flags, x, np.float32(0.9))
     n_step_q_targets(flat, flat, sizes, np.zeros((2, 2, 2), dtype=np.float32), x, x, flags, flags, np.float32(0.9),
                      True)
+    lambda_returns(x, flags, flags, x, 0.9, 0.65)
+    lambda_q_targets(flat, flat, sizes, np.zeros((2, 2, 2), dtype=np.float32), np.zeros((3, 2, 2), dtype=np.float32),
+                     x, flags, flags, 0.9, 0.65, True)
     scale_and_clip(flat.copy(), np.float32(1.0), 1.0)
     actions = np.zeros(2, dtype=np.int64)
     record_and_act(0, actions, x, np.zeros(2, dtype=np.float32), flags[0], flags[0], np.zeros((1, 2), dtype=np.int64),

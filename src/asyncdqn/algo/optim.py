@@ -10,6 +10,8 @@ giving every worker its own statistics. The two classes here provide that:
 * :class:`SharedAdam` -- Adam whose first/second moment buffers are shared.
 * :class:`SharedRMSprop` -- RMSProp (non-centered, no momentum) whose running
   average of squared gradients is shared.
+* :class:`SharedRAdam` -- rectified Adam (Liu et al. 2020; PQN's optimizer) with
+  Adam's shared moments.
 
 Design
 ------
@@ -71,7 +73,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SharedAdam", "SharedRMSprop"]
+__all__ = ["SharedAdam", "SharedRAdam", "SharedRMSprop"]
 
 
 def _default_lock() -> Any:
@@ -494,3 +496,55 @@ class SharedRMSprop(_SharedOptimizer):
             np.divide(g, buf, out=buf)
             buf *= neg_lr
             p += buf  # p -= lr * g / (sqrt(s) + eps)
+
+
+class SharedRAdam(SharedAdam):
+    """Rectified Adam (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate and Beyond"; the
+    optimizer of PQN) with SharedAdam's shared moments and lock-protected global step count.
+
+    Math (per parameter, ``g`` = gradient, ``t`` = global step of this call)::
+
+        g      <- g + weight_decay * p             (L2, if weight_decay > 0)
+        m      <- beta1 * m + (1 - beta1) * g
+        v      <- beta2 * v + (1 - beta2) * g^2
+        rho_oo =  2 / (1 - beta2) - 1
+        rho_t  =  rho_oo - 2 t beta2^t / (1 - beta2^t)
+        if rho_t > 5:  r = sqrt((rho_t - 4)(rho_t - 2) rho_oo / ((rho_oo - 4)(rho_oo - 2) rho_t))
+                       p <- p - lr r sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
+        else:          p <- p - lr / (1 - beta1^t) * m            (momentum SGD while v's variance is large)
+
+    as ``torch.optim.RAdam`` (``decoupled_weight_decay=False``) in a single process, within float32
+    rounding (torch orders the scalar factors differently). One numpy pass over the flat buffers (every
+    worker's case), or one per parameter. State, checkpoints and sharing are SharedAdam's.
+    """
+
+    def _update(self, t: int, lr: float) -> None:
+        beta1, beta2 = self.betas
+        eps = self.eps
+        bias_correction1 = 1.0 - beta1**t
+        bias_correction2 = 1.0 - beta2**t
+        rho_inf = 2.0 / (1.0 - beta2) - 1.0
+        rho_t = rho_inf - 2.0 * t * beta2**t / bias_correction2
+        if rho_t > 5.0:  # the variance of the adaptive rate is tractable: rectify it
+            rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+            neg_step = -lr * rect * bias_correction2**0.5 / bias_correction1
+        else:
+            neg_step = -lr / bias_correction1
+        one_minus_beta1, one_minus_beta2 = 1.0 - beta1, 1.0 - beta2
+        for g, p, state, buf in self._chunks():
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            np.subtract(g, m, out=buf)
+            buf *= one_minus_beta1
+            m += buf  # m = b1 m + (1-b1) g   (torch's lerp)
+            v *= beta2
+            np.multiply(g, g, out=buf)
+            buf *= one_minus_beta2
+            v += buf  # v = b2 v + (1-b2) g^2
+            if rho_t > 5.0:
+                np.sqrt(v, out=buf)
+                buf += eps
+                np.divide(m, buf, out=buf)  # m / (sqrt(v) + eps)
+            else:
+                np.copyto(buf, m)
+            buf *= neg_step
+            p += buf

@@ -69,6 +69,39 @@ def n_step_targets(
     return out
 
 
+def lambda_targets(
+    rewards: np.ndarray,
+    terminated: np.ndarray,
+    done: np.ndarray,
+    next_values: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """Peng's Q(lambda) returns of a (T, K) segment, by PQN's backward recursion.
+
+    G_t = r_t + gamma [(1 - lambda) V(s_{t+1}) + lambda G_{t+1}]   inside an episode,
+    G_t = r_t + gamma (1 - terminated_t) V(final observation)     where the episode ended at t,
+    G_{T-1} = r_{T-1} + gamma V(s_T)                              at the segment's end (G_T = V(s_T)).
+
+    Unlike `n_step_targets` it reads V(s_{t+1}) at every step that did not terminate.
+    lambda = 1 gives `n_step_targets` (the same bits), lambda = 0 `one_step_targets`.
+    """
+    T = rewards.shape[0]
+    # G_t = base_t + carry_t * G_{t+1}: inside an episode base_t = r_t + gamma (1 - lambda) V_t and
+    # carry_t = gamma lambda; where the episode ended at t, the 1-step return and carry 0 (as in
+    # n_step_targets). With lambda = 1 the first term adds an exact zero: n_step_targets' bits.
+    going_on = (~done).astype(rewards.dtype)
+    base = rewards + ((gamma * (1.0 - lam)) * next_values) * going_on
+    base += (gamma * next_values) * (done & ~terminated)
+    carry = (gamma * lam) * going_on
+    out: np.ndarray = np.empty_like(base)
+    ret = next_values[T - 1]  # G_T = V(s_T)
+    for t in range(T - 1, -1, -1):
+        ret = np.multiply(carry[t], ret, out=out[t])
+        ret += base[t]
+    return out
+
+
 def td_loss(q_taken: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
     """Mean TD loss between Q(s_t, a_t) and the (constant) targets: huber (delta 1) or mse."""
     if kind == "huber":

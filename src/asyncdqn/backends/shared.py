@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
+from asyncdqn.algo.optim import SharedAdam, SharedRAdam, SharedRMSprop
 from asyncdqn.backends.base import (
     OwnedLock,
     SharedCounter,
@@ -26,6 +26,8 @@ from asyncdqn.model import build_network, flatten_parameters
 def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> SharedAdam | SharedRMSprop:
     if cfg.optimizer == "rmsprop":
         return SharedRMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps, lock=lock)
+    if cfg.optimizer == "radam":
+        return SharedRAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
     return SharedAdam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, lock=lock)
 
 

@@ -8,6 +8,9 @@ One segment (paper Alg. 1 / 3 with a batch of K environments):
   model, gradient clipping, one shared-optimizer step; then bump the global counter
   and, if this segment crossed a multiple of `target_update_steps`, sync the target
   (exactly one worker crosses each multiple, so exactly one owner per sync).
+Options from PQN (docs/algorithms.md): Q(lambda) targets (--returns lambda), no target network
+(--target-update-steps 0: bootstrap from the live shared weights), and --epochs passes of
+--minibatches shuffled minibatches over the segment (one optimizer step each, targets computed once).
 The network engine (`learners/engines.py`) does the forwards and the gradient: compiled kernels
 (`algo/jit.py`, the default for MLPs) or numpy with hand-written backprop (`algo/mlp_grad.py`,
 --no-jit), numpy or torch autograd for conv nets.
@@ -24,6 +27,7 @@ from asyncdqn.algo.exploration import epsilon_greedy
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
+    lambda_targets,
     n_step_targets,
     one_step_targets,
     sarsa_values,
@@ -78,7 +82,9 @@ class ActorLearner:
         # for the Atari net; acting reads the shared weights in place.
         self.engine = make_engine(model, jit=cfg.jit)
         self.online = self.engine.online
-        self.target_net = self.engine.target
+        # --target-update-steps 0: no target network, the targets bootstrap from the live shared weights
+        self.no_target = cfg.target_update_steps == 0
+        self.target_net = self.engine.online if self.no_target else self.engine.target
         self._target_arrays = self.engine.target_arrays  # filled by TargetStore.read_into
         self._gamma32 = np.float32(cfg.gamma)
         # Recording a step and the n-step returns: compiled kernels (the same results as the numpy
@@ -91,12 +97,19 @@ class ActorLearner:
             self._jit = jit
             self._compiled_returns, self._compiled_record = jit.n_step_returns, jit.record_step
             self._n_step_returns, self._record = self._jit_n_step_returns, self._jit_record
+        self._lambda_returns = self._jit_lambda_returns if cfg.jit else self._numpy_lambda_returns
         self._fused_targets = (isinstance(self.engine, JitMLPEngine) and cfg.algo == "n-step-q"
                                and obs.ndim == 2 and obs.dtype == np.float32)
         # The fused path of that case (the default's: an MLP on vector observations): one compiled call
         # per env step (record it, then act) and one per update (targets, gradient, clip). Same results
         # as the step-by-step calls (tested bit for bit); False selects those.
         self.fused = self._fused_targets and cfg.loss in ("huber", "mse")
+        # Updates per segment (--epochs x --minibatches): the fused path's one-call update only for one
+        # update of n-step returns; else the targets once, then each update's gradient (`_learn`).
+        self._updates = cfg.epochs * cfg.minibatches
+        self._fused_learn = cfg.returns == "nstep" and self._updates == 1
+        # Shuffles the rows into minibatches: a stream of its own, so exploration does not depend on it
+        self._batch_rng = np.random.default_rng([cfg.seed, 104_729, index, cfg.resume_count, generation])
         # --grad-reduce sum: the rows' summed gradient (the paper's accumulation), else their mean
         self._grad_scale = float(T * K) if cfg.grad_reduce == "sum" else 1.0
         self.runaway = RunawayCheck(cfg, f"worker {index}")
@@ -164,7 +177,7 @@ class ActorLearner:
     def run_segment(self) -> int:
         """Act T steps in K envs, learn once. Returns the env steps taken (T*K)."""
         cfg, T, K = self.cfg, self.T, self.K
-        if self.target.version != self._target_version:
+        if not self.no_target and self.target.version != self._target_version:
             self._target_version = self.target.read_into(self._target_arrays)
         base_step = self.counter.value
         self.book.update_epsilon(base_step)
@@ -202,7 +215,7 @@ class ActorLearner:
         cfg, T, K = self.cfg, self.T, self.K
         self.steps_done += T * K
         old, new = self.counter.add(self.index, T * K)
-        if new // cfg.target_update_steps > old // cfg.target_update_steps:
+        if not self.no_target and new // cfg.target_update_steps > old // cfg.target_update_steps:
             self.target.sync_from(self.model, new)
         return T * K
 
@@ -236,8 +249,12 @@ class ActorLearner:
         self._current = T
 
         cfg = self.cfg
+        if not self._fused_learn:  # Q(lambda) returns or several updates: targets, then each update
+            self._learn(base_step)
+            return
         loss_value, max_abs_reward = self._jit.n_step_q_learn(
-            engine.target_flat, flat, sizes, self.obs_seq, self.final_obs, self.act_buf, self.rew_buf, self.term_buf,
+            flat if self.no_target else engine.target_flat, flat, sizes,
+            self.obs_seq, self.final_obs, self.act_buf, self.rew_buf, self.term_buf,
             self.done_buf, self._gamma32, cfg.double_q, cfg.loss == "huber", engine.grad_flat,
             np.float32(self._grad_scale), np.inf if cfg.grad_clip is None else float(cfg.grad_clip))
         self._check_loss(loss_value)
@@ -263,10 +280,11 @@ class ActorLearner:
 
     # --------------------------------------------------------------- learning
     def targets(self) -> np.ndarray:
-        """(T, K) TD targets of the current segment buffers, from the local target net."""
+        """(T, K) TD targets of the current segment buffers, from the local target net (the live shared
+        weights with --target-update-steps 0)."""
         cfg, T, K = self.cfg, self.T, self.K
         if cfg.algo == "n-step-q":
-            return self._n_step_targets()
+            return self._lambda_targets() if cfg.returns == "lambda" else self._n_step_targets()
         flat_next = self.obs_seq[1:].reshape(T * K, *self.obs_seq.shape[2:])  # a view: no copy
         q_next = self.target_net(flat_next).reshape(T, K, -1)
         ended = self.done_buf
@@ -293,7 +311,7 @@ class ActorLearner:
         if self._fused_targets:  # the same in one compiled call (vector observations, JitMLPEngine)
             assert isinstance(self.engine, JitMLPEngine)
             return self.engine.n_step_targets(self.final_obs, self.obs_seq[T], self.rew_buf, self.term_buf,
-                                              self.done_buf, self._gamma32, cfg.double_q)
+                                              self.done_buf, self._gamma32, cfg.double_q, online=self.no_target)
         truncated = self.done_buf & ~self.term_buf  # bootstrap from the final observation
         tail = ~self.done_buf[T - 1]  # the segment's end, mid-episode: bootstrap from s_T
         rows = np.concatenate([self.final_obs[truncated], self.obs_seq[T][tail]])
@@ -306,6 +324,30 @@ class ActorLearner:
             v_next[T - 1, tail] = v[n_trunc:]
         return self._n_step_returns(v_next)
 
+    def _lambda_targets(self) -> np.ndarray:
+        """Q(lambda) returns read V(s') at every step that did not terminate: the networks run on
+        those next states (the true final observation where an episode was truncated)."""
+        cfg = self.cfg
+        if self._fused_targets:  # the same in one compiled call (vector observations, JitMLPEngine)
+            assert isinstance(self.engine, JitMLPEngine)
+            return self.engine.lambda_targets(self.final_obs, self.obs_seq, self.rew_buf, self.term_buf,
+                                              self.done_buf, cfg.gamma, cfg.lam, cfg.double_q, online=self.no_target)
+        going_on = ~self.term_buf
+        rows = self.next_obs_buf[going_on]
+        v_next = np.zeros(self.rew_buf.shape, dtype=np.float32)
+        if len(rows):
+            q_rows = self.target_net(rows)
+            v_next[going_on] = double_q_values(q_rows, self.online(rows)) if cfg.double_q else greedy_values(q_rows)
+        return self._lambda_returns(v_next)
+
+    def _numpy_lambda_returns(self, v_next: np.ndarray) -> np.ndarray:
+        return lambda_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, self.cfg.gamma, self.cfg.lam)
+
+    def _jit_lambda_returns(self, v_next: np.ndarray) -> np.ndarray:
+        returns: np.ndarray = self._jit.lambda_returns(self.rew_buf, self.term_buf, self.done_buf, v_next,
+                                                       self.cfg.gamma, self.cfg.lam)
+        return returns
+
     def _numpy_n_step_returns(self, v_next: np.ndarray) -> np.ndarray:
         return n_step_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, self.cfg.gamma)
 
@@ -315,14 +357,29 @@ class ActorLearner:
         return returns
 
     def _learn(self, global_step: int) -> None:
+        """The segment's targets (once, from the weights before any of its updates), then --epochs passes
+        over its T*K rows in --minibatches shuffled minibatches, one shared-optimizer step each. The
+        default (1, 1) is one update on all rows in their order."""
         cfg, T, K = self.cfg, self.T, self.K
         y = self.targets().reshape(T * K)
-        # Loss of Q(s_t, a_t) on the shared weights and its gradient, one batch of T*K samples.
-        loss_value = self.engine.loss_and_grads(self.obs_seq[:T].reshape(T * K, *self.obs_seq.shape[2:]),
-                                                self.act_buf.reshape(T * K), y, cfg.loss)
+        obs = self.obs_seq[:T].reshape(T * K, *self.obs_seq.shape[2:])
+        actions = self.act_buf.reshape(T * K)
+        for _ in range(cfg.epochs):
+            if cfg.minibatches == 1:
+                self._update(obs, actions, y, self._grad_scale, global_step)
+                continue
+            for rows in np.array_split(self._batch_rng.permutation(T * K), cfg.minibatches):
+                scale = float(len(rows)) if cfg.grad_reduce == "sum" else 1.0
+                self._update(obs[rows], actions[rows], y[rows], scale, global_step)
+
+    def _update(self, obs: np.ndarray, actions: np.ndarray, y: np.ndarray, scale: float, global_step: int) -> None:
+        """Loss of Q(s, a) on the shared weights against the targets y, its gradient (scaled, clipped) and
+        one shared-optimizer step."""
+        cfg = self.cfg
+        loss_value = self.engine.loss_and_grads(obs, actions, y, cfg.loss)
         self._check_loss(loss_value)
         self.runaway(loss_value, self.rew_buf)
-        self.engine.attach_grads(cfg.grad_clip, self._grad_scale)  # scaled, clipped, set as p.grad
+        self.engine.attach_grads(cfg.grad_clip, scale)  # scaled, clipped, set as p.grad
         self._apply_update(loss_value, global_step)
 
     def _check_loss(self, loss_value: float) -> None:

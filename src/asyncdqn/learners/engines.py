@@ -199,11 +199,24 @@ class JitMLPEngine(_FlatGrads):
         self._jit.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
 
     def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
-                       terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool) -> np.ndarray:
+                       terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool,
+                       online: bool = False) -> np.ndarray:
         """n-step Q targets of a segment of vector observations (algo/jit.n_step_q_targets), bootstrapped
-        from the local target copy (and the live weights' argmax with double-Q)."""
-        targets: np.ndarray = self._jit.n_step_q_targets(self.target_flat, self.flat, self.sizes, final_obs,
-                                                          last_obs, rewards, terminated, done, gamma, double_q)
+        from the local target copy (and the live weights' argmax with double-Q); `online`: from the live
+        weights (no target network)."""
+        targets: np.ndarray = self._jit.n_step_q_targets(self.flat if online else self.target_flat, self.flat,
+                                                          self.sizes, final_obs, last_obs, rewards, terminated,
+                                                          done, gamma, double_q)
+        return targets
+
+    def lambda_targets(self, final_obs: np.ndarray, obs_seq: np.ndarray, rewards: np.ndarray,
+                       terminated: np.ndarray, done: np.ndarray, gamma: float, lam: float, double_q: bool,
+                       online: bool = False) -> np.ndarray:
+        """Q(lambda) targets of a segment of vector observations (algo/jit.lambda_q_targets), bootstrapped
+        as `n_step_targets`."""
+        targets: np.ndarray = self._jit.lambda_q_targets(self.flat if online else self.target_flat, self.flat,
+                                                          self.sizes, final_obs, obs_seq, rewards, terminated,
+                                                          done, float(gamma), float(lam), double_q)
         return targets
 
 

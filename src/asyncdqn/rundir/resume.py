@@ -29,7 +29,8 @@ _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resum
 # Training options added after checkpoints existed, with the value that means "as before":
 # at that value they stay out of the fingerprint, so older checkpoints keep matching.
 _ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "env_kwargs": None, "network": "auto",
-                "ray_sync_seconds": 0.1, "vector": "gymnasium"}
+                "ray_sync_seconds": 0.1, "vector": "gymnasium",
+                "returns": "nstep", "lam": 0.65, "epochs": 1, "minibatches": 1}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
