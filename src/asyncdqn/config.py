@@ -286,8 +286,6 @@ def validate(c: Config) -> None:
     _check(c.target_update_steps >= 0, "target_update_steps", f"must be >= 1 (or 0: no target network), got {c.target_update_steps}")
     _check(c.target_update_steps >= 1 or c.algo != "dqn", "target_update_steps",
            "0 (no target network) is for the asynchronous algorithms; dqn needs a period >= 1")
-    _check(c.target_update_steps >= 1 or c.backend != "ray", "target_update_steps",
-           "0 (no target network) runs on --backend process or serial; --backend ray needs a period >= 1")
     _check(c.returns == "nstep" or c.algo == "n-step-q", "returns",
            f"lambda returns are n-step-q's targets (over its segment), not {c.algo}'s")
     _check(0.0 <= c.lam <= 1.0, "lam", f"must be in [0, 1], got {c.lam}")

@@ -352,6 +352,23 @@ def test_a_single_group_syncs_its_target_at_the_crossing_and_keeps_its_count() -
     assert "target" not in link.message([], [], final=False)  # sent once per sync
 
 
+def test_no_target_network_the_server_never_syncs_and_groups_never_wait_for_a_crossing() -> None:
+    # --target-update-steps 0: the workers bootstrap from their online weights; the server (several groups)
+    # must never copy a target nor divide by the period, and a group must not exchange for a crossing
+    cfg = _cfg(workers=3, max_steps=10**6, target_update_steps=0)
+    server = _server(cfg)
+    h0 = server.hello(0, 0, 0, 2)
+    rng = np.random.default_rng(2)
+    for steps in (60, 5_000, 250_000):
+        r = server.exchange(0, 0, _msg(rng.standard_normal(P).astype(np.float32), steps, 0, [steps, 0],
+                                       h0["target_version"]))
+        assert "target" not in r and r["target_version"] == h0["target_version"]
+    assert server.target_syncs == 1 and server.total == 255_060
+    cfg1 = _cfg(workers=2, max_steps=10**6, target_update_steps=0)
+    _, link = _group(cfg1, _server_for(cfg1, groups=2), 0, range(0, 2))
+    assert link.next_multiple() == sys.maxsize
+
+
 def test_plan_groups_fills_nodes_in_order() -> None:
     nodes = [("head", 2), ("b", 4), ("c", 1)]
     assert plan_groups(nodes, 5) == [GroupPlan(0, "head", 0, 2), GroupPlan(1, "b", 2, 3)]

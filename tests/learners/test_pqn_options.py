@@ -216,7 +216,6 @@ def test_options_are_checked():
                        ({"minibatches": 41, "t_max": 5, "envs_per_worker": 8}, "minibatches"),
                        ({"algo": "dqn", "epochs": 2}, "epochs"), ({"algo": "dqn", "target_update_steps": 0},
                                                                   "target_update_steps"),
-                       ({"backend": "ray", "target_update_steps": 0}, "target_update_steps"),
                        ({"target_update_steps": -1}, "target_update_steps")):
         with pytest.raises(ConfigError, match=match):
             make_cfg(**bad)

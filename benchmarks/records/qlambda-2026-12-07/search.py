@@ -26,6 +26,7 @@ VARIANTS = {
     "epochs2": ["--epochs", "2"],
     "epochs2-mb2": ["--epochs", "2", "--minibatches", "2"],
     "radam": ["--optimizer", "radam"],
+    "notarget-epochs2-mb2": ["--target-update-steps", "0", "--epochs", "2", "--minibatches", "2"],
 }
 
 

@@ -13,8 +13,10 @@ else:
     bundle = json.loads((here / "runs.json").read_text())
     recs = [v for k, v in bundle.items() if k.startswith("runs/") and k.count("/") == 2 and "/seed" in k]
 by: dict[str, list[dict]] = {}
+probes = sorted((r for r in recs if "steps_to_solve" not in r), key=lambda r: (r["seed"], r["variant"]))
 for r in recs:
-    by.setdefault(r["variant"], []).append(r)
+    if "steps_to_solve" in r:  # LunarLander (search.py); the MinAtar probes (minatar.py) are listed below
+        by.setdefault(r["variant"], []).append(r)
 rows = []
 for name, rs in by.items():
     rs.sort(key=lambda r: r["seed"])
@@ -31,3 +33,12 @@ for median, name, rs, steps, n_solved in sorted(rows, key=lambda x: (x[0], x[1])
     cells = ", ".join("-" if s is None else str(round(s / 1000)) for s in steps)
     med = "-" if median >= 10**9 else str(round(median / 1000))
     print(f"| {name} | `{opts}` | {seeds} | {cells} | {med} | {n_solved}/{len(steps)} |")
+
+if probes:
+    print()
+    print("| MinAtar Breakout variant | options over the preset | seed | greedy mean (20 episodes) at 100k ... 1M steps | final |")
+    print("|---|---|---|---|---|")
+    for r in probes:
+        curve = " ".join(f"{e[1]:g}" for e in r["evals"])
+        final = "-" if r["final_eval_mean"] is None else f"{r['final_eval_mean']:g}"
+        print(f"| {r['variant']} | `{' '.join(r['args']) or '-'}` | {r['seed']} | {curve} | {final} |")

@@ -25,6 +25,7 @@ die with it: they hold PR_SET_PDEATHSIG) and starts again from the server's stat
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from typing import Any
 
@@ -146,7 +147,10 @@ class GroupLink:
         return sum(pw[self.workers.start:self.workers.stop])
 
     def next_multiple(self) -> int:
-        """The next multiple of --target-update-steps after the last global count: exchange on reaching it."""
+        """The next multiple of --target-update-steps after the last global count: exchange on reaching it
+        (never with 0: no target network, nothing to sync)."""
+        if not self.target_every:
+            return sys.maxsize
         return (self.global_step // self.target_every + 1) * self.target_every
 
     def message(self, episodes: list[EpisodeRecord], restarts: list[dict[str, Any]], final: bool) -> dict[str, Any]:

@@ -185,7 +185,7 @@ class ParameterServer:
                 self.target_version += 1
                 self.target_syncs = int(msg["target_syncs"])
                 self.last_sync_step = int(msg["last_sync_step"])
-        elif self.total // n > old // n:  # one copy per exchange that crosses a multiple
+        elif n and self.total // n > old // n:  # one copy per exchange that crosses a multiple (0: no target net)
             np.copyto(self.target, self.master)
             self.target_version += 1
             self.target_syncs += 1
