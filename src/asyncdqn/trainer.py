@@ -33,9 +33,10 @@ import torch
 from asyncdqn.algo.averaging import WeightAverage
 from asyncdqn.backends import Backend, make_backend
 from asyncdqn.backends.base import TRAINER_POLL_S
-from asyncdqn.backends.shared import build_shared
+from asyncdqn.backends.shared import build_shared, make_obs_stats
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import inspect_env
+from asyncdqn.envs.normalize import NormalizedQ, stats_from_tensors, stats_tensors
 from asyncdqn.envs.vector import check_vector
 from asyncdqn.errors import (
     CheckpointError,
@@ -104,6 +105,7 @@ class Trainer:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
         check_vector(cfg)  # e.g. --vector envpool for an env EnvPool lacks: before the run dir exists
+        make_obs_stats(cfg)  # --normalize-obs bounds of a space without finite bounds: before it too
         # refuse what cannot fit, before any file is written
         check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
@@ -190,6 +192,9 @@ class Trainer:
             self.average = WeightAverage(s.model.state_dict(), self.average.time_constant, plan.step)
             if any(k.startswith(AVERAGE) for k in t):
                 load_state(self.average.state, t, AVERAGE, str(src))
+        saved_stats = stats_from_tensors(t)
+        if s.obs_stats is not None and saved_stats is not None:
+            s.obs_stats.load(*saved_stats)  # the running statistics continue where they were
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
         state = plan.trainer_state
@@ -217,6 +222,7 @@ class Trainer:
                    **prefixed("target.", s.target.model.state_dict()),
                    **prefixed("optim.", s.optimizer.state_tensors()),
                    **(prefixed(AVERAGE, self.average.state) if self.average is not None else {}),
+                   **self._stats_tensors(self._obs_stats()),
                    "rng.torch": torch.get_rng_state()}
         meta = {**self._meta(step), "per_worker_steps": s.counter.per_worker(),
                 "optimizer": c.optimizer, "optimizer_steps": int(s.optimizer.step_count),
@@ -228,6 +234,20 @@ class Trainer:
                 "trainer": {"eval_round": self.eval_round, "best": self.best, "window": list(self.window),
                             "wall_time_s": self._wall()}}
         return tensors, meta
+
+    def _obs_stats(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """The observation statistics (--normalize-obs) now; None for raw observations."""
+        return None if self.shared.obs_stats is None else self.shared.obs_stats.read()
+
+    @staticmethod
+    def _stats_tensors(stats: tuple[float, np.ndarray, np.ndarray] | None) -> dict[str, torch.Tensor]:
+        return {} if stats is None else {k: torch.from_numpy(v) for k, v in stats_tensors(*stats).items()}
+
+    def _policy_q(self, weights: dict[str, torch.Tensor],
+                  stats: tuple[float, np.ndarray, np.ndarray] | None) -> Any:
+        """The greedy Q-function of `weights`, normalizing observations with `stats` if any."""
+        q = q_function_from_weights(self.shared.model, weights)
+        return q if stats is None else NormalizedQ(q, stats[1], stats[2])
 
     def _wall(self) -> float:
         """Training seconds of the whole run so far (earlier sessions included)."""
@@ -265,7 +285,7 @@ class Trainer:
         save_checkpoint(self.ckpt_dir / name, tensors, meta)
 
     # ------------------------------------------------------------ evaluation
-    def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
+    def _evaluate(self, q: NumpyMLP | TorchQ | NormalizedQ, episodes: int) -> EvalResult:
         self.eval_round += 1
         result = evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
                           tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
@@ -283,14 +303,14 @@ class Trainer:
         With a solve score, a short screen of --screen-episodes comes first and the
         full --eval-episodes run only if the screen reaches the score.
         """
-        weights = self._policy_weights()
-        q = q_function_from_weights(self.shared.model, weights)
+        weights, stats = self._policy_weights(), self._obs_stats()
+        q = self._policy_q(weights, stats)
         c = self.cfg
         if c.solve_score is not None and c.screen_episodes < c.eval_episodes:
             result = self._evaluate(q, c.screen_episodes)
             if result.mean < c.solve_score:
-                return self._record_eval(result, step, weights)
-        return self._record_eval(self._evaluate(q, c.eval_episodes), step, weights)
+                return self._record_eval(result, step, weights, stats)
+        return self._record_eval(self._evaluate(q, c.eval_episodes), step, weights, stats)
 
     def _tick_average(self) -> None:
         """Keep the weight average following the workers while an evaluation runs (at most every 0.1 s)."""
@@ -308,7 +328,8 @@ class Trainer:
         self.average.update(online, self.shared.counter.value)
         return self.average.weights(online)
 
-    def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor]) -> EvalResult:
+    def _record_eval(self, result: EvalResult, step: int, weights: dict[str, torch.Tensor],
+                     stats: tuple[float, np.ndarray, np.ndarray] | None = None) -> EvalResult:
         wall = self._clock()
         self.metrics.evaluation(step, wall, result.mean, result.std, result.episodes)
         self.tb.evaluation(step, result.mean, result.std)
@@ -319,7 +340,7 @@ class Trainer:
                                                        self.best["mean"]):
             self.best = {"mean": result.mean, "std": result.std, "episodes": result.episodes,
                          "step": step, "wall_time_s": wall}
-            save_checkpoint(self.ckpt_dir / rundir.BEST, prefixed("model.", weights),
+            save_checkpoint(self.ckpt_dir / rundir.BEST, {**prefixed("model.", weights), **self._stats_tensors(stats)},
                             {**self._meta(step), "eval": self.best})
         return result
 
@@ -362,15 +383,15 @@ class Trainer:
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
-            final_weights = self._policy_weights()
-            final = self._evaluate(q_function_from_weights(self.shared.model, final_weights), c.eval_episodes)
+            final_weights, final_stats = self._policy_weights(), self._obs_stats()
+            final = self._evaluate(self._policy_q(final_weights, final_stats), c.eval_episodes)
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             with signals.deferred():
                 self.metrics.close()
                 self._write_stopped(exc, backend, self._clock(), self.shared.counter.value)
             raise
         if self.best is None:  # no evaluation during training: the final weights are the best known
-            self._record_eval(final, total, final_weights)
+            self._record_eval(final, total, final_weights, final_stats)
         self.metrics.close()
         self.tb.close()
         result = TrainResult(

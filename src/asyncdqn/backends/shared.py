@@ -14,11 +14,13 @@ from asyncdqn.algo.optim import SharedAdam, SharedRMSprop
 from asyncdqn.backends.base import (
     OwnedLock,
     SharedCounter,
+    SharedObsStats,
     SharedTarget,
     SharedTraining,
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
+from asyncdqn.envs.normalize import initial_stats
 from asyncdqn.errors import ConfigError
 from asyncdqn.model import QNetwork, build_network, flatten_parameters
 
@@ -38,7 +40,19 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     if cfg.backend == "ray" and not isinstance(model, QNetwork):
         raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
                           f"{cfg.env_id}'s image observations")
-    return share_training(cfg, model)
+    shared = share_training(cfg, model)
+    shared.obs_stats = make_obs_stats(cfg)
+    return shared
+
+
+def make_obs_stats(cfg: Config) -> SharedObsStats | None:
+    """The shared observation statistics of --normalize-obs (None for none); ConfigError if the
+    environment's observations cannot be normalized that way."""
+    try:
+        init = initial_stats(cfg.normalize_obs, cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"normalize_obs: {exc}") from None
+    return None if init is None else SharedObsStats(*init)
 
 
 def share_training(cfg: Config, model: torch.nn.Module,
