@@ -429,6 +429,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from asyncdqn.resources import check_resources
 
         resolved = resolve_config(overrides)
+        from asyncdqn.presets import preset_algo_note
+
+        if (note := preset_algo_note(resolved.env_id, overrides)) is not None:
+            print(f"asyncdqn: {note}", file=sys.stderr)
         spec = inspect_env(resolved.env_id, resolved.max_episode_steps, resolved.env_kwargs)
         check_resources(resolved, spec.obs_dim, spec.n_actions, obs_shape=spec.shape)
     from asyncdqn.trainer import Trainer

@@ -39,10 +39,9 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "eval_every_steps": 50_000,
     },
     "MountainCar-v0": {
-        # No solve score for the asynchronous learners: with these settings every greedy evaluation
-        # stayed at -200 (11.9M env steps in 240 s, issue 14), and a DQN-like variant (gamma 0.98,
-        # lr 2e-3, epsilon to {0.07, 0.01, 0.1} over 20k steps, target every 2000) too over 2M steps
-        # (benchmarks/records/presets-2026-12-01/). Nothing is promised; --algo dqn solves it.
+        # Trains with dqn (ALGO_REASONS): n-step Q never held a solve (docs/presets.md). The rest
+        # applies to an explicit --algo n-step-q / one-step-q / one-step-sarsa.
+        "algo": "dqn",
         "hidden_sizes": (64, 64),
         "gamma": 0.99,
         "t_max": 20,
@@ -298,6 +297,24 @@ NAMED_PRESETS: dict[str, dict[str, Any]] = {
         "solve_score": 200.0,
     },
 }
+
+
+# Why an environment preset picks an algorithm other than Config's default (printed by `train`).
+ALGO_REASONS: dict[str, str] = {
+    "MountainCar-v0": "the asynchronous learners never held a greedy solve (-110) in 1.5M steps, even with "
+                      "--normalize-obs bounds; dqn's replay buffer keeps the rare flag-reaching episodes "
+                      "(docs/presets.md; --algo n-step-q to override)",
+}
+
+
+def preset_algo_note(env_id: str, overrides: dict[str, Any]) -> str | None:
+    """When the environment preset, not the user, picks the algorithm: which one and why (the
+    comment of its "algo" entry, kept in ALGO_REASONS); None otherwise."""
+    named = named_preset(overrides["preset"]) if overrides.get("preset") is not None else {}
+    algo = ENV_PRESETS.get(env_id, {}).get("algo")
+    if algo is None or "algo" in overrides or "algo" in named:
+        return None
+    return f"the {env_id} preset trains with --algo {algo}: {ALGO_REASONS.get(env_id, 'tuned for it')}"
 
 
 def env_preset(env_id: str) -> dict[str, Any]:
