@@ -53,6 +53,16 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "max_seconds": 900.0,
         "eval_every_steps": 100_000,
     },
+    "FrozenLake-v1": {
+        # Slippery 4x4, one-hot cells; 0.70 is Gymnasium's reward_threshold (docs/presets.md).
+        "hidden_sizes": (64, 64),
+        "t_max": 10,
+        "lr": 1e-3,
+        "eps_anneal_steps": 50_000,
+        "solve_score": 0.70,
+        "max_steps": 1_000_000,
+        "eval_every_steps": 25_000,
+    },
     "LunarLander-v3": {
         # Found with the sweep recorded in benchmarks/README.md: lr 1e-3 and
         # per-environment final epsilons in {0.05, 0.01, 0.1} solved 3/3 seeds;
