@@ -25,7 +25,6 @@ import numpy as np
 from asyncdqn.algo.normalize import batch_moments, bounds_moments, normalize, scale_of
 from asyncdqn.envs.vector import StepResult, VectorStepper
 
-MODES = ("none", "bounds", "running")
 PREFIX = "obs_norm."  # checkpoint tensors: obs_norm.count (1,), obs_norm.mean (D,), obs_norm.var (D,)
 
 
