@@ -74,7 +74,8 @@ def test_lunarlander_algorithm_presets_apply_to_their_algorithm_only() -> None:
 @pytest.mark.parametrize("env_id", sorted(ENV_PRESETS))
 def test_env_preset_overrides_defaults(env_id: str) -> None:
     cfg = resolve_config({"env_id": env_id})
-    layered = {**ENV_PRESETS[env_id], **ALGO_PRESETS.get((env_id, DEFAULTS.algo), {})}  # + the default algo's
+    algo = ENV_PRESETS[env_id].get("algo", DEFAULTS.algo)  # the algorithm the env preset trains with
+    layered = {**ENV_PRESETS[env_id], **ALGO_PRESETS.get((env_id, algo), {})}  # + that algorithm's preset
     for key, value in layered.items():
         assert getattr(cfg, key) == _norm(value), key
     untouched = set(FIELDS) - set(layered) - {"env_id"}

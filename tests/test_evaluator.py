@@ -126,7 +126,7 @@ def test_stale_snapshots_are_skipped_and_verdicts_keep_their_snapshot() -> None:
     clock = {"now": 0.0}
     saved: list[tuple[int, dict[str, Any]]] = []
     ev = Evaluations(cfg, QNetwork(4, 2, (8,)), (4,), 2, lambda: clock["now"],
-                     lambda w, step, best: saved.append((step, dict(best))), lambda: None)
+                     lambda w, step, best, stats: saved.append((step, dict(best))), lambda: None)
     runner = _Runner()
     ev.runner = runner  # type: ignore[assignment]
     w = {"x": np.zeros(1, np.float32)}
@@ -179,7 +179,7 @@ def _wait(runner: EvaluatorProcess, step: int, timeout: float = 120.0) -> tuple[
 
 def test_evaluator_process_matches_in_process_and_is_restarted_when_killed(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from asyncdqn.evaluator import _q_of
+    from asyncdqn.evaluator import q_of
 
     cfg = Config(env_id="CartPole-v1", max_steps=1, hidden_sizes=(16,), eval_episodes=6, max_restarts=1)
     pids = tmp_path / "pids"
@@ -194,11 +194,18 @@ def test_evaluator_process_matches_in_process_and_is_restarted_when_killed(tmp_p
             time.sleep(0.05)
         w = _weights(1)
         req = Request(1, 1000, 5.0, w, (7,))
-        expected = evaluate(_q_of(QNetwork(4, 2, (16,)), w), "CartPole-v1", 6, cfg.seed, 7)
+        expected = evaluate(q_of(QNetwork(4, 2, (16,)), w), "CartPole-v1", 6, cfg.seed, 7)
         runner.start(req)
         got, lost = _wait(runner, 1000)
         assert lost is None and [m[0] for m in got] == ["result", "idle"]
         assert got[0][2] == expected  # the same episodes, bit for bit
+        # a snapshot with observation statistics (--normalize-obs) is played on normalized observations
+        stats = (100.0, np.array([0.0, 0.5, 0.0, -0.5]), np.array([0.01, 0.04, 0.0025, 0.04]))
+        normalized = evaluate(q_of(QNetwork(4, 2, (16,)), w, stats), "CartPole-v1", 6, cfg.seed, 7)
+        assert normalized.returns != expected.returns  # these statistics change the policy's episodes
+        runner.start(Request(2, 1500, 6.0, w, (7,), obs_stats=stats))
+        got, lost = _wait(runner, 1500)
+        assert lost is None and got[0][2] == normalized
         runner.start(req)
         first = int(pids.read_text().split()[0])
         time.sleep(1.0)
@@ -247,3 +254,29 @@ def test_cadence_steps_seconds_and_trigger_by_hand() -> None:
     ev.poll(5603)
     assert not ev.due(5604, 110.0, low) and ev.next_time == 140.0
     assert ev.due(5605, 140.0, low)
+
+
+def test_a_running_normalization_run_evaluates_its_snapshots_with_their_statistics(tmp_path: Path) -> None:
+    """--normalize-obs running with worker processes: the evaluator process plays each snapshot on
+    observations normalized with the statistics read with its weights, and best.safetensors keeps
+    both. The run stops at its first verdict (solve score 0): seed round 1, played by the process."""
+    import asyncdqn
+    from asyncdqn.envs.normalize import stats_from_tensors
+    from asyncdqn.evaluator import q_of
+    from asyncdqn.rundir.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    res = asyncdqn.train({"env_id": "CartPole-v1", "backend": "process", "workers": 1, "envs_per_worker": 2,
+                          "hidden_sizes": [16], "normalize_obs": "running", "solve_score": 0.0,
+                          "eval_every_steps": 1000, "eval_episodes": 5, "screen_episodes": 5,
+                          "max_steps": 10_000_000, "max_seconds": 120.0, "checkpoint_every": None,
+                          "progress": False, "seed": 3, "run_dir": str(run)})
+    assert res.solved and res.evaluator is not None and res.evaluator["runner"] == "process", res.evaluator
+    assert res.solve_eval is not None and res.best_eval is not None and res.best_eval["step"] == res.steps_to_solve
+    tensors, _ = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    stats = stats_from_tensors(tensors)
+    assert stats is not None and stats[0] >= 500  # the rows of the ~1000 steps before the snapshot
+    template = QNetwork(4, 2, (16,))
+    weights = {k: tensors["model." + k].numpy() for k in template.state_dict()}  # in the network's order
+    again = evaluate(q_of(template, weights, stats), "CartPole-v1", 5, 3, 1)
+    assert list(again.returns) == res.solve_eval["returns"], (again.returns, res.solve_eval)

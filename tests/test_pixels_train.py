@@ -167,7 +167,7 @@ def test_a_conv_net_learns_the_image_bandit(tmp_path: Path, algo: str) -> None:
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--env-kwargs", "{bad json"], "env_kwargs: not valid JSON"),
     (["--env-kwargs", "[1, 2]"], "env_kwargs: must be a JSON object"),
-    (["--env", DICT_OBS], "unsupported observation space Dict"),
+    (["--env", DICT_OBS], "['image'] is an image inside a Dict"),
     (["--env", IMAGE_CHAIN, "--network", "mlp"], "network: --network mlp needs a 1-D observation"),
     (["--env", "CartPole-v1", "--network", "atari"], "network: --network atari needs an image"),
     (["--env", IMAGE_CHAIN, "--algo", "dqn", "--backend", "ray"], "--backend ray is for the asynchronous"),

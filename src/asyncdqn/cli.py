@@ -455,9 +455,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     if not args.resume:  # bad options and runs this machine cannot hold: refused before torch is even imported
         from asyncdqn.envs import inspect_env
+        from asyncdqn.presets import preset_algo_note
         from asyncdqn.resources import check_resources
 
         resolved = resolve_config(overrides)
+        if (note := preset_algo_note(resolved.env_id, overrides)) is not None:
+            print(f"asyncdqn: {note}", file=sys.stderr)
         spec = inspect_env(resolved.env_id, resolved.max_episode_steps, resolved.env_kwargs)
         check_resources(resolved, spec.obs_dim, spec.n_actions, obs_shape=spec.shape)
     from asyncdqn.trainer import Trainer

@@ -38,7 +38,7 @@ class Config:
     """Everything that defines a training run. Field docs live in `help` metadata."""
 
     # --- problem -------------------------------------------------------------
-    env_id: str = _opt("LunarLander-v3", "Gymnasium environment id (1-D Box observation, Discrete actions).")
+    env_id: str = _opt("LunarLander-v3", "Gymnasium environment id (Discrete actions; Box, image, Discrete, MultiDiscrete, MultiBinary or Tuple/Dict observations, the non-image ones flattened to one vector).")
     algo: Literal["one-step-q", "n-step-q", "one-step-sarsa", "dqn"] = _opt(
         "n-step-q", "Algorithm: one-step-q, n-step-q (paper Alg. 3), one-step-sarsa, or dqn "
         "(replay-buffer baseline: one in-process learner).")
@@ -47,6 +47,8 @@ class Config:
     max_episode_steps: int | None = _opt(None, "Override the environment's time limit (steps per episode; for ALE images agent steps of 4 frames).")
     env_kwargs: dict[str, Any] | None = _opt(  # noqa: RUF009 (the default is None, not a shared dict)
         None, "Keyword arguments for gym.make as a JSON object, e.g. '{\"obs_type\": \"ram\"}' (training, evaluation and render).")
+    normalize_obs: Literal["none", "bounds", "running"] = _opt(
+        "none", "Observation normalization (vector observations): none; bounds: map the space's finite bounds onto [-1, 1]; running: subtract the running mean and divide by the running std of every observation seen, statistics shared by all workers of a machine and saved in checkpoints (not with --backend ray).")
 
     # --- execution -----------------------------------------------------------
     backend: Literal["process", "serial", "ray"] = _opt(
@@ -345,6 +347,8 @@ def validate(c: Config) -> None:
                f"dqn runs one replay learner in-process; use --workers 1 (or 0), got {c.workers}")
         _check(c.buffer_size // c.envs_per_worker >= c.n_step, "buffer_size",
                f"must hold at least n_step={c.n_step} steps of each of the {c.envs_per_worker} envs")
+    _check(not (c.normalize_obs == "running" and c.backend == "ray"), "normalize_obs",
+           "running statistics are shared in one machine's memory; with --backend ray use none or bounds")
     _check(not c.lr_anneal or c.max_steps is not None, "lr_anneal", "needs --max-steps (the annealing horizon)")
     _check(c.max_steps is not None or c.max_seconds is not None or c.solve_score is not None, "max_steps",
            "the run would never stop: set --max-steps, --max-seconds or --solve-score")

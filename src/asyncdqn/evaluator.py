@@ -7,7 +7,9 @@ The protocol, per snapshot: with a solve score, a screen of --screen-episodes
 greedy episodes first, and the full --eval-episodes only if the screen reaches the
 score; each stage plays `evaluate.evaluate` on a round of fresh seeds of its own,
 bounded in time by --eval-episode-seconds. "Solved" needs a complete full
-evaluation whose mean reaches --solve-score.
+evaluation whose mean reaches --solve-score. With --normalize-obs a snapshot carries
+the observation statistics read with its weights: the evaluation normalizes with
+them (envs/normalize.py's NormalizedQ), and best.safetensors saves them beside the weights.
 
 Runners: with worker processes (--backend process or ray) a spawn-started
 evaluator process plays the episodes, so the trainer keeps polling episodes,
@@ -27,6 +29,7 @@ conservative time of a solve), and keeps the step and wall time of its snapshot.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -44,6 +47,7 @@ from torch import nn
 
 from asyncdqn.backends.base import SPAWN, RestartBudget, describe_exit, die_with_parent
 from asyncdqn.config import Config
+from asyncdqn.envs.normalize import Moments, NormalizedQ
 from asyncdqn.evaluate import EvalResult, QFunction, evaluate
 from asyncdqn.model import build_network, q_function_from_weights
 
@@ -58,13 +62,15 @@ Weights = dict[str, np.ndarray]  # a state dict as numpy arrays (pickled to the 
 
 @dataclass(frozen=True)
 class Request:
-    """One snapshot to evaluate. `rounds`: the seed round of each stage (screen, full) or (full,)."""
+    """One snapshot to evaluate. `rounds`: the seed round of each stage (screen, full) or (full,);
+    `obs_stats`: the --normalize-obs statistics taken with the weights (None: raw observations)."""
 
     id: int
     step: int
     wall_s: float
     weights: Weights
     rounds: tuple[int, ...] = ()
+    obs_stats: Moments | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,11 @@ def play(q: QFunction, cfg: Config, rounds: tuple[int, ...], deadline: float | N
             return
 
 
-def _q_of(template: nn.Module, weights: Weights) -> QFunction:
-    return q_function_from_weights(template, {k: torch.from_numpy(v) for k, v in weights.items()})
+def q_of(template: nn.Module, weights: Weights, obs_stats: Moments | None = None) -> QFunction:
+    """The greedy Q-function of a snapshot: `template`'s network with `weights`, fed observations
+    normalized with `obs_stats` when the run normalizes them."""
+    q: QFunction = q_function_from_weights(template, {k: torch.from_numpy(v) for k, v in weights.items()})
+    return q if obs_stats is None else NormalizedQ(q, obs_stats[1], obs_stats[2])
 
 
 # ------------------------------------------------------------------ runners
@@ -121,7 +130,7 @@ class InlineRunner:
         return False
 
     def start(self, req: Request) -> None:
-        for r in play(_q_of(self.template, req.weights), self.cfg, req.rounds, self.deadline()):
+        for r in play(q_of(self.template, req.weights, req.obs_stats), self.cfg, req.rounds, self.deadline()):
             self.out.append(("result", req.id, r))
         self.out.append(("idle", req.id))
 
@@ -155,7 +164,7 @@ def evaluator_main(cfg: Config, shape: tuple[int, ...], n_actions: int, requests
             if msg[0] == "stop":
                 return
             req: Request = msg[1]
-            for r in play(_q_of(template, req.weights), cfg, req.rounds):
+            for r in play(q_of(template, req.weights, req.obs_stats), cfg, req.rounds):
                 results.send(("result", req.id, r))
             results.send(("idle", req.id))
     except (EOFError, BrokenPipeError):  # the trainer is gone
@@ -264,7 +273,8 @@ class Evaluations:
     """What the trainer knows of its evaluations: rounds used, the best, the last, skips and restarts."""
 
     def __init__(self, cfg: Config, template: nn.Module, shape: tuple[int, ...], n_actions: int,
-                 clock: Callable[[], float], save_best: Callable[[Weights, int, dict[str, Any]], None],
+                 clock: Callable[[], float],
+                 save_best: Callable[[Weights, int, dict[str, Any], Moments | None], None],
                  inline_deadline: Callable[[], float | None]) -> None:
         self.cfg, self.template, self.clock, self.save_best = cfg, template, clock, save_best
         inline = cfg.backend == "serial" or cfg.algo == "dqn"  # the workers run in this process anyway
@@ -319,12 +329,13 @@ class Evaluations:
             self.next_trigger = step + max(c.eval_every_steps or 0, 10_000) // 4
         return True
 
-    def submit(self, step: int, wall_s: float, weights: Weights) -> None:
-        """Evaluate this snapshot as soon as the evaluator is free; it replaces a waiting older one."""
+    def submit(self, step: int, wall_s: float, weights: Weights, obs_stats: Moments | None = None) -> None:
+        """Evaluate this snapshot (weights and the observation statistics read with them) as soon as
+        the evaluator is free; it replaces a waiting older one."""
         self._ids += 1
         if self.pending is not None:
             self._skip(self.pending, f"superseded by the snapshot at step {step:,}")
-        self.pending = Request(self._ids, step, wall_s, weights)
+        self.pending = Request(self._ids, step, wall_s, weights, obs_stats=obs_stats)
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -335,8 +346,7 @@ class Evaluations:
         if not req.rounds:  # seed rounds are drawn when the snapshot is played (a skipped one uses none)
             c = self.cfg
             stages = 2 if c.solve_score is not None and c.screen_episodes < c.eval_episodes else 1
-            req = Request(req.id, req.step, req.wall_s, req.weights,
-                          tuple(range(self.round + 1, self.round + 1 + stages)))
+            req = dataclasses.replace(req, rounds=tuple(range(self.round + 1, self.round + 1 + stages)))
             self.round += stages
         self.held[req.id] = req
         self.runner.start(req)
@@ -390,7 +400,7 @@ class Evaluations:
             self.best = {**{k: d[k] for k in ("mean", "std", "episodes", "complete")},
                          **({} if result.complete else {"requested": d["requested"], "cut": d["cut"]}),
                          "step": req.step, "wall_time_s": wall, "snapshot_wall_s": req.wall_s}
-            self.save_best(req.weights, req.step, self.best)
+            self.save_best(req.weights, req.step, self.best, req.obs_stats)
         solved = full and c.solve_score is not None and result.mean >= c.solve_score
         return Verdict(req.step, req.wall_s, wall, result, full, solved)
 
@@ -409,17 +419,17 @@ class Evaluations:
             self._skip(req, "training stopped first")
         self.held, self.pending = {}, None
 
-    def final(self, weights: Weights, step: int, seconds: float) -> EvalResult:
+    def final(self, weights: Weights, step: int, seconds: float, obs_stats: Moments | None = None) -> EvalResult:
         """The final evaluation, in this process, within `seconds`; recorded as the best if nothing else was."""
         self.round += 1
-        q = _q_of(self.template, weights)
+        q = q_of(self.template, weights, obs_stats)
         result = next(play(q, self.cfg, (self.round,), time.monotonic() + seconds))
         if not result.complete:
             print(f"asyncdqn: the final evaluation was cut short ({result.cut}; bound {seconds:g} s): "
                   f"{result.episodes} of {result.requested} episodes finished; eval.json marks it incomplete",
                   file=sys.stderr)
         if self.best is None:  # no evaluation during training: the final weights are the best known
-            self._record(Request(0, step, self.clock(), weights), result, force_best=True)
+            self._record(Request(0, step, self.clock(), weights, obs_stats=obs_stats), result, force_best=True)
         return result
 
     def report(self) -> dict[str, Any]:

@@ -13,7 +13,12 @@ solving snapshot when it solved), "final" (the weights when training stopped),
 "latest" (the newest verified rotating training checkpoint: a run still in
 progress or interrupted), or a file name inside RUN_DIR/checkpoints.
 Checkpoints holding a Polyak weight average (--average-steps) hand out the
-average, the policy the run itself evaluated.
+average, the policy the run itself evaluated. A run trained with --normalize-obs
+normalizes observations with the statistics saved beside the weights.
+
+Observations of spaces that training flattens (Discrete, MultiDiscrete, MultiBinary,
+n-D Box, Tuple/Dict; envs/spaces.py) may be given as the environment returns them
+(one at a time) or already flattened.
 
 Every failure a user can hit (no run directory, no such checkpoint, a corrupt file,
 weights that do not fit the run's network) raises RunDirError or CheckpointError
@@ -31,6 +36,8 @@ import numpy as np
 from torch import nn
 
 from asyncdqn.config import Config
+from asyncdqn.envs.normalize import NormalizedQ, stats_from_tensors
+from asyncdqn.envs.spaces import flat_observation, needs_flattening
 from asyncdqn.errors import CheckpointError
 from asyncdqn.evaluate import DEFAULT_EPISODES, DEFAULT_SEED, EvalResult, evaluate
 
@@ -57,6 +64,7 @@ class Policy:
     n_actions: int
     source: Path  # the checkpoint file the weights came from
     step: int | None = None  # global env step of those weights, when the checkpoint records it
+    obs_stats: tuple[float, np.ndarray, np.ndarray] | None = None  # (count, mean, var) of --normalize-obs
     _q: Callable[[np.ndarray], np.ndarray] = field(init=False, repr=False)
     _rng: np.random.Generator = field(init=False, repr=False)
 
@@ -64,7 +72,10 @@ class Policy:
         from asyncdqn.model import q_function
 
         self._q = q_function(self.network)  # numpy mirror of an MLP (fast), torch for conv nets
+        if self.obs_stats is not None:
+            self._q = NormalizedQ(self._q, self.obs_stats[1], self.obs_stats[2])
         self._rng = np.random.default_rng()
+        self._raw_space: Any = None  # the env's own observation space, looked up on first need
 
     @property
     def env_id(self) -> str:
@@ -75,8 +86,29 @@ class Policy:
         """Size of a flat observation (vector environments)."""
         return int(np.prod(self.obs_shape))
 
+    def _flattened(self, obs: Any) -> Any:
+        """`obs` flattened as training saw it, if it is one raw observation of a flattened space."""
+        if len(self.obs_shape) != 1:
+            return obs
+        try:
+            shape = np.shape(obs)
+        except ValueError:  # e.g. a Tuple's parts of different shapes
+            shape = None
+        if shape is not None and (shape == self.obs_shape or shape[1:] == self.obs_shape):
+            return obs  # flat already: one observation or a batch
+        if self._raw_space is None:
+            from asyncdqn.envs import raw_observation_space
+
+            self._raw_space = raw_observation_space(self.env_id, self.config.env_kwargs)
+        if not needs_flattening(self._raw_space):
+            return obs
+        try:
+            return flat_observation(self._raw_space, obs)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return obs  # not one of its observations: _batch names the shape expected
+
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
-        x = np.asarray(obs)
+        x = np.asarray(self._flattened(obs))
         if len(self.obs_shape) == 1:
             x = x.astype(np.float32, copy=False)  # images stay uint8: the conv net scales them
         single = x.shape == self.obs_shape
@@ -162,4 +194,4 @@ def load_policy(run_dir: str | Path, which: str = "best") -> Policy:
     load_weights(network, tensors, policy_prefix(tensors), str(path))
     step = meta.get("step")
     return Policy(network, run.config, run.shape, run.n_actions, path,
-                  int(step) if isinstance(step, int) else None)
+                  int(step) if isinstance(step, int) else None, stats_from_tensors(tensors))

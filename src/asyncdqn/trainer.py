@@ -39,9 +39,10 @@ import torch
 from asyncdqn.algo.averaging import WeightAverage
 from asyncdqn.backends import Backend, make_backend
 from asyncdqn.backends.base import TRAINER_POLL_S
-from asyncdqn.backends.shared import build_shared
+from asyncdqn.backends.shared import build_shared, make_obs_stats
 from asyncdqn.config import Config, resolve_config, validate
 from asyncdqn.envs import inspect_env
+from asyncdqn.envs.normalize import Moments, stats_from_tensors, stats_tensors
 from asyncdqn.envs.vector import check_vector
 from asyncdqn.errors import (
     CheckpointError,
@@ -112,6 +113,7 @@ class Trainer:
         self.cfg = cfg
         self.spec = inspect_env(cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
         check_vector(cfg)  # e.g. --vector envpool for an env EnvPool lacks: before the run dir exists
+        make_obs_stats(cfg)  # --normalize-obs bounds of a space without finite bounds: before it too
         # refuse what cannot fit, before any file is written
         check_resources(cfg, self.spec.obs_dim, self.spec.n_actions, obs_shape=self.spec.shape)
         self.path, lock = rundir.create_locked_run_dir(cfg, self.spec)
@@ -197,6 +199,9 @@ class Trainer:
             self.average = WeightAverage(s.model.state_dict(), self.average.time_constant, plan.step)
             if any(k.startswith(AVERAGE) for k in t):
                 load_state(self.average.state, t, AVERAGE, str(src))
+        saved_stats = stats_from_tensors(t)
+        if s.obs_stats is not None and saved_stats is not None:
+            s.obs_stats.load(*saved_stats)  # the running statistics continue where they were
         if "rng.torch" in t:
             torch.set_rng_state(t["rng.torch"])
         state = plan.trainer_state
@@ -224,6 +229,7 @@ class Trainer:
                    **prefixed("target.", s.target.model.state_dict()),
                    **prefixed("optim.", s.optimizer.state_tensors()),
                    **(prefixed(AVERAGE, self.average.state) if self.average is not None else {}),
+                   **self._stats_tensors(self._obs_stats()),
                    "rng.torch": torch.get_rng_state()}
         meta = {**self._meta(step), "per_worker_steps": s.counter.per_worker(),
                 "optimizer": c.optimizer, "optimizer_steps": int(s.optimizer.step_count),
@@ -235,6 +241,14 @@ class Trainer:
                 "trainer": {"eval_round": self.evals.round, "best": self.evals.best, "window": list(self.window),
                             "wall_time_s": self._wall()}}
         return tensors, meta
+
+    def _obs_stats(self) -> Moments | None:
+        """The observation statistics (--normalize-obs) now; None for raw observations."""
+        return None if self.shared.obs_stats is None else self.shared.obs_stats.read()
+
+    @staticmethod
+    def _stats_tensors(stats: Moments | None) -> dict[str, torch.Tensor]:
+        return {} if stats is None else {k: torch.from_numpy(v) for k, v in stats_tensors(*stats).items()}
 
     def _wall(self) -> float:
         """Training seconds of the whole run so far (earlier sessions included)."""
@@ -280,9 +294,11 @@ class Trainer:
         self.average.update(online, self.shared.counter.value)
         return {k: v.numpy() for k, v in self.average.weights(online).items()}
 
-    def _save_best(self, weights: Weights, step: int, best: dict[str, Any]) -> None:
-        save_checkpoint(self.ckpt_dir / rundir.BEST, prefixed("model.", {k: torch.from_numpy(v) for k, v in
-                                                                         weights.items()}),
+    def _save_best(self, weights: Weights, step: int, best: dict[str, Any], stats: Moments | None) -> None:
+        """best.safetensors: the snapshot's weights and the observation statistics it was evaluated with."""
+        save_checkpoint(self.ckpt_dir / rundir.BEST,
+                        {**prefixed("model.", {k: torch.from_numpy(v) for k, v in weights.items()}),
+                         **self._stats_tensors(stats)},
                         {**self._meta(step), "eval": best})
 
     def _time_left(self) -> float | None:
@@ -329,7 +345,7 @@ class Trainer:
             with signals.deferred():
                 wall, total = self._shutdown(backend, progress, threads, failing=False)
             signals.raise_pending()
-            final = self.evals.final(self._policy_weights(), total, final_eval_seconds(c, wall))
+            final = self.evals.final(self._policy_weights(), total, final_eval_seconds(c, wall), self._obs_stats())
         except BaseException as exc:  # final checkpoint unwritable, or a signal during the final evaluation
             with signals.deferred():
                 self.metrics.close()
@@ -373,7 +389,7 @@ class Trainer:
 
             wall = self._clock()
             if self.evals.due(step, wall, self.window):
-                self.evals.submit(step, wall, self._policy_weights())
+                self.evals.submit(step, wall, self._policy_weights(), self._obs_stats())
             for verdict in self.evals.poll(step):
                 if verdict.solved:
                     return "solved", verdict

@@ -157,6 +157,40 @@ class SharedTarget:
             self._last_sync_step.value = last_sync_step
 
 
+class SharedObsStats:
+    """Observation normalization statistics (count, mean, var per dimension; algo/normalize.py) in
+    shared memory. `frozen` (--normalize-obs bounds): fixed at creation. Otherwise (running) every
+    worker merges its own batches in (`add`, under the lock, with the parallel formula) and reads
+    the merged statistics back (`read`)."""
+
+    def __init__(self, count: float, mean: np.ndarray, var: np.ndarray, frozen: bool) -> None:
+        self.dim, self.frozen = len(mean), frozen
+        self._buf = SPAWN.Array("d", 1 + 2 * self.dim, lock=False)
+        self.lock = OwnedLock()
+        self.load(count, mean, var)
+
+    def _view(self) -> np.ndarray:
+        return np.ctypeslib.as_array(self._buf)
+
+    def read(self) -> tuple[float, np.ndarray, np.ndarray]:
+        with self.lock:
+            a = self._view().copy()
+        return float(a[0]), a[1:1 + self.dim], a[1 + self.dim:]
+
+    def add(self, count: float, mean: np.ndarray, var: np.ndarray) -> None:
+        from asyncdqn.algo.normalize import merge
+
+        with self.lock:
+            a = self._view()
+            n, m, v = merge(float(a[0]), a[1:1 + self.dim], a[1 + self.dim:], count, mean, var)
+            a[0], a[1:1 + self.dim], a[1 + self.dim:] = n, m, v
+
+    def load(self, count: float, mean: np.ndarray, var: np.ndarray) -> None:
+        with self.lock:
+            a = self._view()
+            a[0], a[1:1 + self.dim], a[1 + self.dim:] = count, mean, var
+
+
 @dataclass
 class SharedTraining:
     """Everything the workers share. Passed whole to each child (one pickle keeps identities)."""
@@ -166,12 +200,15 @@ class SharedTraining:
     target: SharedTarget
     counter: SharedCounter
     optimizer_lock: OwnedLock | None = None  # the lock the optimizer was built with, if an OwnedLock
+    obs_stats: SharedObsStats | None = None  # --normalize-obs bounds/running; None: raw observations
 
     def break_locks_of(self, pid: int) -> list[str]:
         """After process `pid` died: release every shared lock it still held. Returns their names."""
         locks = {"step counter": self.counter.lock, "target network": self.target.lock}
         if self.optimizer_lock is not None:
             locks["optimizer"] = self.optimizer_lock
+        if self.obs_stats is not None:
+            locks["observation statistics"] = self.obs_stats.lock
         return [name for name, lock in locks.items() if lock.break_if_held_by(pid)]
 
 

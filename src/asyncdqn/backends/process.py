@@ -111,7 +111,7 @@ def worker_main(cfg: Config, index: int, generation: int, shared: SharedTraining
     failed = False
     try:
         worker = ActorLearner(cfg, index, shared.model, shared.optimizer, shared.target, shared.counter,
-                              sink, generation)
+                              sink, generation, shared.obs_stats)
         sink.send("ready")  # the parent stops the run if this does not come within --start-timeout
         _hold_lock_for_test(index, generation, shared)
         while not stop.is_set():

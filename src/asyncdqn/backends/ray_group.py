@@ -35,7 +35,7 @@ import torch
 from asyncdqn.backends.base import SharedTarget, SharedTraining
 from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
-from asyncdqn.backends.shared import share_training
+from asyncdqn.backends.shared import make_obs_stats, share_training
 from asyncdqn.config import Config
 from asyncdqn.errors import ConfigError, TrainingError
 from asyncdqn.records import EpisodeRecord
@@ -109,6 +109,7 @@ def build_group_state(cfg: Config, template: torch.nn.Module, hello: dict[str, A
     shared = share_training(cfg, model, lambda target_model: GroupTarget(target_model, bool(hello["owns_target"])))
     shared.optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in hello["optim"].items()})
     shared.target.load(unflatten(hello["target"], shapes), hello["target_syncs"], hello["last_sync_step"])
+    shared.obs_stats = make_obs_stats(cfg)  # bounds only (config.validate refuses running with ray): fixed
     return shared
 
 

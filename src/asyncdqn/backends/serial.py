@@ -32,7 +32,8 @@ class SerialBackend(Backend):
 
     def _make(self, index: int, generation: int) -> Learner:
         s = self.shared
-        return make_learner(self.cfg, index, s.model, s.optimizer, s.target, s.counter, self.sink, generation)
+        return make_learner(self.cfg, index, s.model, s.optimizer, s.target, s.counter, self.sink, generation,
+                            s.obs_stats)
 
     def start(self) -> None:
         n = self.cfg.resolved_workers()

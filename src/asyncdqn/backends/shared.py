@@ -1,6 +1,6 @@
 """The state every learner shares, built once per run: the online Q-network and its target
 copy in shared memory, the shared optimizer (its moments in shared memory too), and the
-global step counter. Every backend and benchmark builds it here."""
+global step counter (and the observation statistics of --normalize-obs). Every backend and benchmark builds it here."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from asyncdqn.algo.optim import SharedAdam, SharedRAdam, SharedRMSprop
 from asyncdqn.backends.base import (
     OwnedLock,
     SharedCounter,
+    SharedObsStats,
     SharedTarget,
     SharedTraining,
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
+from asyncdqn.envs.normalize import initial_stats
 from asyncdqn.errors import ConfigError
 from asyncdqn.model import build_network, flatten_parameters
 
@@ -37,7 +39,19 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed)
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
-    return share_training(cfg, model)
+    shared = share_training(cfg, model)
+    shared.obs_stats = make_obs_stats(cfg)
+    return shared
+
+
+def make_obs_stats(cfg: Config) -> SharedObsStats | None:
+    """The shared observation statistics of --normalize-obs (None for none); ConfigError if the
+    environment's observations cannot be normalized that way."""
+    try:
+        init = initial_stats(cfg.normalize_obs, cfg.env_id, cfg.max_episode_steps, cfg.env_kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"normalize_obs: {exc}") from None
+    return None if init is None else SharedObsStats(*init)
 
 
 def share_training(cfg: Config, model: torch.nn.Module,

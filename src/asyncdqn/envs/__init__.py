@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from asyncdqn.envs import pixels as envs_pixels
+from asyncdqn.envs.spaces import FlatObservation, is_image, needs_flattening
 from asyncdqn.errors import EnvError
 
 
@@ -35,6 +36,8 @@ def make_env(env_id: str, max_episode_steps: int | None = None, *, env_kwargs: d
     `env_kwargs` (--env-kwargs) go to gym.make. ALE and MinAtar ids are registered on
     demand and preprocessed (envs_pixels); `learning` adds the wrappers meant for the
     learner only (Atari: life loss terminal, reward clipping), never for evaluation.
+    Observations that are neither a 1-D Box nor an image come out flattened to a float32
+    1-D Box (envs/spaces.py: Discrete one-hot, Tuple/Dict side by side, ...).
     """
     kwargs = {**(env_kwargs or {}), **kwargs}
     fam = envs_pixels.register(env_id)
@@ -44,7 +47,9 @@ def make_env(env_id: str, max_episode_steps: int | None = None, *, env_kwargs: d
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
         env = gym.make(env_id, **kwargs)
-        return envs_pixels.ImageToChannelsFirst(env) if envs_pixels.needs_channels_first(env) else env
+        if envs_pixels.needs_channels_first(env):
+            return envs_pixels.ImageToChannelsFirst(env)
+        return FlatObservation(env) if needs_flattening(env.observation_space) else env
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, DependencyNotInstalled, ...
         raise EnvError(f"cannot create environment {env_id!r}: {exc}") from None
     except (TypeError, ValueError, ImportError) as exc:
@@ -52,11 +57,10 @@ def make_env(env_id: str, max_episode_steps: int | None = None, *, env_kwargs: d
 
 
 def check_spaces(env: gym.Env, env_id: str) -> EnvSpec:
-    """Accept a 1-D Box or a (C, H, W) uint8 image Box observation and a Discrete action space;
-    anything else is an EnvError."""
+    """Accept a 1-D Box or a (C, H, W) uint8 image Box observation (make_env flattens the other
+    spaces it can) and a Discrete action space; anything else is an EnvError."""
     obs, act = env.observation_space, env.action_space
-    image = isinstance(obs, gym.spaces.Box) and len(obs.shape) == 3 and obs.dtype == np.uint8
-    if not isinstance(obs, gym.spaces.Box) or not (len(obs.shape) == 1 or image):
+    if not isinstance(obs, gym.spaces.Box) or not (len(obs.shape) == 1 or is_image(obs)):
         raise EnvError(
             f"{env_id}: unsupported observation space {obs}; asyncdqn needs a 1-D Box or a uint8 image Box "
             "(H x W x C or C x H x W) observation"
@@ -78,6 +82,19 @@ def inspect_env(env_id: str, max_episode_steps: int | None = None,
     env = make_env(env_id, max_episode_steps, env_kwargs=env_kwargs)
     try:
         return check_spaces(env, env_id)
+    finally:
+        env.close()
+
+
+def raw_observation_space(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Space[Any]:
+    """The observation space `env_id` has before make_env's wrappers (e.g. Discrete before one-hot)."""
+    env = make_env(env_id, env_kwargs=env_kwargs)
+    try:
+        inner: Any = env
+        while isinstance(inner, (FlatObservation, envs_pixels.ImageToChannelsFirst)):
+            inner = inner.env
+        space: gym.Space[Any] = inner.observation_space
+        return space
     finally:
         env.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from asyncdqn.config import Config
+from asyncdqn.envs.normalize import ObsStats
 from asyncdqn.learners.common import (
     EpisodeSink,
     Learner,
@@ -21,15 +22,16 @@ from asyncdqn.learners.common import (
 
 
 def make_learner(cfg: Config, index: int, model: nn.Module, optimizer: Optimizer, target: TargetStore,
-                 counter: StepCounter, sink: EpisodeSink, generation: int = 0) -> Learner:
+                 counter: StepCounter, sink: EpisodeSink, generation: int = 0,
+                 obs_stats: ObsStats | None = None) -> Learner:
     """Learner `index` (restart `generation`) of the run's algorithm, wired to the shared state."""
     if cfg.algo == "dqn":
         from asyncdqn.learners.dqn import DQNLearner
 
-        return DQNLearner(cfg, model, optimizer, target, counter, sink, index, generation)
+        return DQNLearner(cfg, model, optimizer, target, counter, sink, index, generation, obs_stats)
     from asyncdqn.learners.async_q import ActorLearner
 
-    return ActorLearner(cfg, index, model, optimizer, target, counter, sink, generation)
+    return ActorLearner(cfg, index, model, optimizer, target, counter, sink, generation, obs_stats)
 
 
 __all__ = ["Learner", "make_learner"]

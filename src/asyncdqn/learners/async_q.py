@@ -33,6 +33,7 @@ from asyncdqn.algo.targets import (
     sarsa_values,
 )
 from asyncdqn.config import Config
+from asyncdqn.envs.normalize import NormalizingStepper, ObsNormalizer, ObsStats
 from asyncdqn.envs.vector import VectorStepper, make_stepper
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners.common import (
@@ -62,8 +63,10 @@ class ActorLearner:
         counter: StepCounter,
         sink: EpisodeSink,
         generation: int = 0,
+        obs_stats: ObsStats | None = None,
     ) -> None:
-        """`generation` counts restarts of worker `index`: each restart gets fresh env seeds."""
+        """`generation` counts restarts of worker `index`: each restart gets fresh env seeds.
+        `obs_stats`: the run's shared observation statistics (--normalize-obs), None for raw observations."""
         self.cfg, self.index = cfg, index
         self.model, self.optimizer = model, optimizer
         self.target, self.counter, self.sink = target, counter, sink
@@ -73,6 +76,8 @@ class ActorLearner:
         seeds = worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation)
         self.envs: VectorStepper = make_stepper(cfg.vector, cfg.env_id, seeds, cfg.max_episode_steps,
                                                 cfg.env_kwargs)
+        if obs_stats is not None:
+            self.envs = NormalizingStepper(self.envs, ObsNormalizer(obs_stats))
         obs = self.envs.reset()
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
         self.n_actions = self.envs.n_actions

@@ -26,6 +26,7 @@ from asyncdqn.algo.replay import ReplayBatch, ReplayBuffer, n_step_returns
 from asyncdqn.algo.targets import double_q_values, greedy_values
 from asyncdqn.config import Config
 from asyncdqn.envs import make_vector_env
+from asyncdqn.envs.normalize import ObsNormalizer, ObsStats
 from asyncdqn.learners.common import (
     EpisodeBook,
     EpisodeSink,
@@ -44,8 +45,11 @@ class DQNLearner:
     """Replay-buffer DQN over K environments. Same interface as ActorLearner.run_segment."""
 
     def __init__(self, cfg: Config, model: nn.Module, optimizer: Optimizer, target: TargetStore,
-                 counter: StepCounter, sink: EpisodeSink, index: int = 0, generation: int = 0) -> None:
-        """`generation` counts restarts of this learner: each restart gets fresh env seeds."""
+                 counter: StepCounter, sink: EpisodeSink, index: int = 0, generation: int = 0,
+                 obs_stats: ObsStats | None = None) -> None:
+        """`generation` counts restarts of this learner: each restart gets fresh env seeds.
+        `obs_stats`: the run's observation statistics (--normalize-obs); the buffer keeps observations
+        normalized as they were when seen."""
         self.cfg, self.index = cfg, index
         self.model, self.optimizer = model, optimizer
         self.target, self.counter, self.sink = target, counter, sink
@@ -54,6 +58,11 @@ class DQNLearner:
         self.envs = make_vector_env(cfg.env_id, K, cfg.max_episode_steps, cfg.env_kwargs)
         seeds: list[int | None] = list(worker_env_seeds(cfg.seed, index, K, cfg.resume_count, generation))
         obs, _ = self.envs.reset(seed=seeds)
+        self.norm = None if obs_stats is None else ObsNormalizer(obs_stats)
+        if self.norm is not None:
+            self.norm.observe(obs)
+            self.norm.flush()
+            obs = self.norm(obs)
         eps_rng, self.rng = learner_rngs(cfg.seed, index, cfg.resume_count, generation)
         self.obs_dtype = np.uint8 if obs.dtype == np.uint8 else np.float32  # images stay uint8
         self.obs = obs.astype(self.obs_dtype)
@@ -87,12 +96,16 @@ class DQNLearner:
             self.book.update_epsilon(base_step + t * K)
             actions = epsilon_greedy(self.online(self.obs), self.book.eps, self.rng)
             obs, rew, term, trunc, info = self.envs.step(actions)
+            if self.norm is not None:
+                self.norm.observe(obs)
+                obs = self.norm(obs)
             done = term | trunc
             next_obs = obs.astype(self.obs_dtype, copy=True)
             self.book.step(rew)
             if done.any():  # the true next state of an ended episode is its final observation
                 idx = np.flatnonzero(done)
-                next_obs[idx] = np.stack(info["final_obs"][idx])
+                finals = np.stack(info["final_obs"][idx])
+                next_obs[idx] = finals if self.norm is None else self.norm(finals)
                 self.book.end(done, base_step + (t + 1) * K)
             self.buffer.add(self.obs, actions, rew, next_obs, term, done)
             self.obs = obs.astype(self.obs_dtype, copy=False)
