@@ -42,7 +42,7 @@ def build_network(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> nn
     from asyncdqn.model import build_network as build
 
     try:
-        return build(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0)
+        return build(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0, cfg.layer_norm)
     except ValueError as exc:
         raise CheckpointError(f"cannot build the run's network: {exc}") from None
 
