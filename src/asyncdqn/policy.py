@@ -113,13 +113,16 @@ class Policy:
             actions = np.where(explore, g.integers(0, self.n_actions, len(actions)), actions)
         return int(actions[0]) if single else actions.astype(np.int64)
 
-    def evaluate(self, episodes: int = 100, seed: int = 12345, round_index: int = 0) -> EvalResult:
-        """Greedy returns over `episodes` freshly seeded episodes of the run's environment
-        (deterministic for (seed, round_index); the same protocol as the trainer's evaluations)."""
+    def evaluate(self, episodes: int = 100, seed: int = 12345, round_index: int = 0,
+                 epsilon: float | None = None) -> EvalResult:
+        """Returns over `episodes` freshly seeded episodes of the run's environment (deterministic for
+        (seed, round_index); the same protocol as the trainer's evaluations), acting with `epsilon`:
+        None takes the run's --eval-epsilon (0, greedy, unless the run set it)."""
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
+        eps = self.config.eval_epsilon if epsilon is None else epsilon
         return evaluate(self, self.env_id, episodes, seed, round_index, self.config.max_episode_steps,
-                        env_kwargs=self.config.env_kwargs)
+                        env_kwargs=self.config.env_kwargs, epsilon=eps)
 
 
 def _checkpoint_path(run: Any, which: str) -> Path:

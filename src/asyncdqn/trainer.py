@@ -268,7 +268,8 @@ class Trainer:
     def _evaluate(self, q: NumpyMLP | TorchQ, episodes: int) -> EvalResult:
         self.eval_round += 1
         result = evaluate(q, self.cfg.env_id, episodes, self.cfg.seed, self.eval_round, self.cfg.max_episode_steps,
-                          tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs)
+                          tick=None if self.average is None else self._tick_average, env_kwargs=self.cfg.env_kwargs,
+                          epsilon=self.cfg.eval_epsilon)
         if result.input_blind and not self._blind_warned:
             self._blind_warned = True
             print(f"asyncdqn: warning: at step {self.shared.counter.value:,} the Q-network gave the same values "
