@@ -23,6 +23,7 @@ from asyncdqn.model import (
     build_network,
     q_function,
     q_function_from_weights,
+    resolve_network,
 )
 from gradcheck import assert_central_differences
 
@@ -171,6 +172,10 @@ def test_architectures_with_layer_norm_and_the_nature_net() -> None:
     norms = 2 * (32 * 20 * 20 + 64 * 9 * 9 + 64 * 7 * 7 + 512)
     assert sum(p.numel() for p in nature_ln.parameters()) == plain + norms
     assert conv_strides(nature_ln) == [(4, 4), (2, 2), (1, 1)]
+    assert resolve_network("nature", (4, 36, 36)) == "nature" and resolve_network("auto", (4, 84, 84)) == "atari"
+    for shape, msg in [((4, 35, 84), "at least 36x36"), ((8,), "needs an image")]:
+        with pytest.raises(ValueError, match=msg):
+            resolve_network("nature", shape)
     assert isinstance(make_engine(nature_ln), TorchEngine)
 
 
