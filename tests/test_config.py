@@ -384,3 +384,13 @@ def test_eval_epsilon_and_layer_norm_are_validated() -> None:
         resolve_config({"env_id": "CartPole-v1", "layer_norm": True, "backend": "ray"})
     cfg = resolve_config({"env_id": "CartPole-v1", "layer_norm": True, "network": "nature", "eval_epsilon": 0.05})
     assert (cfg.layer_norm, cfg.network, cfg.eval_epsilon) == (True, "nature", 0.05)
+
+
+def test_resume_may_change_the_eval_epsilon_but_not_the_network() -> None:
+    from asyncdqn.rundir.resume import RESUMABLE, fingerprint, fingerprinted
+
+    cfg = resolve_config({"env_id": "CartPole-v1"})
+    assert "eval_epsilon" in RESUMABLE and fingerprint(cfg.replace(eval_epsilon=0.05)) == fingerprint(cfg)
+    assert "layer_norm" not in fingerprinted(cfg)  # off: checkpoints from before the option still match
+    assert fingerprint(cfg.replace(layer_norm=True)) != fingerprint(cfg)
+    assert fingerprint(cfg.replace(network="nature")) != fingerprint(cfg)
