@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-LN_EPS = 1e-5  # torch's LayerNorm default; the numpy engines (algo/mlp_grad.py) use the same
+from asyncdqn.algo import mlp_grad
+from asyncdqn.algo.mlp_grad import LN_EPS, split_mlp_arrays
 
 
 class QNetwork(nn.Module):
@@ -82,8 +83,6 @@ class NumpyMLP:
     """
 
     def __init__(self, arrays: Sequence[np.ndarray], layer_norm: bool = False) -> None:
-        from asyncdqn.algo.mlp_grad import split_mlp_arrays
-
         weights, biases, self.norms = split_mlp_arrays(arrays, layer_norm)
         self.layers = [(w.T, b) for w, b in zip(weights, biases, strict=True)]
 
@@ -98,14 +97,12 @@ class NumpyMLP:
         return cls([p.detach().numpy().copy() for p in model.parameters()], model.layer_norm)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from asyncdqn.algo.mlp_grad import layer_norm
-
         last = len(self.layers) - 1
         for i, (w_t, b) in enumerate(self.layers):
             x = x @ w_t + b
             if i < last:
                 if self.norms:
-                    x = layer_norm(x, *self.norms[i], axis=1)[0]
+                    x = mlp_grad.layer_norm(x, *self.norms[i], axis=1)[0]
                 np.maximum(x, 0.0, out=x)
         return x
 
@@ -132,6 +129,8 @@ class ConvQNetwork(nn.Module):
         channels, height, width = self.obs_shape
         for out, kernel, stride in convs:
             height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+            if height < 1 or width < 1:
+                raise ValueError(f"images of shape {self.obs_shape} are too small for convolutions {list(convs)}")
             norm = [nn.LayerNorm([out, height, width], eps=LN_EPS)] if layer_norm else []
             layers += [nn.Conv2d(channels, out, kernel, stride), *norm, nn.ReLU()]
             channels = out

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-LN_EPS = 1e-5  # model.LN_EPS: torch's LayerNorm default
+LN_EPS = 1e-5  # torch's LayerNorm default, which model.py's LayerNorm layers use too
 
 
 def split_mlp_arrays(arrays: Sequence[np.ndarray], layer_norm: bool) -> tuple[
