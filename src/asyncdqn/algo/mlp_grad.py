@@ -56,12 +56,13 @@ def layer_norm(z: np.ndarray, gain: np.ndarray, shift: np.ndarray, axis: int) ->
     shift given per feature (1-D, or any shape of the same size). Returns (y, u, r): the output, the
     normalised input and 1/std (per row), what `layer_norm_backward` needs. Same dtype as z."""
     g, s = (gain.reshape(-1), shift.reshape(-1)) if axis == 1 else (gain.reshape(-1, 1), shift.reshape(-1, 1))
-    mu = z.mean(axis=axis, keepdims=True)
-    u = z - mu
-    var = np.mean(u * u, axis=axis, keepdims=True)
-    r = 1.0 / np.sqrt(var + z.dtype.type(LN_EPS))
+    u = z - z.mean(axis=axis, keepdims=True)
+    y = np.square(u)  # y is scratch until the end
+    r = 1.0 / np.sqrt(y.mean(axis=axis, keepdims=True) + z.dtype.type(LN_EPS))
     u *= r
-    return u * g + s, u, r
+    np.multiply(u, g, out=y)
+    y += s
+    return y, u, r
 
 
 def layer_norm_backward(gy: np.ndarray, u: np.ndarray, r: np.ndarray, gain: np.ndarray, axis: int,
@@ -69,10 +70,16 @@ def layer_norm_backward(gy: np.ndarray, u: np.ndarray, r: np.ndarray, gain: np.n
     """The gradient of LayerNorm's input from that of its output `gy` (see the module docstring);
     the gain's and shift's gradients are written into grad_gain / grad_shift (their own shapes)."""
     batch_axis = 1 - axis
-    np.copyto(grad_gain, np.sum(gy * u, axis=batch_axis).reshape(grad_gain.shape))
+    g = gain.reshape(-1) if axis == 1 else gain.reshape(-1, 1)
+    gyu = gy * u
+    np.copyto(grad_gain, np.sum(gyu, axis=batch_axis).reshape(grad_gain.shape))
     np.copyto(grad_shift, np.sum(gy, axis=batch_axis).reshape(grad_shift.shape))
-    gx = gy * (gain.reshape(-1) if axis == 1 else gain.reshape(-1, 1))
-    gz: np.ndarray = r * (gx - gx.mean(axis=axis, keepdims=True) - u * np.mean(gx * u, axis=axis, keepdims=True))
+    gyu *= g  # now gx u, with gx = gain gy
+    m2 = gyu.mean(axis=axis, keepdims=True)
+    gz = np.multiply(gy, g, out=gyu)  # gx, in gyu's memory
+    gz -= gz.mean(axis=axis, keepdims=True)
+    gz -= u * m2
+    gz *= r
     return gz
 
 
