@@ -50,15 +50,26 @@ def split_mlp_arrays(arrays: Sequence[np.ndarray], layer_norm: bool) -> tuple[
     return weights, biases, [(h[2], h[3]) for h in hidden]
 
 
+def _sum(x: np.ndarray, axis: int, keepdims: bool = False, scale: float = 1.0) -> np.ndarray:
+    """scale * the sum of the 2-D `x` over `axis`, as a matrix product with ones: numpy's reductions
+    over (features, batch) arrays cost 4-6x more than BLAS here (1024 x 80: ~20 us against ~4 us)."""
+    ones = np.full(x.shape[axis], scale, dtype=x.dtype)
+    out: np.ndarray = ones @ x if axis == 0 else x @ ones
+    if keepdims:
+        return out[None, :] if axis == 0 else out[:, None]
+    return out
+
+
 def layer_norm(z: np.ndarray, gain: np.ndarray, shift: np.ndarray, axis: int) -> tuple[
         np.ndarray, np.ndarray, np.ndarray]:
     """LayerNorm of the 2-D `z` over `axis` (its features; the other axis is the batch), with gain and
     shift given per feature (1-D, or any shape of the same size). Returns (y, u, r): the output, the
     normalised input and 1/std (per row), what `layer_norm_backward` needs. Same dtype as z."""
     g, s = (gain.reshape(-1), shift.reshape(-1)) if axis == 1 else (gain.reshape(-1, 1), shift.reshape(-1, 1))
-    u = z - z.mean(axis=axis, keepdims=True)
+    inv_n = 1.0 / z.shape[axis]
+    u = z - _sum(z, axis, True, inv_n)
     y = np.square(u)  # y is scratch until the end
-    r = 1.0 / np.sqrt(y.mean(axis=axis, keepdims=True) + z.dtype.type(LN_EPS))
+    r = 1.0 / np.sqrt(_sum(y, axis, True, inv_n) + z.dtype.type(LN_EPS))
     u *= r
     np.multiply(u, g, out=y)
     y += s
@@ -71,13 +82,14 @@ def layer_norm_backward(gy: np.ndarray, u: np.ndarray, r: np.ndarray, gain: np.n
     the gain's and shift's gradients are written into grad_gain / grad_shift (their own shapes)."""
     batch_axis = 1 - axis
     g = gain.reshape(-1) if axis == 1 else gain.reshape(-1, 1)
+    inv_n = 1.0 / gy.shape[axis]
     gyu = gy * u
-    np.copyto(grad_gain, np.sum(gyu, axis=batch_axis).reshape(grad_gain.shape))
-    np.copyto(grad_shift, np.sum(gy, axis=batch_axis).reshape(grad_shift.shape))
+    np.copyto(grad_gain, _sum(gyu, batch_axis).reshape(grad_gain.shape))
+    np.copyto(grad_shift, _sum(gy, batch_axis).reshape(grad_shift.shape))
     gyu *= g  # now gx u, with gx = gain gy
-    m2 = gyu.mean(axis=axis, keepdims=True)
-    gz = np.multiply(gy, g, out=gyu)  # gx, in gyu's memory
-    gz -= gz.mean(axis=axis, keepdims=True)
+    m2 = _sum(gyu, axis, True, inv_n)
+    gz: np.ndarray = np.multiply(gy, g, out=gyu)  # gx, in gyu's memory
+    gz -= _sum(gz, axis, True, inv_n)
     gz -= u * m2
     gz *= r
     return gz
