@@ -1,6 +1,6 @@
 """LayerNorm networks (--layer-norm): the numpy MLP and conv engines' forward and TD-loss gradients
 (algo/mlp_grad.py, algo/conv_grad.py) against the torch modules, autograd and float64 finite
-differences; a hand-computed LayerNorm; the engines that refuse it."""
+differences; a hand-computed LayerNorm; the compiled kernels against the numpy engine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from torch import nn
 from asyncdqn.algo.conv_grad import NumpyConvQ
 from asyncdqn.algo.mlp_grad import layer_norm, layer_norm_backward, split_mlp_arrays, td_loss_and_grads
 from asyncdqn.algo.targets import td_loss
-from asyncdqn.learners.engines import NumpyConvEngine, NumpyMLPEngine, TorchEngine, conv_strides, make_engine
+from asyncdqn.learners.engines import (
+    JitLayerNormMLPEngine,
+    NumpyConvEngine,
+    NumpyMLPEngine,
+    TorchEngine,
+    conv_strides,
+    make_engine,
+)
 from asyncdqn.model import (
     AtariQNetwork,
     ConvQNetwork,
@@ -21,6 +28,7 @@ from asyncdqn.model import (
     NumpyMLP,
     QNetwork,
     build_network,
+    flatten_parameters,
     q_function,
     q_function_from_weights,
     resolve_network,
@@ -208,10 +216,39 @@ def test_engines_with_layer_norm() -> None:
         np.testing.assert_allclose(q_function_from_weights(model, {k: v.clone() for k, v in
                                                                    model.state_dict().items()})(obs),
                                    want, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="--no-jit"):
-        make_engine(mlp, jit=True)
     assert isinstance(make_engine(mlp, jit=False), NumpyMLPEngine)
     assert isinstance(make_engine(conv), NumpyConvEngine)
     other_eps = MinAtarQNetwork((3, 10, 10), 4, layer_norm=True)
     other_eps.head[1].eps = 1e-3  # not what the numpy engine computes: torch runs it
     assert conv_strides(other_eps) is None and isinstance(make_engine(other_eps), TorchEngine)
+
+
+@pytest.mark.parametrize("hidden", [(16,), (64, 32)])
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_compiled_layer_norm_kernels_equal_the_numpy_engine(hidden: tuple[int, ...], loss: str) -> None:
+    """algo/jit.py's LayerNorm kernels (the default engine of a LayerNorm MLP whose parameters are one
+    flat buffer, as every worker's are): the same Q-values, epsilon-greedy actions, loss and clipped
+    gradient as the numpy engine, and a target copy of their own."""
+    rng = np.random.default_rng(len(hidden))
+    model = QNetwork(6, 4, hidden, layer_norm=True)
+    _randomise_norms(model, rng)
+    flatten_parameters(model)
+    fast, ref = make_engine(model, jit=True), NumpyMLPEngine(model)
+    assert isinstance(fast, JitLayerNormMLPEngine)
+    obs = (rng.normal(size=(40, 6)) * 2).astype(np.float32)
+    np.testing.assert_allclose(fast.online(obs), ref.online(obs), rtol=1e-5, atol=1e-5)
+    eps, uniforms = np.full(40, 0.3), rng.random(40)
+    random_actions = rng.integers(0, 4, 40)
+    np.testing.assert_array_equal(fast.act_drawn(obs, eps, uniforms, random_actions),
+                                  ref.act_drawn(obs, eps, uniforms, random_actions))
+    actions, y = rng.integers(0, 4, 40), (rng.normal(size=40) * 2).astype(np.float32)
+    assert fast.loss_and_grads(obs, actions, y, loss) == pytest.approx(ref.loss_and_grads(obs, actions, y, loss),
+                                                                      rel=1e-5)
+    fast.attach_grads(0.01)  # clipped
+    g_fast = [p.grad.clone() for p in model.parameters()]
+    ref.attach_grads(0.01)
+    for a, b in zip(g_fast, [p.grad for p in model.parameters()], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    fast.target_flat[:] = 0.0  # the target copy is local: the online weights are untouched
+    np.testing.assert_allclose(fast.target(obs), 0.0)
+    np.testing.assert_allclose(fast.online(obs), ref.online(obs), rtol=1e-5, atol=1e-5)

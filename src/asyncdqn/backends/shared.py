@@ -20,7 +20,6 @@ from asyncdqn.backends.base import (
 from asyncdqn.config import Config
 from asyncdqn.envs import EnvSpec
 from asyncdqn.errors import ConfigError
-from asyncdqn.learners.engines import JIT_LAYER_NORM
 from asyncdqn.model import QNetwork, build_network, flatten_parameters
 
 
@@ -36,8 +35,6 @@ def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
         model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed, cfg.layer_norm)
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
-    if cfg.layer_norm and cfg.jit and isinstance(model, QNetwork):
-        raise ConfigError(f"layer_norm: {JIT_LAYER_NORM}")
     if cfg.backend == "ray" and not isinstance(model, QNetwork):
         raise ConfigError("backend: the ray backend trains MLP Q-networks only; use --backend process for "
                           f"{cfg.env_id}'s image observations")

@@ -222,6 +222,53 @@ class JitMLPEngine(_FlatGrads):
         return targets
 
 
+class JitLayerNormMLPEngine(_FlatGrads):
+    """NumpyMLPEngine's LayerNorm math (--layer-norm) as compiled kernels (algo/jit.py's *_ln kernels)
+    over the flat shared parameters. Acting, the target copy's Q-values and the TD gradient are one
+    call each; the n-step targets and the worker's step loop run on the worker's step-by-step path
+    (JitMLPEngine's fused path is for MLPs without LayerNorm)."""
+
+    def __init__(self, model: QNetwork, flat: np.ndarray) -> None:
+        from asyncdqn.algo import jit  # numba: imported only by the learners that use it
+
+        super().__init__(list(model.parameters()))
+        self._jit = jit
+        self.flat = flat
+        weights = split_mlp_arrays([p.detach().numpy() for p in self._params], True)[0]
+        self.sizes = jit.layer_sizes([tuple(w.shape) for w in weights])
+        self.target_flat = flat.copy()
+        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self.target_flat), self._params)]
+
+    def online(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the live shared weights."""
+        q: np.ndarray = self._jit.forward_ln(self.flat, self.sizes, _f32(obs))
+        return q
+
+    def target(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the local target copy."""
+        q: np.ndarray = self._jit.forward_ln(self.target_flat, self.sizes, _f32(obs))
+        return q
+
+    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                  random_actions: np.ndarray) -> np.ndarray:
+        """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
+        actions: np.ndarray = self._jit.act_drawn_ln(self.flat, self.sizes, _f32(obs), eps, uniforms,
+                                                     random_actions)
+        return actions
+
+    def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
+        """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"unknown loss {loss!r}")
+        return float(self._jit.td_loss_and_grad_ln(
+            self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
+            targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
+
+    def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
+        """`_FlatGrads._scale_and_clip` in one compiled pass."""
+        self._jit.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
+
+
 def _f32(obs: np.ndarray) -> np.ndarray:
     """Observations as the C-contiguous float32 rows the kernels are compiled for (no copy if they are)."""
     return np.ascontiguousarray(obs, dtype=np.float32)
@@ -261,21 +308,15 @@ class TorchEngine(_Acting):
             clip_grad_norm([p.grad.numpy() for p in self._params if p.grad is not None], grad_clip)
 
 
-JIT_LAYER_NORM = ("the compiled MLP kernels (--jit, the default) have no LayerNorm: add --no-jit to train an "
-                  "MLP with --layer-norm on the numpy engine (same math, hand-written gradients)")
-
-
-def make_engine(model: nn.Module, jit: bool = False) -> JitMLPEngine | NumpyMLPEngine | NumpyConvEngine | TorchEngine:
-    """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`), else the numpy
-    engine for MLPs and the MinAtar conv net, torch for everything else (the Atari net: numpy's
-    im2col measured slower than torch's conv kernels there). ValueError for an MLP with LayerNorm
-    and `jit` (no compiled LayerNorm: the caller asked for kernels that would not run it)."""
+def make_engine(model: nn.Module, jit: bool = False) -> (JitMLPEngine | JitLayerNormMLPEngine | NumpyMLPEngine
+                                                         | NumpyConvEngine | TorchEngine):
+    """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`; with LayerNorm
+    its own kernels), else the numpy engine for MLPs and the MinAtar conv net, torch for everything
+    else (the Atari net: numpy's im2col measured slower than torch's conv kernels there)."""
     if isinstance(model, QNetwork):
-        if jit and model.layer_norm:
-            raise ValueError(JIT_LAYER_NORM)
         flat = flat_of(list(model.parameters())) if jit else None
         if flat is not None and flat.dtype == np.float32:
-            return JitMLPEngine(model, flat)
+            return JitLayerNormMLPEngine(model, flat) if model.layer_norm else JitMLPEngine(model, flat)
         return NumpyMLPEngine(model)
     if isinstance(model, MinAtarQNetwork) and conv_strides(model) is not None:
         return NumpyConvEngine(model)
