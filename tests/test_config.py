@@ -364,3 +364,36 @@ def test_huge_integer_for_float_field_is_a_config_error() -> None:
     math.isfinite raise OverflowError instead of ConfigError."""
     with pytest.raises(ConfigError, match="^lr:"):
         from_dict({**resolve_config({"env_id": "CartPole-v1"}).to_dict(), "lr": 10**400})
+
+
+@pytest.mark.parametrize("env_id", ["ALE/Boxing-v5", "ALE/SpaceInvaders-v5", "ALE/Pong-v5"])
+def test_every_atari_game_takes_the_atari_family_preset(env_id: str) -> None:
+    from asyncdqn.presets import ATARI_PRESET, env_preset
+
+    cfg = resolve_config({"env_id": env_id})
+    for key, value in ATARI_PRESET.items():
+        assert getattr(cfg, key) == _norm(value), key
+    # what a new user hit on Boxing with the vector defaults: Adam eps 1e-8, 100-game evaluations, greedy
+    assert (cfg.adam_eps, cfg.eval_episodes, cfg.eval_epsilon, cfg.lr) == (1.5e-4, 5, 0.05, 1e-4)
+    assert env_preset("ALE/Boxing-v4") == env_preset("Boxing-v5") == env_preset("ALE/Pong") == {}
+    assert env_preset("MinAtar/Breakout-v1")["eval_episodes"] == 20  # not the Atari family
+
+
+def test_eval_epsilon_and_layer_norm_are_validated() -> None:
+    assert DEFAULTS.eval_epsilon == 0.0 and DEFAULTS.layer_norm is False
+    with pytest.raises(ConfigError, match="eval_epsilon"):
+        resolve_config({"env_id": "CartPole-v1", "eval_epsilon": 1.5})
+    with pytest.raises(ConfigError, match="layer_norm.*ray"):
+        resolve_config({"env_id": "CartPole-v1", "layer_norm": True, "backend": "ray"})
+    cfg = resolve_config({"env_id": "CartPole-v1", "layer_norm": True, "network": "nature", "eval_epsilon": 0.05})
+    assert (cfg.layer_norm, cfg.network, cfg.eval_epsilon) == (True, "nature", 0.05)
+
+
+def test_resume_may_change_the_eval_epsilon_but_not_the_network() -> None:
+    from asyncdqn.rundir.resume import RESUMABLE, fingerprint, fingerprinted
+
+    cfg = resolve_config({"env_id": "CartPole-v1"})
+    assert "eval_epsilon" in RESUMABLE and fingerprint(cfg.replace(eval_epsilon=0.05)) == fingerprint(cfg)
+    assert "layer_norm" not in fingerprinted(cfg)  # off: checkpoints from before the option still match
+    assert fingerprint(cfg.replace(layer_norm=True)) != fingerprint(cfg)
+    assert fingerprint(cfg.replace(network="nature")) != fingerprint(cfg)

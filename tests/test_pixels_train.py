@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import asyncdqn
 from asyncdqn.algo.targets import greedy_values, n_step_targets
 from asyncdqn.backends.base import ListSink
 from asyncdqn.backends.shared import build_shared
@@ -151,13 +152,13 @@ def test_minatar_learner_runs_segments_on_the_numpy_conv_engine() -> None:
     w.close()
 
 
-@pytest.mark.parametrize("algo", ["n-step-q", "dqn"])
-def test_a_conv_net_learns_the_image_bandit(tmp_path: Path, algo: str) -> None:
+@pytest.mark.parametrize(("algo", "layer_norm"), [("n-step-q", False), ("dqn", False), ("n-step-q", True)])
+def test_a_conv_net_learns_the_image_bandit(tmp_path: Path, algo: str, layer_norm: bool) -> None:
     extra = {"learning_starts": 200, "batch_size": 32, "buffer_size": 5000} if algo == "dqn" else {}
     result = train({"env_id": IMAGE_BANDIT, "algo": algo, "backend": "serial", "workers": 1, "seed": 0,
                     "network": "minatar", "envs_per_worker": 16, "t_max": 1, "lr": 2e-3, "gamma": 0.0,
                     "eps_anneal_steps": 1000, "final_epsilons": [0.05], "final_epsilon_probs": [1.0],
-                    "max_steps": 3000, "eval_every_steps": None, "eval_episodes": 100,
+                    "max_steps": 3000, "eval_every_steps": None, "eval_episodes": 100, "layer_norm": layer_norm,
                     "checkpoint_every": None, "progress": False, "run_dir": str(tmp_path / algo), **extra})
     # chance is 0.5; the conv net must find the lit pixel's half wherever it is
     assert result.final_eval["mean"] >= 0.9, result.final_eval
@@ -250,9 +251,15 @@ def test_atari_pixels_and_ram_train_evaluate_render(tmp_path: Path) -> None:
         "pixels": ["train", "--env", "ALE/Pong-v5", *quick, "--run-dir", str(px)],
         "ram": ["train", "--env", "ALE/Breakout-v5", "--env-kwargs", '{"obs_type": "ram"}', *quick,
                 "--run-dir", str(ram)],
+        "nature": ["train", "--env", "ALE/Breakout-v5", "--network", "nature", "--layer-norm", *quick,
+                   "--run-dir", str(tmp_path / "nature")],
     })
     _ok(first["pixels"])
     _ok(first["ram"])
+    _ok(first["nature"])
+    nature = asyncdqn.load_policy(tmp_path / "nature", "final")
+    assert nature.network.layer_norm and type(nature.network).__name__ == "NatureQNetwork"
+    assert nature.config.eval_epsilon == 0.05  # the Atari preset's
     assert json.loads((px / "config.json").read_text())["env_spec"]["obs_shape"] == [4, 84, 84]
     raw = json.loads((ram / "config.json").read_text())
     assert raw["env_kwargs"] == {"obs_type": "ram"} and raw["env_spec"]["obs_shape"] == [128]

@@ -486,10 +486,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         b = result.best_eval
         print(f"best evaluation: {summary(b)} at step {b['step']:,}")
     which = "final weights" if cfg.average_steps is None else "final averaged weights (--average-steps)"
-    print(f"{which}, greedy: {summary(fe)}")
+    print(f"{which}, {_acting(cfg.eval_epsilon)}: {summary(fe)}")
     if result.worker_restarts:
         print(f"worker restarts: {len(result.worker_restarts)} (see eval.json)")
     return 0
+
+
+def _acting(eval_epsilon: float) -> str:
+    """How evaluations act: 'greedy', or 'epsilon 0.05' (--eval-epsilon)."""
+    return "greedy" if eval_epsilon == 0.0 else f"epsilon {eval_epsilon:g}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -505,7 +510,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif not res.complete:
         print(f"{policy.env_id} [{args.checkpoint}] greedy: {summary(res.to_dict())}")
     else:
-        print(f"{policy.env_id} [{args.checkpoint}] greedy over {res.episodes} episodes: "
+        print(f"{policy.env_id} [{args.checkpoint}] {_acting(policy.config.eval_epsilon)} over {res.episodes} episodes: "
               f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")
     return 0
 

@@ -69,9 +69,16 @@ class Config:
     max_restarts: int = _opt(3, "Restart a worker that crashed (exception from its environment, killed) at most this many times per run, all workers together (ray: a lost node group counts as one restart too); past that the run stops. Non-finite values never restart.")
 
     # --- network and learning ------------------------------------------------
-    network: Literal["auto", "mlp", "atari", "minatar"] = _opt(
+    network: Literal["auto", "mlp", "atari", "nature", "minatar"] = _opt(
         "auto", "Q-network: mlp (vector observations), atari (the paper's conv net: 16 8x8/4, 32 4x4/2, fc 256), "
-        "minatar (16 3x3/1, fc 128); auto picks from the observation shape.")
+        "nature (Nature DQN's: 32 8x8/4, 64 4x4/2, 64 3x3/1, fc 512), minatar (16 3x3/1, fc 128); auto picks "
+        "mlp, atari or minatar from the observation shape.")
+    layer_norm: bool = _opt(
+        False, "LayerNorm (learnable gain and bias) after every conv and hidden dense layer, before its ReLU "
+        "(PQN's networks), for every network and engine; not with --backend ray.")
+    eval_epsilon: float = _opt(
+        0.0, "Epsilon of every evaluation (trainer's and `asyncdqn evaluate`'s): each action is uniformly random "
+        "with this probability; returns are still raw scores of whole games. 0: greedy.")
     hidden_sizes: tuple[int, ...] = _opt((128, 128), "Hidden layer widths of the MLP Q-network.", nargs="+")
     gamma: float = _opt(0.99, "Discount factor in [0, 1].")
     t_max: int = _opt(5, "Steps per environment between updates; the n of n-step-q.")
@@ -274,6 +281,9 @@ def validate(c: Config) -> None:
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
            f"needs at least one positive width, got {list(c.hidden_sizes)}")
     _check(0.0 <= c.gamma <= 1.0, "gamma", f"must be in [0, 1], got {c.gamma}")
+    _check(0.0 <= c.eval_epsilon <= 1.0, "eval_epsilon", f"must be in [0, 1], got {c.eval_epsilon}")
+    _check(not (c.layer_norm and c.backend == "ray"), "layer_norm",
+           "the ray backend moves plain MLP weights; use --backend process or serial with --layer-norm")
     _check(c.t_max >= 1, "t_max", f"must be >= 1, got {c.t_max}")
     _check(c.lr > 0, "lr", f"must be > 0, got {c.lr}")
     _check(0.0 <= c.lr_end <= c.lr, "lr_end", f"must be in [0, lr={c.lr}], got {c.lr_end}")

@@ -1,4 +1,5 @@
-"""Greedy evaluation: N episodes on freshly seeded environments, no exploration.
+"""Evaluation: N episodes on freshly seeded environments, greedy or with a small epsilon
+(--eval-epsilon: Atari's usual 0.05 keeps an agent from stalling a game forever).
 
 `evaluate` plays the episodes; everything that evaluates a policy (the trainer's
 evaluator process, `Policy.evaluate`, `asyncdqn evaluate`, the solve benchmark) plays
@@ -87,21 +88,26 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     episode_seconds: float | None = None,
     deadline: float | None = None,
+    epsilon: float = 0.0,
 ) -> EvalResult:
-    """Play `episodes` greedy episodes, each env reset with its own fresh seed.
+    """Play `episodes` episodes, each env reset with its own fresh seed.
 
     Up to `parallel_envs` episodes run side by side so that actions are chosen
     with one batched forward. Deterministic for (seed, round_index). `tick`, if
     given, is called once per batched step (the trainer keeps its weight average
     current while an evaluation runs). `env_kwargs` go to gym.make; the environments carry
     no learning-only wrapper, so returns are raw scores of whole games (no reward clipping,
-    no life-loss ends).
+    no life-loss ends). With `epsilon` > 0 each action is uniformly random with that probability,
+    drawn from a generator seeded by (seed, round_index) too.
 
     Bounds: an episode still running after `episode_seconds` of wall time (a policy that
     never ends one), or reaching `deadline` (a `time.monotonic()` value), stops the whole
     evaluation; the result is then marked incomplete and holds the finished episodes only.
     """
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     seeds = env_seeds(seed, EVAL_STREAM + round_index, episodes)
+    rng = np.random.default_rng([seed, EVAL_STREAM + round_index]) if epsilon > 0.0 else None
     envs = [make_env(env_id, max_episode_steps, env_kwargs=env_kwargs) for _ in range(min(parallel_envs, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
@@ -132,6 +138,9 @@ def evaluate(
                 break
             values = q(obs[active])
             actions = values.argmax(axis=1)
+            if rng is not None:
+                explore = rng.random(len(actions)) < epsilon
+                actions = np.where(explore, rng.integers(0, values.shape[1], len(actions)), actions)
             lo, hi = values.min(axis=0), values.max(axis=0)
             q_lo = lo if q_lo is None else np.minimum(q_lo, lo)
             q_hi = hi if q_hi is None else np.maximum(q_hi, hi)

@@ -99,7 +99,7 @@ def play(q: QFunction, cfg: Config, rounds: tuple[int, ...], deadline: float | N
         screen = i < len(rounds) - 1
         r = evaluate(q, cfg.env_id, cfg.screen_episodes if screen else cfg.eval_episodes, cfg.seed, rnd,
                      cfg.max_episode_steps, env_kwargs=cfg.env_kwargs, episode_seconds=cfg.eval_episode_seconds,
-                     deadline=deadline)
+                     deadline=deadline, epsilon=cfg.eval_epsilon)
         if slow:
             time.sleep(slow * r.episodes)
         yield r

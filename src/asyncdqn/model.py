@@ -14,19 +14,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from asyncdqn.algo import mlp_grad
+from asyncdqn.algo.mlp_grad import LN_EPS, split_mlp_arrays
+
 
 class QNetwork(nn.Module):
-    """obs -> hidden -> ... -> one Q-value per action, ReLU between layers."""
+    """obs -> hidden -> ... -> one Q-value per action, ReLU between layers.
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int] = (128, 128)) -> None:
+    With `layer_norm`, every hidden layer is Linear -> LayerNorm (learnable gain and bias) -> ReLU
+    (PQN's network); its parameters are then [W, b, gain, bias] per hidden layer, [W, b] last."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int] = (128, 128),
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.obs_dim = obs_dim
         self.n_actions = n_actions
         self.hidden_sizes = tuple(hidden_sizes)
+        self.layer_norm = layer_norm
         layers: list[nn.Module] = []
         width = obs_dim
         for h in hidden_sizes:
-            layers += [nn.Linear(width, h), nn.ReLU()]
+            layers += [nn.Linear(width, h), *([nn.LayerNorm(h, eps=LN_EPS)] if layer_norm else []), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, n_actions))
         self.q = nn.Sequential(*layers)
@@ -36,12 +44,13 @@ class QNetwork(nn.Module):
         return out
 
 
-def build_model(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], seed: int) -> QNetwork:
+def build_model(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], seed: int,
+                layer_norm: bool = False) -> QNetwork:
     """A QNetwork initialised from `seed` without touching the global torch RNG."""
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        return QNetwork(obs_dim, n_actions, hidden_sizes)
+        return QNetwork(obs_dim, n_actions, hidden_sizes, layer_norm)
     finally:
         torch.random.set_rng_state(gen_state)
 
@@ -66,32 +75,34 @@ def flatten_parameters(model: nn.Module) -> torch.Tensor:
 
 
 class NumpyMLP:
-    """Forward pass of a QNetwork in numpy over a list of (weight, bias) arrays.
+    """Forward pass of a QNetwork in numpy over its parameter arrays (model.parameters() order):
+    (weight, bias) per layer, and with `layer_norm` (weight, bias, gain, shift) per hidden layer.
 
     The arrays may be views of torch tensors (shared memory): reading them is
     Hogwild-style, exactly like the torch forward of the shared model.
     """
 
-    def __init__(self, arrays: Sequence[np.ndarray]) -> None:
-        if len(arrays) % 2:
-            raise ValueError("expected alternating weight and bias arrays")
-        self.layers = [(arrays[i].T, arrays[i + 1]) for i in range(0, len(arrays), 2)]
+    def __init__(self, arrays: Sequence[np.ndarray], layer_norm: bool = False) -> None:
+        weights, biases, self.norms = split_mlp_arrays(arrays, layer_norm)
+        self.layers = [(w.T, b) for w, b in zip(weights, biases, strict=True)]
 
     @classmethod
-    def view_of(cls, model: nn.Module) -> NumpyMLP:
+    def view_of(cls, model: QNetwork) -> NumpyMLP:
         """Zero-copy views of `model`'s parameters (follow its in-place updates)."""
-        return cls([p.detach().numpy() for p in model.parameters()])
+        return cls([p.detach().numpy() for p in model.parameters()], model.layer_norm)
 
     @classmethod
-    def copy_of(cls, model: nn.Module) -> NumpyMLP:
+    def copy_of(cls, model: QNetwork) -> NumpyMLP:
         """A snapshot: independent copies of `model`'s parameters."""
-        return cls([p.detach().numpy().copy() for p in model.parameters()])
+        return cls([p.detach().numpy().copy() for p in model.parameters()], model.layer_norm)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         last = len(self.layers) - 1
         for i, (w_t, b) in enumerate(self.layers):
             x = x @ w_t + b
             if i < last:
+                if self.norms:
+                    x = mlp_grad.layer_norm(x, *self.norms[i], axis=1)[0]
                 np.maximum(x, 0.0, out=x)
         return x
 
@@ -102,24 +113,31 @@ class ConvQNetwork(nn.Module):
 
     Observations arrive as uint8 (0..255) and are divided by 255 here, so every buffer
     upstream stays uint8. `convs` lists (out_channels, kernel, stride) per layer.
+    With `layer_norm`, a LayerNorm (learnable gain and bias) sits before every ReLU: over a conv
+    layer's whole (C, H, W) output, as CleanRL's PQN network does, and over the hidden dense layer.
     """
 
     def __init__(self, obs_shape: Sequence[int], n_actions: int, convs: Sequence[tuple[int, int, int]],
-                 hidden: int) -> None:
+                 hidden: int, layer_norm: bool = False) -> None:
         super().__init__()
         if len(obs_shape) != 3:
             raise ValueError(f"a conv Q-network needs a (C, H, W) observation, got shape {tuple(obs_shape)}")
         self.obs_shape = tuple(int(n) for n in obs_shape)
         self.n_actions = n_actions
+        self.layer_norm = layer_norm
         layers: list[nn.Module] = []
-        channels = self.obs_shape[0]
+        channels, height, width = self.obs_shape
         for out, kernel, stride in convs:
-            layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+            if height < 1 or width < 1:
+                raise ValueError(f"images of shape {self.obs_shape} are too small for convolutions {list(convs)}")
+            norm = [nn.LayerNorm([out, height, width], eps=LN_EPS)] if layer_norm else []
+            layers += [nn.Conv2d(channels, out, kernel, stride), *norm, nn.ReLU()]
             channels = out
         self.features = nn.Sequential(*layers, nn.Flatten())
-        with torch.no_grad():
-            flat = int(self.features(torch.zeros(1, *self.obs_shape)).shape[1])
-        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+        flat = channels * height * width
+        norm = [nn.LayerNorm(hidden, eps=LN_EPS)] if layer_norm else []
+        self.head = nn.Sequential(nn.Linear(flat, hidden), *norm, nn.ReLU(), nn.Linear(hidden, n_actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         dtype = next(self.head.parameters()).dtype  # float32 (float64 in the gradient tests)
@@ -131,18 +149,29 @@ class AtariQNetwork(ConvQNetwork):
     """The asynchronous-methods paper's network (Mnih et al. 2013/2016): 16 8x8 stride 4,
     32 4x4 stride 2, fully connected 256; for (4, 84, 84) frame stacks."""
 
-    def __init__(self, obs_shape: Sequence[int], n_actions: int) -> None:
-        super().__init__(obs_shape, n_actions, ((16, 8, 4), (32, 4, 2)), 256)
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, layer_norm: bool = False) -> None:
+        super().__init__(obs_shape, n_actions, ((16, 8, 4), (32, 4, 2)), 256, layer_norm)
+
+
+class NatureQNetwork(ConvQNetwork):
+    """The Nature DQN network (Mnih et al. 2015; PQN's too): 32 8x8 stride 4, 64 4x4 stride 2,
+    64 3x3 stride 1, fully connected 512; for (4, 84, 84) frame stacks."""
+
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, layer_norm: bool = False) -> None:
+        super().__init__(obs_shape, n_actions, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, layer_norm)
 
 
 class MinAtarQNetwork(ConvQNetwork):
     """MinAtar's DQN network (Young & Tian 2019): 16 3x3 stride 1, fully connected 128; for (C, 10, 10)."""
 
-    def __init__(self, obs_shape: Sequence[int], n_actions: int) -> None:
-        super().__init__(obs_shape, n_actions, ((16, 3, 1),), 128)
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, layer_norm: bool = False) -> None:
+        super().__init__(obs_shape, n_actions, ((16, 3, 1),), 128, layer_norm)
 
 
-NETWORKS = ("mlp", "atari", "minatar")
+NETWORKS = ("mlp", "atari", "nature", "minatar")
+_CONV_NETWORKS: dict[str, type[AtariQNetwork | NatureQNetwork | MinAtarQNetwork]] = {
+    "atari": AtariQNetwork, "nature": NatureQNetwork, "minatar": MinAtarQNetwork}
+_MIN_PIXELS = {"atari": 20, "nature": 36}  # the smallest image side whose convolutions leave >= 1 pixel
 
 
 def resolve_network(kind: str, obs_shape: Sequence[int]) -> str:
@@ -159,26 +188,27 @@ def resolve_network(kind: str, obs_shape: Sequence[int]) -> str:
     if kind == "mlp" and len(shape) != 1:
         raise ValueError(f"--network mlp needs a 1-D observation; this one is an image of shape {shape} "
                          "(use --network auto, atari or minatar)")
-    if kind in ("atari", "minatar") and len(shape) != 3:
+    if kind in _CONV_NETWORKS and len(shape) != 3:
         raise ValueError(f"--network {kind} needs an image observation; this one has shape {shape} (use mlp)")
-    if kind == "atari" and min(shape[1:]) < 20:
-        raise ValueError(f"--network atari needs images of at least 20x20 pixels, got {shape[1]}x{shape[2]}")
+    if kind in _MIN_PIXELS and min(shape[1:]) < _MIN_PIXELS[kind]:
+        side = _MIN_PIXELS[kind]
+        raise ValueError(f"--network {kind} needs images of at least {side}x{side} pixels, got {shape[1]}x{shape[2]}")
     if kind not in NETWORKS:
         raise ValueError(f"unknown network {kind!r}")
     return kind
 
 
 def build_network(kind: str, obs_shape: Sequence[int], n_actions: int, hidden_sizes: Sequence[int],
-                  seed: int) -> nn.Module:
+                  seed: int, layer_norm: bool = False) -> nn.Module:
     """The Q-network of `kind` (resolved with resolve_network), initialised from `seed`
-    without touching the global torch RNG. hidden_sizes apply to the MLP only."""
+    without touching the global torch RNG. hidden_sizes apply to the MLP only; `layer_norm` to all."""
     kind = resolve_network(kind, obs_shape)
     if kind == "mlp":
-        return build_model(int(obs_shape[0]), n_actions, hidden_sizes, seed)
+        return build_model(int(obs_shape[0]), n_actions, hidden_sizes, seed, layer_norm)
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        return AtariQNetwork(obs_shape, n_actions) if kind == "atari" else MinAtarQNetwork(obs_shape, n_actions)
+        return _CONV_NETWORKS[kind](obs_shape, n_actions, layer_norm)
     finally:
         torch.random.set_rng_state(gen_state)
 
@@ -207,7 +237,7 @@ def q_function(model: nn.Module, snapshot: bool = True) -> NumpyMLP | TorchQ:
 def q_function_from_weights(template: nn.Module, weights: dict[str, torch.Tensor]) -> NumpyMLP | TorchQ:
     """q_function of `template`'s architecture holding `weights` (a state dict, used as is)."""
     if isinstance(template, QNetwork):
-        return NumpyMLP([w.numpy() for w in weights.values()])
+        return NumpyMLP([w.numpy() for w in weights.values()], template.layer_norm)
     model = copy.deepcopy(template)
     model.load_state_dict(weights)
     return TorchQ(model)

@@ -49,7 +49,7 @@ def build_network(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> nn
     from asyncdqn.model import build_network as build
 
     try:
-        return build(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0)
+        return build(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0, cfg.layer_norm)
     except ValueError as exc:
         raise CheckpointError(f"cannot build the run's network: {exc}") from None
 
@@ -145,14 +145,18 @@ class Policy:
             actions = np.where(explore, g.integers(0, self.n_actions, len(actions)), actions)
         return int(actions[0]) if single else actions.astype(np.int64)
 
-    def evaluate(self, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, round_index: int = 0) -> EvalResult:
-        """Greedy returns over `episodes` freshly seeded episodes of the run's environment
-        (deterministic for (seed, round_index); the same protocol as the trainer's evaluations, with the
-        run's --eval-episode-seconds bound: a cut-short result says so in `complete`)."""
+    def evaluate(self, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, round_index: int = 0,
+                 epsilon: float | None = None) -> EvalResult:
+        """Returns over `episodes` freshly seeded episodes of the run's environment (deterministic for
+        (seed, round_index); the same protocol as the trainer's evaluations, with the run's
+        --eval-episode-seconds bound: a cut-short result says so in `complete`), acting with
+        `epsilon`: None takes the run's --eval-epsilon (0, greedy, unless the run set it)."""
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
+        eps = self.config.eval_epsilon if epsilon is None else epsilon
         return evaluate(self, self.env_id, episodes, seed, round_index, self.config.max_episode_steps,
-                        env_kwargs=self.config.env_kwargs, episode_seconds=self.config.eval_episode_seconds)
+                        env_kwargs=self.config.env_kwargs, episode_seconds=self.config.eval_episode_seconds,
+                        epsilon=eps)
 
 
 def _checkpoint_path(run: Any, which: str) -> Path:

@@ -6,6 +6,7 @@ are chosen with `--preset NAME` and applied over the environment preset.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from asyncdqn.errors import ConfigError
@@ -77,18 +78,23 @@ _PIXELS: dict[str, Any] = {
     "eval_every_steps": 250_000,
     "checkpoint_every": 1_000_000,
 }
+# Every ALE/<Game>-v5 id takes this family preset (env_preset); a game refined by measurement
+# gets its own entry in ENV_PRESETS. Adam lr 1e-4 with Rainbow's eps 1.5e-4 keeps Pong's first
+# conv layer alive; evaluations act with DQN's epsilon 0.05 (docs/presets.md, docs/pixels.md).
+ATARI_PRESET: dict[str, Any] = {
+    **_PIXELS,
+    "lr": 1e-4,
+    "adam_eps": 1.5e-4,
+    "eps_anneal_steps": 1_000_000,  # 4M frames
+    "target_update_steps": 10_000,  # 40k frames
+    "max_steps": 10_000_000,  # 40M frames: a budget, not a measured solve time
+    "eval_episodes": 5,
+    "screen_episodes": 5,
+    "eval_epsilon": 0.05,
+}
 for _game in ("Pong", "Breakout"):
-    # Adam lr 1e-4 with Rainbow's eps 1.5e-4 keeps Pong's first conv layer alive (docs/presets.md).
-    ENV_PRESETS[f"ALE/{_game}-v5"] = {
-        **_PIXELS,
-        "lr": 1e-4,
-        "adam_eps": 1.5e-4,
-        "eps_anneal_steps": 1_000_000,  # 4M frames
-        "target_update_steps": 10_000,  # 40k frames
-        "max_steps": 10_000_000,  # 40M frames: a budget, not a measured solve time
-        "eval_episodes": 5,
-        "screen_episodes": 5,
-    }
+    ENV_PRESETS[f"ALE/{_game}-v5"] = dict(ATARI_PRESET)
+ATARI_ID = re.compile(r"ALE/[A-Za-z0-9]+-v5")  # the ids the Atari family preset applies to
 MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 for _game in MINATAR_GAMES:
     # Adam, not the paper's RMSProp (1M-step probes, docs/presets.md); epsilon anneals over 5 % of the budget.
@@ -225,7 +231,10 @@ def preset_algo_note(env_id: str, overrides: dict[str, Any]) -> str | None:
 
 
 def env_preset(env_id: str) -> dict[str, Any]:
-    """The tuned settings for `env_id`, or {} for environments without a preset."""
+    """The tuned settings for `env_id` (any ALE/<Game>-v5: the Atari family's, unless the game has its
+    own), or {} for environments without a preset."""
+    if env_id not in ENV_PRESETS and ATARI_ID.fullmatch(env_id):
+        return dict(ATARI_PRESET)
     return dict(ENV_PRESETS.get(env_id, {}))
 
 

@@ -52,10 +52,10 @@ def available_memory() -> int:
         return 2**40  # unknown: do not refuse on memory
 
 
-def mlp_params(obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...]) -> int:
-    """Parameters of the MLP Q-network (weights and biases)."""
+def mlp_params(obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...], layer_norm: bool = False) -> int:
+    """Parameters of the MLP Q-network (weights and biases; with LayerNorm, a gain and a shift per hidden unit)."""
     widths = (obs_dim, *hidden_sizes, n_actions)
-    return sum(a * b + b for a, b in itertools.pairwise(widths))
+    return sum(a * b + b for a, b in itertools.pairwise(widths)) + (2 * sum(hidden_sizes) if layer_norm else 0)
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,10 @@ def network_params(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> i
 
     try:
         if resolve_network(cfg.network, obs_shape) == "mlp":
-            return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes)
+            return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes, cfg.layer_norm)
         from asyncdqn.model import build_network
 
-        net = build_network(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0)
+        net = build_network(cfg.network, obs_shape, n_actions, cfg.hidden_sizes, 0, cfg.layer_norm)
     except ValueError as exc:  # a network kind that does not fit the observations
         raise ConfigError(f"network: {exc}") from None
     return sum(p.numel() for p in net.parameters())

@@ -12,7 +12,7 @@ import pytest
 
 from asyncdqn.envs import check_spaces, make_env
 from asyncdqn.envs import pixels as envs_pixels
-from asyncdqn.envs.pixels import EpisodicLife, ImageToChannelsFirst, atari_preprocessing, channels_last
+from asyncdqn.envs.pixels import EpisodicLife, FireReset, ImageToChannelsFirst, atari_preprocessing, channels_last
 from asyncdqn.errors import EnvError
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
@@ -84,11 +84,12 @@ class FakeAtari(gym.Env):  # type: ignore[type-arg]
         return self.screen(), reward, over, False, {}
 
 
-def _chain(game: FakeAtari, learning: bool, noop_max: int = 0) -> gym.Env:  # type: ignore[type-arg]
+def _chain(game: FakeAtari, learning: bool, noop_max: int = 0,
+           fire_reset: bool = False) -> gym.Env:  # type: ignore[type-arg]
     old = envs_pixels.NOOP_MAX
     envs_pixels.NOOP_MAX = noop_max  # the scripted frames are easier to follow without no-op starts
     try:
-        return atari_preprocessing(game, learning)
+        return atari_preprocessing(game, learning, fire_reset=fire_reset)
     finally:
         envs_pixels.NOOP_MAX = old
 
@@ -152,6 +153,40 @@ def test_game_over_resets_the_emulator_and_evaluation_plays_whole_games() -> Non
     plain.reset(seed=0)
     terms = [plain.step(0)[2] for _ in range(3)]
     assert terms == [False, False, True]  # lives lost mid-game do not end an evaluation episode
+
+
+def test_fire_reset_presses_fire_on_reset_and_after_each_lost_life() -> None:
+    """FIRE (action 1 of the fake) for one agent step at reset and right after the step that lost a
+    life, its frames and reward part of that step; in evaluation the game plays on to its end."""
+    game = FakeAtari(rewards=[0.0] * 8 + [0.0, 0.0, 2.0, 0.0], life_loss_frames=(6, 14), lives=2)
+    env = _chain(game, learning=False, fire_reset=True)
+    env.reset(seed=0)
+    assert game.actions == [1] * 4 and game.frame == 4
+    _, reward, term, _, _ = env.step(2)  # frames 5-8: the life is lost at frame 6, then FIRE (frames 9-12)
+    assert game.actions == [1] * 4 + [2] * 4 + [1] * 4
+    assert reward == 2.0 and not term  # the FIRE step's reward belongs to this step
+    _, _, term, _, _ = env.step(0)  # frames 13-14: the last life goes at 14: game over (the skip stops), no FIRE
+    assert term and game.actions[12:] == [0, 0]
+
+    game = FakeAtari(life_loss_frames=(10,), lives=3)  # learning: EpisodicLife above FireReset
+    env = _chain(game, learning=True, fire_reset=True)
+    env.reset(seed=0)
+    _, _, term, _, _ = env.step(0)
+    assert not term
+    _, _, term, _, _ = env.step(0)  # loses the life, FIRE follows within the step
+    assert term and game.actions[-4:] == [1] * 4
+    env.reset()  # the learner's next episode continues the game with one no-op step
+    assert game.hard_resets == 1 and game.actions[-4:] == [0] * 4
+    assert not any(isinstance(w, FireReset) for w in _wrappers(_chain(FakeAtari(), learning=False)))
+
+
+def _wrappers(env: gym.Env) -> list[gym.Env]:  # type: ignore[type-arg]
+    out = []
+    e: Any = env
+    while isinstance(e, gym.Wrapper):
+        out.append(e)
+        e = e.env
+    return out
 
 
 def test_noop_starts_take_1_to_30_noops() -> None:
@@ -252,7 +287,7 @@ def test_real_ale_learning_and_evaluation_chains() -> None:
         while hasattr(e, "env"):
             names.append(type(e).__name__)
             e = e.env
-        assert names[:4] == ["FrameStackObservation", "ClipReward", "EpisodicLife", "AtariPreprocessing"]
+        assert names[:5] == ["FrameStackObservation", "ClipReward", "EpisodicLife", "FireReset", "AtariPreprocessing"]
     finally:
         env.close()
     plain = make_env("ALE/Breakout-v5", max_episode_steps=7)
@@ -273,6 +308,38 @@ def test_real_ale_learning_and_evaluation_chains() -> None:
         assert steps == 7  # --max-episode-steps counts agent steps, above the frame skip
     finally:
         plain.close()
+
+
+@NEEDS_ALE
+def test_real_breakout_without_fire_ends_its_game_thanks_to_fire_reset() -> None:
+    """An agent that never presses FIRE: with FireReset (every game whose actions include FIRE) the
+    whole game of 5 lives ends within a few hundred agent steps; without it, the ball is never served."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    rng = np.random.default_rng(0)
+
+    def steps_to_end(env: gym.Env, cap: int) -> int:  # type: ignore[type-arg]
+        env.reset(seed=3)
+        for n in range(1, cap + 1):
+            if any(env.step(int(rng.choice([0, 2, 3])))[2:4]):  # NOOP, RIGHT, LEFT
+                return n
+        return cap + 1
+
+    env = make_env("ALE/Breakout-v5")
+    bare = atari_preprocessing(gym.make("ALE/Breakout-v5", frameskip=1), learning=False)
+    try:
+        assert any(isinstance(w, FireReset) for w in _wrappers(env))
+        assert steps_to_end(env, 2000) <= 2000
+        assert steps_to_end(bare, 600) == 601
+    finally:
+        env.close()
+        bare.close()
+    no_fire = make_env("ALE/MsPacman-v5")  # no FIRE action: no FireReset
+    try:
+        assert not any(isinstance(w, FireReset) for w in _wrappers(no_fire))
+    finally:
+        no_fire.close()
 
 
 @NEEDS_ALE

@@ -30,6 +30,11 @@ Backward, with g the gradient of the layer's output (relu'(0) = 0, as torch):
             g_cols = W^T g, added back onto the input's pixels (col2im, one strided add per
             kernel offset) and masked by [x_in > 0]; not needed below the first conv.
 
+With LayerNorm (ConvQNetwork(layer_norm=True)), every conv output z (O, OH, OW, B), read as
+(O*OH*OW, B), and the hidden dense layer's z (out, B) are normalised per sample over their
+features (axis 0) with learnable gain and shift before the ReLU: algo/mlp_grad.py's layer_norm
+and layer_norm_backward, in this layout.
+
 `tests/algo/test_conv_grad.py` checks forward and gradients against the torch module and
 autograd, and against float64 finite differences.
 """
@@ -40,7 +45,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from asyncdqn.algo.mlp_grad import td_error_loss
+from asyncdqn.algo.mlp_grad import layer_norm, layer_norm_backward, td_error_loss
 
 
 def _out_size(size: int, kernel: int, stride: int) -> int:
@@ -74,21 +79,31 @@ class NumpyConvQ:
     """Q-values and the TD-loss gradient of a ConvQNetwork over a list of numpy parameter arrays.
 
     `arrays` are in model.parameters() order: (weight (O, C, kh, kw), bias) per conv layer, then
-    (weight (out, in), bias) per linear layer; `strides` gives (sh, sw) per conv layer (no
+    (weight (out, in), bias) per linear layer; with `layer_norm`, every layer but the last also has
+    its LayerNorm's (gain, shift) after its bias. `strides` gives (sh, sw) per conv layer (no
     padding, no dilation). The arrays may be views of shared torch parameters: read in place,
     Hogwild-style, like the torch forward of the shared module.
     """
 
-    def __init__(self, arrays: Sequence[np.ndarray], strides: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, arrays: Sequence[np.ndarray], strides: Sequence[tuple[int, int]],
+                 layer_norm: bool = False) -> None:
         n_conv = len(strides)
-        if n_conv < 1 or len(arrays) % 2 or len(arrays) < 2 * n_conv + 2:
-            raise ValueError("expected (weight, bias) pairs: one per conv layer, then at least one linear layer")
-        for i, w in enumerate(arrays[0::2]):
-            if w.ndim != (4 if i < n_conv else 2):
-                raise ValueError(f"layer {i}: weight of shape {w.shape} does not fit {n_conv} conv layers")
+        per = 4 if layer_norm else 2  # arrays per layer but the last
+        n_layers = (len(arrays) - 2) // per + 1
+        if n_conv < 1 or len(arrays) < 2 or (len(arrays) - 2) % per or n_layers < n_conv + 1:
+            raise ValueError("expected (weight, bias) pairs" + (", each but the last followed by (gain, shift)"
+                             if layer_norm else "") + ": one per conv layer, then at least one linear layer")
+        # per layer: the indices of its (weight, bias) and of its LayerNorm's (gain, shift) (None if it has none)
+        self._idx: list[tuple[int, int, tuple[int, int] | None]] = [
+            (per * i, per * i + 1, (per * i + 2, per * i + 3) if layer_norm and i < n_layers - 1 else None)
+            for i in range(n_layers)]
+        for i, (wi, _, _) in enumerate(self._idx):
+            if arrays[wi].ndim != (4 if i < n_conv else 2):
+                raise ValueError(f"layer {i}: weight of shape {arrays[wi].shape} does not fit {n_conv} conv layers")
         self.arrays = list(arrays)
         self.strides = [(int(sh), int(sw)) for sh, sw in strides]
         self.n_conv = n_conv
+        self.layer_norm = layer_norm
         self.dtype = arrays[0].dtype
         self._scale = self.dtype.type(255)
 
@@ -100,30 +115,48 @@ class NumpyConvQ:
         x /= self._scale
         return x
 
-    def _forward(self, obs: np.ndarray, keep: list[np.ndarray] | None) -> np.ndarray:
+    def _norm(self, z: np.ndarray, layer: int, norms: list[tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
+        """z (features, B) through the layer's LayerNorm, if it has one (its (u, r) kept in `norms`)."""
+        ln = self._idx[layer][2]
+        if ln is None:
+            return z
+        y, u, r = layer_norm(z, self.arrays[ln[0]], self.arrays[ln[1]], axis=0)
+        if norms is not None:
+            norms.append((u, r))
+        return y
+
+    def _forward(self, obs: np.ndarray, keep: list[np.ndarray] | None,
+                 norms: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
         """Q-values as (actions, B). With `keep`, appends what backward needs: per conv layer its
-        input (C, H, W, B) and its cols, then per linear layer its input (in, B)."""
+        input (C, H, W, B) and its cols, then per linear layer its input (in, B); with `norms`, every
+        LayerNorm's (u, r) in layer order."""
         x = self._input(obs)
         batch = obs.shape[0]
         arrays = self.arrays
         for layer, (sh, sw) in enumerate(self.strides):
-            w, b = arrays[2 * layer], arrays[2 * layer + 1]
+            wi, bi, _ = self._idx[layer]
+            w, b = arrays[wi], arrays[bi]
             o, _, kh, kw = w.shape
             cols = _im2col(x, kh, kw, sh, sw)
             if keep is not None:
                 keep += [x, cols]
             z = w.reshape(o, -1) @ cols  # (O, OH*OW*B)
             z += b[:, None]
+            oh, ow = _out_size(x.shape[1], kh, sh), _out_size(x.shape[2], kw, sw)
+            if self.layer_norm:  # over each sample's (O, OH, OW)
+                z = self._norm(z.reshape(-1, batch), layer, norms)
             np.maximum(z, 0.0, out=z)
-            x = z.reshape(o, _out_size(x.shape[1], kh, sh), _out_size(x.shape[2], kw, sw), batch)
+            x = z.reshape(o, oh, ow, batch)
         h = x.reshape(-1, batch)  # torch's Flatten order: (channel, row, column)
-        n_layers = len(arrays) // 2
+        n_layers = len(self._idx)
         for layer in range(self.n_conv, n_layers):
             if keep is not None:
                 keep.append(h)
-            h = arrays[2 * layer] @ h
-            h += arrays[2 * layer + 1][:, None]
+            wi, bi, _ = self._idx[layer]
+            h = arrays[wi] @ h
+            h += arrays[bi][:, None]
             if layer < n_layers - 1:
+                h = self._norm(h, layer, norms)
                 np.maximum(h, 0.0, out=h)
         return h
 
@@ -132,6 +165,15 @@ class NumpyConvQ:
         """Q-values (B, actions) of a batch of (C, H, W) observations, no gradient."""
         return np.ascontiguousarray(self._forward(obs, None).T)
 
+    def _norm_backward(self, g: np.ndarray, layer: int, norms: list[tuple[np.ndarray, np.ndarray]],
+                       grads: Sequence[np.ndarray]) -> np.ndarray:
+        """g (features, B) back through the layer's LayerNorm, if it has one (gain/shift gradients into grads)."""
+        ln = self._idx[layer][2]
+        if ln is None:
+            return g
+        u, r = norms[layer]
+        return layer_norm_backward(g, u, r, self.arrays[ln[0]], 0, grads[ln[0]], grads[ln[1]])
+
     @np.errstate(all="ignore")
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str,
                        grads: Sequence[np.ndarray]) -> float:
@@ -139,32 +181,38 @@ class NumpyConvQ:
         written into `grads` (same shapes and order, overwritten). Returns the loss value (may be
         non-finite: the caller decides what that means)."""
         keep: list[np.ndarray] = []
-        q = self._forward(obs, keep)  # (A, B)
+        norms: list[tuple[np.ndarray, np.ndarray]] = []  # one per layer but the last, with LayerNorm
+        q = self._forward(obs, keep, norms)  # (A, B)
         batch = obs.shape[0]
         cols_idx = np.arange(batch)
         value, dq = td_error_loss(q[actions, cols_idx] - targets, loss)
         g = np.zeros_like(q)
         g[actions, cols_idx] = dq / batch
         arrays = self.arrays
-        n_layers = len(arrays) // 2
+        n_layers = len(self._idx)
         for layer in range(n_layers - 1, self.n_conv - 1, -1):  # linear layers, last first
             h_in = keep[self.n_conv + layer]  # after the 2 entries per conv layer, one per linear layer
-            w = arrays[2 * layer]
-            np.matmul(g, h_in.T, out=grads[2 * layer])
-            np.sum(g, axis=1, out=grads[2 * layer + 1])
+            wi, bi, _ = self._idx[layer]
+            w = arrays[wi]
+            np.matmul(g, h_in.T, out=grads[wi])
+            np.sum(g, axis=1, out=grads[bi])
             g = w.T @ g
             g *= h_in > 0  # below the first linear layer: the flattened relu output of the last conv
+            g = self._norm_backward(g, layer - 1, norms, grads)
         for layer in range(self.n_conv - 1, -1, -1):  # conv layers
             x_in, cols = keep[2 * layer], keep[2 * layer + 1]
-            w = arrays[2 * layer]
+            wi, bi, _ = self._idx[layer]
+            w = arrays[wi]
             o = w.shape[0]
             g = g.reshape(o, -1)  # (O, OH*OW*B)
             # dW = g cols^T, computed as (cols g^T)^T: OpenBLAS is ~1.5x faster on that shape (long
             # inner dimension OH*OW*B, tiny output), and the (C*kh*kw, O) result is copied over.
-            np.copyto(grads[2 * layer].reshape(o, -1), (cols @ g.T).T)
-            np.sum(g, axis=1, out=grads[2 * layer + 1])
+            np.copyto(grads[wi].reshape(o, -1), (cols @ g.T).T)
+            np.sum(g, axis=1, out=grads[bi])
             if layer > 0:
                 sh, sw = self.strides[layer]
                 g = _col2im(w.reshape(o, -1).T @ g, x_in.shape, w.shape[2], w.shape[3], sh, sw)
                 g *= x_in > 0
+                if self.layer_norm:
+                    g = self._norm_backward(g.reshape(-1, batch), layer - 1, norms, grads)
         return value

@@ -339,6 +339,149 @@ def n_step_q_learn(target_flat: np.ndarray, flat: np.ndarray, sizes: np.ndarray,
     return loss, max_abs
 
 
+# ------------------------------------------------------- MLPs with LayerNorm (--layer-norm)
+# The flat layout of model.QNetwork(layer_norm=True): [W_1, b_1, gain_1, shift_1, ..., W_L, b_L]
+# (a gain and a shift after the bias of every hidden layer); the math of algo/mlp_grad.py's
+# layer_norm / layer_norm_backward, per row, LayerNorm eps 1e-5 (torch's).
+_LN_EPS = np.float32(1e-5)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _layer_norm_relu(z: np.ndarray, flat: np.ndarray, g0: int, u: np.ndarray, r: np.ndarray) -> None:
+    """z (rows, n) in place: LayerNorm of each row with gain flat[g0:g0+n] and shift flat[g0+n:g0+2n],
+    then ReLU; the normalised rows go to u, 1/std per row to r (what the backward needs)."""
+    n = z.shape[1]
+    for row in range(z.shape[0]):
+        mean = np.float32(0.0)
+        for j in range(n):
+            mean += z[row, j]
+        mean /= n
+        var = np.float32(0.0)
+        for j in range(n):
+            d = z[row, j] - mean
+            var += d * d
+        var /= n
+        rstd = np.float32(1.0) / np.sqrt(var + _LN_EPS)
+        r[row] = rstd
+        for j in range(n):
+            uj = (z[row, j] - mean) * rstd
+            u[row, j] = uj
+            y = flat[g0 + j] * uj + flat[g0 + n + j]
+            z[row, j] = 0.0 if y < 0.0 else y  # NaN passes through, as np.maximum / torch
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def forward_ln(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Q-values (rows, out) of the LayerNorm MLP in `flat` for observations x (rows, in), float32."""
+    h = x
+    off = 0
+    n_layers = sizes.shape[0] - 1
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        h = _dense(h, flat, off, n_in, n_out, False)
+        off += n_out * n_in + n_out
+        if layer < n_layers - 1:
+            _layer_norm_relu(h, flat, off, np.empty_like(h), np.empty(h.shape[0], np.float32))
+            off += 2 * n_out
+    return h
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def act_drawn_ln(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                 random_actions: np.ndarray) -> np.ndarray:
+    """act_drawn of the LayerNorm MLP."""
+    q = forward_ln(flat, sizes, x)
+    actions = np.empty(q.shape[0], np.int64)
+    for k in range(q.shape[0]):
+        actions[k] = random_actions[k] if uniforms[k] < eps[k] else _argmax(q[k])
+    return actions
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def td_loss_and_grad_ln(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, actions: np.ndarray,
+                        targets: np.ndarray, huber: bool, grad: np.ndarray) -> float:
+    """td_loss_and_grad of the LayerNorm MLP (mlp_grad.td_loss_and_grads with norms is the reference)."""
+    batch = x.shape[0]
+    n_layers = sizes.shape[0] - 1
+    offsets = np.zeros(n_layers, np.int64)  # where each layer's W starts; its gain at W + out*in + out
+    inputs = [x]  # the input of each layer (post-ReLU activations of the one below)
+    us = [x]  # LayerNorm's normalised rows, per hidden layer at index layer + 1 (index 0 unused)
+    rs = [np.empty(1, np.float32)]  # and its 1/std per row
+    h = x
+    off = 0
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        offsets[layer] = off
+        h = _dense(h, flat, off, n_in, n_out, False)
+        off += n_out * n_in + n_out
+        if layer < n_layers - 1:
+            u = np.empty_like(h)
+            r = np.empty(batch, np.float32)
+            _layer_norm_relu(h, flat, off, u, r)
+            us.append(u)
+            rs.append(r)
+            inputs.append(h)
+            off += 2 * n_out
+
+    g = np.zeros_like(h)  # dloss/dQ: non-zero only at the taken actions
+    loss = 0.0
+    for row in range(batch):
+        d = h[row, actions[row]] - targets[row]
+        if huber:
+            a = abs(d)
+            c = min(a, 1.0)
+            loss += c * (a - 0.5 * c)
+            g[row, actions[row]] = max(min(d, 1.0), -1.0) / batch
+        else:
+            loss += d * d
+            g[row, actions[row]] = 2.0 * d / batch
+
+    for layer in range(n_layers - 1, -1, -1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        off = offsets[layer]
+        h_in = inputs[layer]
+        gw = grad[off:off + n_out * n_in].reshape((n_out, n_in))
+        np.dot(g.T, h_in, gw)  # dW = g^T h_in
+        b0 = off + n_out * n_in
+        for o in range(n_out):
+            s = np.float32(0.0)
+            for row in range(batch):
+                s += g[row, o]
+            grad[b0 + o] = s
+        if layer > 0:
+            w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
+            g_in = np.dot(g, w)  # through W, then ReLU' (0 where the unit was off, as torch)
+            for row in range(batch):
+                for i in range(n_in):
+                    if not h_in[row, i] > 0.0:
+                        g_in[row, i] = 0.0
+            # then back through the LayerNorm of the layer below (its gain and shift follow its bias)
+            u, r = us[layer], rs[layer]
+            g0 = offsets[layer - 1] + n_in * sizes[layer - 1] + n_in
+            for i in range(n_in):
+                sg = np.float32(0.0)
+                ss = np.float32(0.0)
+                for row in range(batch):
+                    sg += g_in[row, i] * u[row, i]
+                    ss += g_in[row, i]
+                grad[g0 + i] = sg
+                grad[g0 + n_in + i] = ss
+            for row in range(batch):
+                m1 = np.float32(0.0)
+                m2 = np.float32(0.0)
+                for i in range(n_in):
+                    gx = g_in[row, i] * flat[g0 + i]
+                    g_in[row, i] = gx
+                    m1 += gx
+                    m2 += gx * u[row, i]
+                m1 /= n_in
+                m2 /= n_in
+                for i in range(n_in):
+                    g_in[row, i] = r[row] * (g_in[row, i] - m1 - u[row, i] * m2)
+            g = g_in
+    return float(loss / batch)
+
+
 def layer_sizes(weight_shapes: list[tuple[int, ...]]) -> np.ndarray:
     """[in, h_1, ..., out] of an MLP from its weights' (out, in) shapes; ValueError if they do not chain."""
     sizes = [weight_shapes[0][1]]
@@ -373,6 +516,11 @@ def warm() -> None:
     n_step_q_learn(flat, flat, sizes, np.zeros((3, 2, 2), dtype=np.float32), np.zeros((2, 2, 2), dtype=np.float32),
                    np.zeros((2, 2), dtype=np.int64), x, flags, flags, np.float32(0.9), True, True, flat.copy(),
                    np.float32(1.0), 1.0)
+    ln_flat = np.zeros(2 * 3 + 3 + 2 * 3 + 3 * 2 + 2, dtype=np.float32)  # with LayerNorm: + gain, shift
+    forward_ln(ln_flat, sizes, x)
+    act_drawn_ln(ln_flat, sizes, x, np.zeros(2), np.zeros(2), np.zeros(2, dtype=np.int64))
+    td_loss_and_grad_ln(ln_flat, sizes, x, np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.float32), True,
+                        np.zeros_like(ln_flat))
     for obs_dtype in (np.float32, np.uint8):  # vector observations, and images kept as uint8
         record_step(0, actions, np.zeros((2, 2), dtype=obs_dtype), np.zeros(2, dtype=np.float32), flags[0],
                     flags[0], np.zeros((1, 2), dtype=np.int64), np.zeros((2, 2, 2), dtype=obs_dtype),

@@ -36,7 +36,7 @@ def make_optimizer(cfg: Config, model: torch.nn.Module, lock: Any = None) -> Sha
 def build_shared(cfg: Config, spec: EnvSpec) -> SharedTraining:
     """The online network, its target copy and the shared optimizer, all in shared memory."""
     try:
-        model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed)
+        model = build_network(cfg.network, spec.shape, spec.n_actions, cfg.hidden_sizes, cfg.seed, cfg.layer_norm)
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
     shared = share_training(cfg, model)

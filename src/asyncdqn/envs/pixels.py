@@ -10,13 +10,16 @@ wrappers (`make_atari`):
     gym.make(id, frameskip=1)            ALE v5 skips 4 frames itself: turned off here so that
                                          AtariPreprocessing skips them and max-pools the last two
     AtariPreprocessing(noop_max=30, frame_skip=4, screen_size=84, grayscale, uint8)
+    FireReset                            games whose action meanings include FIRE: press it at the
+                                         start of a game and after each lost life (the game waits)
     EpisodicLife                         learning only: a lost life is terminal, the game goes on
     ClipReward(-1, 1)                    learning only
     FrameStackObservation(4)             -> (4, 84, 84) uint8
     TimeLimit(max_episode_steps)         if given: counts agent steps (4 frames each)
 
 Evaluation and rendering use the same chain without the two learning-only
-wrappers: whole games, raw score. One agent step is 4 emulator frames.
+wrappers: whole games, raw score. One agent step is 4 emulator frames (5 agent steps' worth of
+frames, 4 of them hidden, when FireReset presses FIRE after a lost life).
 
 Atari RAM (`--env-kwargs '{"obs_type": "ram"}'`) keeps ALE's own frame skip and
 goes through the MLP path, scaled to [0, 1] float32 (128 inputs).
@@ -91,6 +94,51 @@ def frames_per_step(env_id: str, env_kwargs: dict[str, Any] | None = None) -> in
     return int(kw.get("frameskip", FRAME_SKIP))
 
 
+def has_fire(env: gym.Env) -> bool:
+    """Does the ALE game behind `env` have a FIRE action (its action meanings, as ale-py reports them)?"""
+    meanings = getattr(env.unwrapped, "get_action_meanings", None)
+    return meanings is not None and "FIRE" in meanings()
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE at the start of every game and after every lost life while the game goes on.
+
+    Games such as Breakout wait for FIRE to serve: an agent that has not learned to press it (a
+    greedy one early in training) would play on until ALE's 108,000-frame cap, and an evaluation
+    of it would take minutes and score nothing. This is the FireResetEnv of OpenAI Baselines and
+    Stable-Baselines3 (which press it on reset; here also after a lost life, so evaluations of
+    whole games are covered too), applied to every game whose action meanings include FIRE. The
+    FIRE step after a lost life is part of the step that lost it (its frames and reward are added);
+    the one on reset is part of the reset.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.fire = list(env.unwrapped.get_action_meanings()).index("FIRE")  # type: ignore[attr-defined]
+        self.lives = 0
+
+    def _lives(self) -> int:
+        return int(self.env.unwrapped.ale.lives())  # type: ignore[attr-defined]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self.env.reset(seed=seed, options=options)
+        obs, _, terminated, truncated, info = self.env.step(self.fire)
+        if terminated or truncated:  # the game ended on its first step: start it again, without FIRE
+            obs, info = self.env.reset(options=options)
+        self.lives = self._lives()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self._lives()
+        if lives < self.lives and not (terminated or truncated):
+            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire)
+            reward = float(reward) + float(fire_reward)
+            lives = self._lives()
+        self.lives = lives
+        return obs, reward, bool(terminated), bool(truncated), info
+
+
 class EpisodicLife(gym.Wrapper):
     """A lost life ends the episode for the learner while the game goes on (DQN's rule).
 
@@ -138,21 +186,28 @@ def make_atari(env_id: str, max_episode_steps: int | None, learning: bool, kwarg
         high = float(np.asarray(env.observation_space.high).max())  # type: ignore[attr-defined]
         space = gym.spaces.Box(0.0, 1.0, env.observation_space.shape, np.float32)
         env = TransformObservation(env, lambda o: np.asarray(o, dtype=np.float32) / high, space)
+        if has_fire(env):
+            env = FireReset(env)
         if learning:
             env = ClipReward(env, -1.0, 1.0)
     else:
         skip = int(kwargs.pop("frameskip", FRAME_SKIP))
         kwargs.pop("obs_type", None)  # AtariPreprocessing reads the screen itself (grayscale)
-        env = atari_preprocessing(gym.make(env_id, frameskip=1, **kwargs), learning, skip)
+        base = gym.make(env_id, frameskip=1, **kwargs)
+        env = atari_preprocessing(base, learning, skip, fire_reset=has_fire(base))
     if max_episode_steps is not None:
         env = TimeLimit(env, max_episode_steps)
     return env
 
 
-def atari_preprocessing(env: gym.Env, learning: bool, frame_skip: int = FRAME_SKIP) -> gym.Env:
-    """The paper's preprocessing of an ALE env created with frameskip=1 (see the module docstring)."""
+def atari_preprocessing(env: gym.Env, learning: bool, frame_skip: int = FRAME_SKIP,
+                        fire_reset: bool = False) -> gym.Env:
+    """The paper's preprocessing of an ALE env created with frameskip=1 (see the module docstring);
+    `fire_reset` adds FireReset (make_atari: for the games that have FIRE)."""
     env = AtariPreprocessing(env, noop_max=NOOP_MAX, frame_skip=frame_skip, screen_size=SCREEN,
                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    if fire_reset:
+        env = FireReset(env)
     if learning:
         env = ClipReward(EpisodicLife(env), -1.0, 1.0)
     return FrameStackObservation(env, FRAME_STACK)

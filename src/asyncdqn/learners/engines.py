@@ -36,7 +36,7 @@ from torch import nn
 
 from asyncdqn.algo.conv_grad import NumpyConvQ
 from asyncdqn.algo.exploration import epsilon_greedy_drawn
-from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
+from asyncdqn.algo.mlp_grad import LN_EPS, clip_grad_norm, split_mlp_arrays, td_loss_and_grads
 from asyncdqn.algo.optim import flat_of, split_flat
 from asyncdqn.algo.targets import td_loss
 from asyncdqn.model import ConvQNetwork, MinAtarQNetwork, NumpyMLP, QNetwork, TorchQ
@@ -102,22 +102,33 @@ class NumpyMLPEngine(_FlatGrads):
         super().__init__(list(model.parameters()))
         self.online = NumpyMLP.view_of(model)  # acting reads the shared weights in place
         # Weights are views of the shared parameters.
-        self._weights = [p.detach().numpy() for p in self._params[0::2]]
-        self._biases = [p.detach().numpy() for p in self._params[1::2]]
+        ln = model.layer_norm
+        self._weights, self._biases, self._norms = split_mlp_arrays([p.detach().numpy() for p in self._params], ln)
+        self._grad_w, self._grad_b, self._grad_norms = split_mlp_arrays(self._grad_arrays, ln)
         self.target_arrays = [p.detach().numpy().copy() for p in self._params]
-        self.target = NumpyMLP(self.target_arrays)
+        self.target = NumpyMLP(self.target_arrays, ln)
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
         """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
         return td_loss_and_grads(self._weights, self._biases, obs, actions, targets, loss,
-                                 self._grad_arrays[0::2], self._grad_arrays[1::2])
+                                 self._grad_w, self._grad_b, self._norms, self._grad_norms)
+
+
+def _plain_norm(m: nn.Module, layer_norm: bool) -> bool:
+    """Is `m` not a LayerNorm, or one algo/conv_grad.py computes (learnable gain and shift, eps LN_EPS),
+    in a network built with layer_norm?"""
+    if not isinstance(m, nn.LayerNorm):
+        return True
+    return layer_norm and m.elementwise_affine and m.bias is not None and m.eps == LN_EPS
 
 
 def conv_strides(model: nn.Module) -> list[tuple[int, int]] | None:
     """(sh, sw) per conv layer if `model` is a ConvQNetwork that algo/conv_grad.py computes exactly
-    (plain valid convolutions, ReLU after each layer); else None."""
+    (plain valid convolutions, ReLU after each layer, LayerNorm before each ReLU iff
+    model.layer_norm); else None."""
     if not isinstance(model, ConvQNetwork):
         return None
+    ln = model.layer_norm
     strides: list[tuple[int, int]] = []
     for m in model.features:
         if isinstance(m, nn.Conv2d):
@@ -125,9 +136,13 @@ def conv_strides(model: nn.Module) -> list[tuple[int, int]] | None:
                     or m.padding_mode != "zeros"):
                 return None
             strides.append((int(m.stride[0]), int(m.stride[1])))
-        elif not isinstance(m, nn.ReLU | nn.Flatten):
+        elif not isinstance(m, nn.ReLU | nn.Flatten | nn.LayerNorm) or not _plain_norm(m, ln):
             return None
-    if not all(isinstance(m, nn.ReLU) or (isinstance(m, nn.Linear) and m.bias is not None) for m in model.head):
+    if not all(isinstance(m, nn.ReLU) or (isinstance(m, nn.Linear) and m.bias is not None)
+               or (isinstance(m, nn.LayerNorm) and _plain_norm(m, ln)) for m in model.head):
+        return None
+    n_norms = sum(isinstance(m, nn.LayerNorm) for m in model.modules())
+    if n_norms != (len(strides) + 1 if ln else 0):  # one per conv layer and one in the head
         return None
     return strides or None
 
@@ -141,10 +156,10 @@ class NumpyConvEngine(_FlatGrads):
             raise ValueError(f"{type(model).__name__} is not a plain ConvQNetwork (see conv_strides)")
         super().__init__(list(model.parameters()))
         # Acting and the loss read the shared weights in place (views); the target copy is local.
-        self._conv = NumpyConvQ([p.detach().numpy() for p in self._params], strides)
+        self._conv = NumpyConvQ([p.detach().numpy() for p in self._params], strides, model.layer_norm)
         self.online = self._conv
         self.target_arrays = [p.detach().numpy().copy() for p in self._params]
-        self.target = NumpyConvQ(self.target_arrays, strides)
+        self.target = NumpyConvQ(self.target_arrays, strides, model.layer_norm)
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
         """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
@@ -220,6 +235,53 @@ class JitMLPEngine(_FlatGrads):
         return targets
 
 
+class JitLayerNormMLPEngine(_FlatGrads):
+    """NumpyMLPEngine's LayerNorm math (--layer-norm) as compiled kernels (algo/jit.py's *_ln kernels)
+    over the flat shared parameters. Acting, the target copy's Q-values and the TD gradient are one
+    call each; the n-step targets and the worker's step loop run on the worker's step-by-step path
+    (JitMLPEngine's fused path is for MLPs without LayerNorm)."""
+
+    def __init__(self, model: QNetwork, flat: np.ndarray) -> None:
+        from asyncdqn.algo import jit  # numba: imported only by the learners that use it
+
+        super().__init__(list(model.parameters()))
+        self._jit = jit
+        self.flat = flat
+        weights = split_mlp_arrays([p.detach().numpy() for p in self._params], True)[0]
+        self.sizes = jit.layer_sizes([tuple(w.shape) for w in weights])
+        self.target_flat = flat.copy()
+        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self.target_flat), self._params)]
+
+    def online(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the live shared weights."""
+        q: np.ndarray = self._jit.forward_ln(self.flat, self.sizes, _f32(obs))
+        return q
+
+    def target(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of the local target copy."""
+        q: np.ndarray = self._jit.forward_ln(self.target_flat, self.sizes, _f32(obs))
+        return q
+
+    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
+                  random_actions: np.ndarray) -> np.ndarray:
+        """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
+        actions: np.ndarray = self._jit.act_drawn_ln(self.flat, self.sizes, _f32(obs), eps, uniforms,
+                                                     random_actions)
+        return actions
+
+    def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
+        """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"unknown loss {loss!r}")
+        return float(self._jit.td_loss_and_grad_ln(
+            self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
+            targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
+
+    def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
+        """`_FlatGrads._scale_and_clip` in one compiled pass."""
+        self._jit.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
+
+
 def _f32(obs: np.ndarray) -> np.ndarray:
     """Observations as the C-contiguous float32 rows the kernels are compiled for (no copy if they are)."""
     return np.ascontiguousarray(obs, dtype=np.float32)
@@ -259,14 +321,15 @@ class TorchEngine(_Acting):
             clip_grad_norm([p.grad.numpy() for p in self._params if p.grad is not None], grad_clip)
 
 
-def make_engine(model: nn.Module, jit: bool = False) -> JitMLPEngine | NumpyMLPEngine | NumpyConvEngine | TorchEngine:
-    """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`), else the numpy
-    engine for MLPs and the MinAtar conv net, torch for everything else (the Atari net: numpy's
-    im2col measured slower than torch's conv kernels there)."""
+def make_engine(model: nn.Module, jit: bool = False) -> (JitMLPEngine | JitLayerNormMLPEngine | NumpyMLPEngine
+                                                         | NumpyConvEngine | TorchEngine):
+    """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`; with LayerNorm
+    its own kernels), else the numpy engine for MLPs and the MinAtar conv net, torch for everything
+    else (the Atari net: numpy's im2col measured slower than torch's conv kernels there)."""
     if isinstance(model, QNetwork):
         flat = flat_of(list(model.parameters())) if jit else None
         if flat is not None and flat.dtype == np.float32:
-            return JitMLPEngine(model, flat)
+            return JitLayerNormMLPEngine(model, flat) if model.layer_norm else JitMLPEngine(model, flat)
         return NumpyMLPEngine(model)
     if isinstance(model, MinAtarQNetwork) and conv_strides(model) is not None:
         return NumpyConvEngine(model)

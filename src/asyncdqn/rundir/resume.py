@@ -23,14 +23,15 @@ from asyncdqn.rundir.layout import CONFIG, Run
 RESUMABLE = ("max_steps", "max_seconds", "solve_score", "eval_every_steps", "eval_every_seconds", "eval_trigger",
              "eval_episodes", "screen_episodes", "final_eval_seconds", "eval_episode_seconds",
              "solve_window", "checkpoint_every", "keep_checkpoints", "progress", "label", "tensorboard",
-             "start_timeout")
+             "start_timeout", "eval_epsilon")
 # Not part of the fingerprint: the above, where the run lives, and the resume counter.
 _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resume_epsilons")
 # Training options added after checkpoints existed, with the value that means "as before":
 # at that value they stay out of the fingerprint, so older checkpoints keep matching.
 _ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "env_kwargs": None, "network": "auto",
                 "ray_sync_seconds": 0.1, "vector": "gymnasium",
-                "returns": "nstep", "lam": 0.65, "epochs": 1, "minibatches": 1}
+                "returns": "nstep", "lam": 0.65, "epochs": 1, "minibatches": 1,
+                "layer_norm": False}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
