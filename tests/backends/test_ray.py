@@ -33,8 +33,8 @@ from asyncdqn.backends.ray import GroupPlan, niceness_warning, plan_groups
 from asyncdqn.backends.ray_group import GroupLink, GroupTarget, build_group_state, network_template
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config, from_dict, resolve_config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import ConfigError
-from asyncdqn.records import EpisodeRecord
 from asyncdqn.rundir.checkpoint import load_checkpoint
 from asyncdqn.rundir.resume import fingerprint, fingerprinted, matches_fingerprint
 
@@ -87,7 +87,7 @@ def test_flatten_round_trip() -> None:
 def test_the_parameter_servers_process_does_not_import_torch() -> None:
     """The server's actor imports ray_server and unpickles episode records: numpy only, so its process
     starts (and sits) without torch's 2 s of imports and ~200 MB beside the node groups."""
-    code = ("import sys, pickle; import asyncdqn.backends.ray_server; from asyncdqn.records import EpisodeRecord; "
+    code = ("import sys, pickle; import asyncdqn.backends.ray_server; from asyncdqn.episodes import EpisodeRecord; "
             "pickle.loads(pickle.dumps(EpisodeRecord(0, 1, 1.0, 1, 0.1))); print(sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('torch', 'gymnasium')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

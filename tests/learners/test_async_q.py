@@ -23,8 +23,8 @@ from asyncdqn.backends.base import ListSink
 from asyncdqn.backends.shared import build_shared
 from asyncdqn.config import resolve_config
 from asyncdqn.envs import inspect_env
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.learners.async_q import ActorLearner
-from asyncdqn.records import EpisodeRecord
 from chain_env import CHAIN_ID, LONG_ID, RAMP_ID
 
 # Greedy policy, no exploration: eps_start 0 and the only final epsilon 0.

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import TrainingError
-from asyncdqn.records import EpisodeRecord
 
 SPAWN = mp.get_context("spawn")
 _PR_SET_PDEATHSIG = 1

@@ -35,9 +35,9 @@ from typing import Any
 
 from asyncdqn.backends.base import SPAWN, Backend, RestartBudget, SharedTraining, describe_exit, die_with_parent, log
 from asyncdqn.config import Config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import DivergedError, StartTimeoutError, TrainingError
 from asyncdqn.learners.async_q import ActorLearner
-from asyncdqn.records import EpisodeRecord
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _MAX_MESSAGES_PER_POLL = 20_000

@@ -43,8 +43,8 @@ from asyncdqn.backends.base import Backend, RestartBudget, SharedTraining
 from asyncdqn.backends.ray_group import NodeGroup, network_template
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten, unflatten
 from asyncdqn.config import Config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import ConfigError, TrainingError
-from asyncdqn.records import EpisodeRecord
 from asyncdqn.signals import Terminated, handlers_kept
 
 STATE_TIMEOUT_S = 30.0  # a single call to the server (ping, started) waiting longer than this: lost

@@ -37,8 +37,8 @@ from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
 from asyncdqn.backends.shared import make_obs_stats, share_training
 from asyncdqn.config import Config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import ConfigError, TrainingError
-from asyncdqn.records import EpisodeRecord
 
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 300.0  # a group waiting longer than this for the server gives up (its death is seen at once)

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from asyncdqn.config import Config
-from asyncdqn.records import EpisodeRecord
+from asyncdqn.episodes import EpisodeRecord
 
 
 def normal_priority() -> int:

@@ -14,10 +14,10 @@ import contextlib
 
 from asyncdqn.backends.base import Backend, ListSink, RestartBudget, SharedTraining
 from asyncdqn.config import Config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners import make_learner
 from asyncdqn.learners.common import Learner
-from asyncdqn.records import EpisodeRecord
 
 
 class SerialBackend(Backend):

@@ -28,8 +28,8 @@ from asyncdqn.algo.exploration import (
 )
 from asyncdqn.config import Config
 from asyncdqn.envs import env_seeds
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import DivergedError, TrainingError
-from asyncdqn.records import EpisodeRecord
 
 
 class StepCounter(Protocol):

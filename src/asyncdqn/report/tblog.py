@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncdqn.config import Config
+from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import ConfigError
-from asyncdqn.records import EpisodeRecord
 
 TB_DIR = "tensorboard"
 RATE_INTERVAL_S = 1.0
