@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from asyncdqn import cli, evaluate, policy
-from asyncdqn.bench import presets as bench_presets
+from asyncdqn.bench import preset_check as bench_presets
 from asyncdqn.bench import solve
 
 

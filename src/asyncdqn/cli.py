@@ -222,7 +222,7 @@ def _add_bench_solve(bsub: Any) -> None:
 
 def _add_bench_presets(bsub: Any) -> None:
     """`asyncdqn bench presets`."""
-    from asyncdqn.bench.presets import REEVAL_EPISODES
+    from asyncdqn.bench.preset_check import REEVAL_EPISODES
 
     bp = bsub.add_parser(
         "presets", help="verify the presets: solved n/N per (env, algo) over several seeds",
@@ -375,7 +375,7 @@ def cmd_bench_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_presets(args: argparse.Namespace) -> int:
-    from asyncdqn.bench.presets import DEFAULT_ALGOS, ENVS, plan, run_presets
+    from asyncdqn.bench.preset_check import DEFAULT_ALGOS, ENVS, plan, run_presets
     from asyncdqn.envs import inspect_env
 
     seeds = _seeds(args)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asyncdqn.bench.presets import RL_ZOO, format_table, plan, run_presets, summarize, zoo_reference
+from asyncdqn.bench.preset_check import RL_ZOO, format_table, plan, run_presets, summarize, zoo_reference
 
 
 def _record(seed: int, solved: bool, t: float | None, steps: int, total: int, returned: float) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def _start_child(env_id: str, algo: str, seed: int, out_dir: Path, budget_scale:
             n += 1
         run_dir.rename(aside)
         log(f"  an unfinished run directory of this seed was moved to {aside.name}")
-    cmd = [sys.executable, "-m", "asyncdqn.bench.presets", "--env", env_id, "--algo", algo, "--seed", str(seed),
+    cmd = [sys.executable, "-m", "asyncdqn.bench.preset_check", "--env", env_id, "--algo", algo, "--seed", str(seed),
            "--out-dir", str(out_dir), "--budget-scale", repr(budget_scale), "--overrides", json.dumps(overrides),
            "--reeval-episodes", str(reeval_episodes)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -235,8 +235,8 @@ def _finish_child(env_id: str, algo: str, seed: int, proc: subprocess.Popen[str]
 
 
 def _child_main(argv: list[str] | None = None) -> int:
-    """`python -m asyncdqn.bench.presets --env E --algo A --seed S --out-dir D` (one run)."""
-    ap = argparse.ArgumentParser(prog="python -m asyncdqn.bench.presets")
+    """`python -m asyncdqn.bench.preset_check --env E --algo A --seed S --out-dir D` (one run)."""
+    ap = argparse.ArgumentParser(prog="python -m asyncdqn.bench.preset_check")
     ap.add_argument("--env", required=True)
     ap.add_argument("--algo", required=True)
     ap.add_argument("--seed", type=int, required=True)
