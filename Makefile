@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m asyncdqn.algo.jit  # compile the learner's kernels once (numba's disk cache)
+	$(BIN)/python -m asyncdqn.algo.mlp_kernels  # compile the learner's kernels once (numba's disk cache)
 	touch $(STAMP)
 
 # Optional extras (SB3 baseline, Ray, TensorBoard, video): only the tests need them all.

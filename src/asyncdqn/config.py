@@ -62,7 +62,7 @@ class Config:
     vector: Literal["gymnasium", "envpool"] = _opt(
         "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
     jit: bool = _opt(
-        True, "Workers use compiled kernels (numba, algo/jit.py) for the MLP's acting and TD gradient and for n-step returns; the first run after an install compiles them (a few seconds, then cached). --no-jit: the numpy reference path, same math.")
+        True, "Workers use compiled kernels (numba, algo/mlp_kernels.py) for the MLP's acting and TD gradient and for n-step returns; the first run after an install compiles them (a few seconds, then cached). --no-jit: the numpy reference path, same math.")
     start_timeout: float = _opt(
         120.0, "Seconds a worker process may take to start (spawn, imports, its environments) before the run "
         "stops with an error; the workers are then stopped.")

@@ -189,7 +189,7 @@ def test_architectures_with_layer_norm_and_the_nature_net() -> None:
 
 def test_engines_with_layer_norm() -> None:
     """Numpy MLP and conv engines equal the torch engine (loss, clipped gradient, online and target
-    Q-values); the compiled MLP kernels refuse LayerNorm; the policy and evaluation mirrors apply it."""
+    Q-values); the policy and evaluation mirrors apply it."""
     rng = np.random.default_rng(2)
     mlp = QNetwork(6, 3, (16, 16), layer_norm=True)
     _randomise_norms(mlp, rng)
@@ -226,7 +226,7 @@ def test_engines_with_layer_norm() -> None:
 @pytest.mark.parametrize("hidden", [(16,), (64, 32)])
 @pytest.mark.parametrize("loss", ["huber", "mse"])
 def test_compiled_layer_norm_kernels_equal_the_numpy_engine(hidden: tuple[int, ...], loss: str) -> None:
-    """algo/jit.py's LayerNorm kernels (the default engine of a LayerNorm MLP whose parameters are one
+    """algo/mlp_kernels.py's LayerNorm kernels (the default engine of a LayerNorm MLP whose parameters are one
     flat buffer, as every worker's are): the same Q-values, epsilon-greedy actions, loss and clipped
     gradient as the numpy engine, and a target copy of their own."""
     rng = np.random.default_rng(len(hidden))

@@ -528,7 +528,7 @@ def test_update_gradient_is_the_mean_or_the_sum_over_the_segments_rows(reduce):
 
 
 def test_compiled_and_numpy_engines_learn_the_same():
-    # --jit (the default: algo/jit.py's kernels) and --no-jit (the numpy reference): the same worker
+    # --jit (the default: algo/mlp_kernels.py's kernels) and --no-jit (the numpy reference): the same worker
     # on the same seeds takes the same actions and ends with the same weights, up to float32 rounding
     runs = []
     for jit in (True, False):

@@ -12,7 +12,7 @@ Options from PQN (docs/algorithms.md): Q(lambda) targets (--returns lambda), no 
 (--target-update-steps 0: bootstrap from the live shared weights), and --epochs passes of
 --minibatches shuffled minibatches over the segment (one optimizer step each, targets computed once).
 The network engine (`learners/engines.py`) does the forwards and the gradient: compiled kernels
-(`algo/jit.py`, the default for MLPs) or numpy with hand-written backprop (`algo/mlp_grad.py`,
+(`algo/mlp_kernels.py`, the default for MLPs) or numpy with hand-written backprop (`algo/mlp_grad.py`,
 --no-jit), numpy or torch autograd for conv nets.
 """
 
@@ -97,10 +97,10 @@ class ActorLearner:
         self._n_step_returns = self._numpy_n_step_returns
         self._record = self._numpy_record
         if cfg.jit:
-            from asyncdqn.algo import jit  # numba: imported only by the workers that use it
+            from asyncdqn.algo import mlp_kernels  # numba: imported only by the workers that use it
 
-            self._jit = jit
-            self._compiled_returns, self._compiled_record = jit.n_step_returns, jit.record_step
+            self._kernels = mlp_kernels
+            self._compiled_returns, self._compiled_record = mlp_kernels.n_step_returns, mlp_kernels.record_step
             self._n_step_returns, self._record = self._jit_n_step_returns, self._jit_record
         self._lambda_returns = self._jit_lambda_returns if cfg.jit else self._numpy_lambda_returns
         self._fused_targets = (isinstance(self.engine, JitMLPEngine) and cfg.algo == "n-step-q"
@@ -236,7 +236,7 @@ class ActorLearner:
         as the step-by-step path, in one compiled call per env step and one per update."""
         T, book, engine = self.T, self.book, self.engine
         assert isinstance(engine, JitMLPEngine)
-        step, record_and_act = self.envs.step, self._jit.record_and_act
+        step, record_and_act = self.envs.step, self._kernels.record_and_act
         flat, sizes, eps = engine.flat, engine.sizes, book.eps
         uniforms, random_actions = self._uniforms, self._random_actions
         a = self.actions
@@ -257,7 +257,7 @@ class ActorLearner:
         if not self._fused_learn:  # Q(lambda) returns or several updates: targets, then each update
             self._learn(base_step)
             return
-        loss_value, max_abs_reward = self._jit.n_step_q_learn(
+        loss_value, max_abs_reward = self._kernels.n_step_q_learn(
             flat if self.no_target else engine.target_flat, flat, sizes,
             self.obs_seq, self.final_obs, self.act_buf, self.rew_buf, self.term_buf,
             self.done_buf, self._gamma32, cfg.double_q, cfg.loss == "huber", engine.grad_flat,
@@ -349,7 +349,7 @@ class ActorLearner:
         return lambda_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, self.cfg.gamma, self.cfg.lam)
 
     def _jit_lambda_returns(self, v_next: np.ndarray) -> np.ndarray:
-        returns: np.ndarray = self._jit.lambda_returns(self.rew_buf, self.term_buf, self.done_buf, v_next,
+        returns: np.ndarray = self._kernels.lambda_returns(self.rew_buf, self.term_buf, self.done_buf, v_next,
                                                        self.cfg.gamma, self.cfg.lam)
         return returns
 

@@ -1,4 +1,4 @@
-"""The compiled kernels (algo/jit.py) against the numpy reference math and torch autograd, and the
+"""The compiled kernels (algo/mlp_kernels.py) against the numpy reference math and torch autograd, and the
 engine that uses them (learners/engines.py: JitMLPEngine)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from asyncdqn.algo import jit
+from asyncdqn.algo import mlp_kernels as mk
 from asyncdqn.algo.exploration import epsilon_greedy_drawn
 from asyncdqn.algo.mlp_grad import td_loss_and_grads
 from asyncdqn.algo.targets import td_loss
@@ -20,7 +20,7 @@ HIDDEN = [(16,), (32, 32), (64, 32, 16), (128, 128)]
 def _flat_model(obs_dim: int, n_actions: int, hidden: tuple[int, ...], seed: int = 1):
     model = build_model(obs_dim, n_actions, hidden, seed=seed)
     flat = flatten_parameters(model).numpy()
-    sizes = jit.layer_sizes([tuple(p.shape) for p in list(model.parameters())[0::2]])
+    sizes = mk.layer_sizes([tuple(p.shape) for p in list(model.parameters())[0::2]])
     return model, flat, sizes
 
 
@@ -35,7 +35,7 @@ def _batch(rng: np.random.Generator, rows: int, obs_dim: int, n_actions: int):
 def test_forward_matches_numpy_and_torch(hidden: tuple[int, ...]) -> None:
     model, flat, sizes = _flat_model(6, 3, hidden)
     x = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
-    q = jit.forward(flat, sizes, x)
+    q = mk.forward(flat, sizes, x)
     arrays = [p.detach().numpy() for p in model.parameters()]
     np.testing.assert_allclose(q, NumpyMLP(arrays)(x), rtol=1e-5, atol=1e-6)
     with torch.no_grad():
@@ -48,7 +48,7 @@ def test_loss_and_gradient_match_autograd_and_the_numpy_backprop(kind: str, hidd
     model, flat, sizes = _flat_model(6, 3, hidden)
     x, a, y = _batch(np.random.default_rng(len(hidden)), 40, 6, 3)
     grad = np.full_like(flat, np.nan)  # must be overwritten entirely
-    value = jit.td_loss_and_grad(flat, sizes, x, a, y, kind == "huber", grad)
+    value = mk.td_loss_and_grad(flat, sizes, x, a, y, kind == "huber", grad)
 
     model.zero_grad()
     q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
@@ -70,7 +70,7 @@ def test_a_wrong_gradient_is_caught() -> None:
     model, flat, sizes = _flat_model(6, 3, (32, 32))
     x, a, y = _batch(np.random.default_rng(5), 40, 6, 3)
     grad = np.empty_like(flat)
-    jit.td_loss_and_grad(flat * 1.01, sizes, x, a, y, True, grad)
+    mk.td_loss_and_grad(flat * 1.01, sizes, x, a, y, True, grad)
     model.zero_grad()
     q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
     td_loss(q, torch.from_numpy(y), "huber").backward()
@@ -85,8 +85,8 @@ def test_acting_is_epsilon_greedy_drawn_of_the_forward() -> None:
         x = rng.normal(size=(8, 8)).astype(np.float32)
         eps, u = rng.random(8), rng.random(8)
         random_actions = rng.integers(0, 4, size=8)
-        got = jit.act_drawn(flat, sizes, x, eps, u, random_actions)
-        want = epsilon_greedy_drawn(jit.forward(flat, sizes, x), eps, u, random_actions)
+        got = mk.act_drawn(flat, sizes, x, eps, u, random_actions)
+        want = epsilon_greedy_drawn(mk.forward(flat, sizes, x), eps, u, random_actions)
         np.testing.assert_array_equal(got, want)
 
 
@@ -94,7 +94,7 @@ def test_ties_take_the_first_maximum_like_argmax() -> None:
     _, flat, sizes = _flat_model(2, 3, (4,))
     flat[:] = 0.0  # every Q-value 0: all actions tie
     x = np.ones((3, 2), dtype=np.float32)
-    actions = jit.act_drawn(flat, sizes, x, np.zeros(3), np.ones(3), np.full(3, 2))
+    actions = mk.act_drawn(flat, sizes, x, np.zeros(3), np.ones(3), np.full(3, 2))
     np.testing.assert_array_equal(actions, [0, 0, 0])
 
 
@@ -103,14 +103,14 @@ def test_non_finite_weights_give_a_non_finite_loss() -> None:
     _, flat, sizes = _flat_model(6, 3, (16, 16))
     flat[:5] = np.nan  # first rows of the first layer
     x, a, y = _batch(np.random.default_rng(0), 10, 6, 3)
-    assert not np.isfinite(jit.td_loss_and_grad(flat, sizes, x, a, y, True, np.empty_like(flat)))
-    assert not np.isfinite(jit.forward(flat, sizes, x)).all()
+    assert not np.isfinite(mk.td_loss_and_grad(flat, sizes, x, a, y, True, np.empty_like(flat)))
+    assert not np.isfinite(mk.forward(flat, sizes, x)).all()
 
 
 def test_layer_sizes_rejects_layers_that_do_not_chain() -> None:
-    np.testing.assert_array_equal(jit.layer_sizes([(16, 6), (3, 16)]), [6, 16, 3])
+    np.testing.assert_array_equal(mk.layer_sizes([(16, 6), (3, 16)]), [6, 16, 3])
     with pytest.raises(ValueError, match="not a chain"):
-        jit.layer_sizes([(16, 6), (3, 15)])
+        mk.layer_sizes([(16, 6), (3, 15)])
 
 
 def test_make_engine_compiles_only_flat_float32_mlps_when_asked() -> None:
@@ -166,7 +166,7 @@ def test_n_step_returns_are_the_numpy_returns_bit_for_bit() -> None:
         done = terminated | (rng.random((T, K)) < 0.2)
         values = rng.normal(size=(T, K)).astype(np.float32)
         gamma = float(rng.choice([0.5, 0.99, 0.995]))
-        got = jit.n_step_returns(rewards, terminated, done, values, np.float32(gamma))
+        got = mk.n_step_returns(rewards, terminated, done, values, np.float32(gamma))
         np.testing.assert_array_equal(got, n_step_targets(rewards, terminated, done, values, gamma))
 
 
@@ -176,11 +176,11 @@ def test_n_step_returns_by_hand() -> None:
     terminated = np.zeros((3, 1), dtype=bool)
     done = np.array([[False], [True], [False]])
     values = np.array([[0.0], [8.0], [16.0]], dtype=np.float32)
-    got = jit.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
+    got = mk.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
     # R_2 = 4 + 0.5 * 16 = 12; R_1 = 2 + 0.5 * 8 = 6 (episode ended: no carry); R_0 = 1 + 0.5 * 6 = 4
     np.testing.assert_array_equal(got[:, 0], [4.0, 6.0, 12.0])
     terminated[1, 0] = True  # terminated instead: no bootstrap at step 1
-    got = jit.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
+    got = mk.n_step_returns(rewards, terminated, done, values, np.float32(0.5))
     np.testing.assert_array_equal(got[:, 0], [2.0, 2.0, 12.0])
 
 
@@ -195,7 +195,7 @@ def test_record_step_fills_the_segment_buffers_and_the_episode_book(obs_dtype) -
     obs = (np.arange(K * 6).reshape(K, 2, 3) + 1).astype(obs_dtype)
     rewards = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
     terminated, truncated = np.array([False, True, False, True]), np.array([False, False, True, True])
-    ended = jit.record_step(1, actions, obs, rewards, terminated, truncated, act_buf, obs_seq, rew_buf, term_buf,
+    ended = mk.record_step(1, actions, obs, rewards, terminated, truncated, act_buf, obs_seq, rew_buf, term_buf,
                             done_buf, ep_return, ep_len)
     assert ended == 3
     np.testing.assert_array_equal(act_buf[1], actions)
@@ -225,7 +225,7 @@ def test_n_step_q_targets_match_the_numpy_targets(double_q: bool) -> None:
         rewards = rng.normal(size=(T, K)).astype(np.float32)
         terminated = rng.random((T, K)) < 0.2
         done = terminated | (rng.random((T, K)) < 0.3)
-        got = jit.n_step_q_targets(target_flat, online_flat, sizes, final_obs, last_obs, rewards, terminated, done,
+        got = mk.n_step_q_targets(target_flat, online_flat, sizes, final_obs, last_obs, rewards, terminated, done,
                                    np.float32(0.9), double_q)
         truncated, tail = done & ~terminated, ~done[T - 1]
         rows = np.concatenate([final_obs[truncated], last_obs[tail]])
@@ -248,7 +248,7 @@ def test_scale_and_clip_is_clip_grad_norm() -> None:
         grad = rng.normal(size=1000).astype(np.float32)
         ref = grad * np.float32(scale)
         ref_norm = clip_grad_norm([ref], max_norm)
-        norm = jit.scale_and_clip(grad, np.float32(scale), max_norm)
+        norm = mk.scale_and_clip(grad, np.float32(scale), max_norm)
         assert norm == pytest.approx(ref_norm, rel=1e-5)
         np.testing.assert_allclose(grad, ref, rtol=1e-5)
         assert np.linalg.norm(grad) <= max_norm * (1 + 1e-5)
@@ -270,8 +270,8 @@ def test_record_and_act_is_record_step_then_act_drawn(ended: bool) -> None:
                 np.arange(K, dtype=np.float64), np.arange(K, dtype=np.int64)]
 
     want_bufs, got_bufs = buffers(), buffers()
-    want_ended = jit.record_step(1, actions, obs, rewards, terminated, truncated, *want_bufs)
-    n_ended, got_actions = jit.record_and_act(1, actions, obs, rewards, terminated, truncated, *got_bufs, flat, sizes,
+    want_ended = mk.record_step(1, actions, obs, rewards, terminated, truncated, *want_bufs)
+    n_ended, got_actions = mk.record_and_act(1, actions, obs, rewards, terminated, truncated, *got_bufs, flat, sizes,
                                               eps, uniforms, random_actions)
     assert n_ended == want_ended == int(ended)
     for got, want in zip(got_bufs, want_bufs, strict=True):
@@ -279,7 +279,7 @@ def test_record_and_act_is_record_step_then_act_drawn(ended: bool) -> None:
     if ended:  # the caller closes the episode first, then acts: no actions yet
         assert got_actions.shape == (0,)
     else:
-        np.testing.assert_array_equal(got_actions, jit.act_drawn(flat, sizes, obs, eps, uniforms, random_actions))
+        np.testing.assert_array_equal(got_actions, mk.act_drawn(flat, sizes, obs, eps, uniforms, random_actions))
         assert (uniforms < eps).any() and (uniforms >= eps).any()  # both branches of epsilon-greedy taken
 
 
@@ -298,14 +298,14 @@ def test_n_step_q_learn_is_targets_gradient_and_clip(double_q: bool, huber: bool
     terminated = rng.random((T, K)) < 0.15
     done = terminated | (rng.random((T, K)) < 0.15)
     gamma = np.float32(0.9)
-    y = jit.n_step_q_targets(target_flat, flat, sizes, final_obs, obs_seq[T], rewards, terminated, done, gamma,
+    y = mk.n_step_q_targets(target_flat, flat, sizes, final_obs, obs_seq[T], rewards, terminated, done, gamma,
                              double_q)
     want_grad = np.zeros_like(flat)
-    want_loss = jit.td_loss_and_grad(flat, sizes, obs_seq[:T].reshape(T * K, 5), act_buf.reshape(T * K),
+    want_loss = mk.td_loss_and_grad(flat, sizes, obs_seq[:T].reshape(T * K, 5), act_buf.reshape(T * K),
                                      y.reshape(T * K), huber, want_grad)
-    jit.scale_and_clip(want_grad, np.float32(scale), max_norm)
+    mk.scale_and_clip(want_grad, np.float32(scale), max_norm)
     got_grad = np.full_like(flat, np.nan)  # every entry is written
-    loss, max_abs = jit.n_step_q_learn(target_flat, flat, sizes, obs_seq, final_obs, act_buf, rewards, terminated,
+    loss, max_abs = mk.n_step_q_learn(target_flat, flat, sizes, obs_seq, final_obs, act_buf, rewards, terminated,
                                        done, gamma, double_q, huber, got_grad, np.float32(scale), max_norm)
     assert loss == want_loss
     assert max_abs == pytest.approx(float(np.abs(rewards).max()))
@@ -325,7 +325,7 @@ def test_lambda_returns_are_the_numpy_returns_bit_for_bit() -> None:
         values = rng.normal(size=(T, K)).astype(np.float32)
         gamma = float(rng.choice([0.5, 0.99, 0.995]))
         lam = float(rng.choice([0.0, 0.3, 0.65, 0.95, 1.0]))
-        got = jit.lambda_returns(rewards, terminated, done, values, gamma, lam)
+        got = mk.lambda_returns(rewards, terminated, done, values, gamma, lam)
         np.testing.assert_array_equal(got, lambda_targets(rewards, terminated, done, values, gamma, lam))
 
 
@@ -334,11 +334,11 @@ def test_lambda_returns_by_hand() -> None:
     rewards = np.array([[1.0], [2.0], [4.0]], dtype=np.float32)
     values = np.array([[10.0], [20.0], [8.0]], dtype=np.float32)
     flags = np.zeros((3, 1), dtype=bool)
-    got = jit.lambda_returns(rewards, flags, flags, values, 0.5, 0.5)
+    got = mk.lambda_returns(rewards, flags, flags, values, 0.5, 0.5)
     # G_2 = 4 + 0.5 * 8 = 8; G_1 = 2 + 0.5 (0.5 * 20 + 0.5 * 8) = 9; G_0 = 1 + 0.5 (0.5 * 10 + 0.5 * 9) = 5.75
     np.testing.assert_array_equal(got[:, 0], [5.75, 9.0, 8.0])
     done = np.array([[False], [True], [False]])  # truncated at step 1: G_1 = 2 + 0.5 * 20 = 12, G_0 = 6.5
-    np.testing.assert_array_equal(jit.lambda_returns(rewards, flags, done, values, 0.5, 0.5)[:, 0], [6.5, 12.0, 8.0])
+    np.testing.assert_array_equal(mk.lambda_returns(rewards, flags, done, values, 0.5, 0.5)[:, 0], [6.5, 12.0, 8.0])
 
 
 @pytest.mark.parametrize("double_q", [False, True])
@@ -358,7 +358,7 @@ def test_lambda_q_targets_match_the_numpy_targets(double_q: bool) -> None:
         rewards = rng.normal(size=(T, K)).astype(np.float32)
         terminated = rng.random((T, K)) < 0.2
         done = terminated | (rng.random((T, K)) < 0.3)
-        got = jit.lambda_q_targets(target_flat, online_flat, sizes, final_obs, obs_seq, rewards, terminated, done,
+        got = mk.lambda_q_targets(target_flat, online_flat, sizes, final_obs, obs_seq, rewards, terminated, done,
                                    0.9, 0.65, double_q)
         next_obs = obs_seq[1:].copy()
         next_obs[done] = final_obs[done]  # the true next states

@@ -527,5 +527,5 @@ def warm() -> None:
                     np.zeros((1, 2), dtype=np.float32), flags, flags, np.zeros(2), actions.copy())
 
 
-if __name__ == "__main__":  # `python -m asyncdqn.algo.jit`: the Makefile compiles the kernels at install
+if __name__ == "__main__":  # `python -m asyncdqn.algo.mlp_kernels`: the Makefile compiles the kernels at install
     warm()
