@@ -228,6 +228,35 @@ def test_evaluator_process_matches_in_process_and_is_restarted_when_killed(tmp_p
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
 
 
+def test_evaluator_process_plays_the_runs_network_and_its_eval_epsilon() -> None:
+    """The process builds the run's own network (a LayerNorm MLP here: a plain template could not load
+    its snapshot, which once failed every Pong run with --layer-norm) and acts with --eval-epsilon."""
+    import torch
+
+    from asyncdqn.evaluator import q_of
+
+    cfg = Config(env_id="CartPole-v1", max_steps=1, hidden_sizes=(16,), eval_episodes=6, layer_norm=True,
+                 eval_epsilon=0.5)
+    torch.manual_seed(3)
+    model = QNetwork(4, 2, (16,), layer_norm=True)
+    w = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    expected = evaluate(q_of(model, w), "CartPole-v1", 6, cfg.seed, 7, epsilon=0.5)
+    assert expected != evaluate(q_of(model, w), "CartPole-v1", 6, cfg.seed, 7)  # epsilon 0.5 changes the games
+    runner = EvaluatorProcess(cfg, (4,), 2)
+    try:
+        end = time.monotonic() + 120
+        while not runner.ready():
+            assert time.monotonic() < end, "the evaluator process never became ready"
+            runner.receive(0)
+            time.sleep(0.05)
+        runner.start(Request(1, 1000, 5.0, w, (7,)))
+        got, lost = _wait(runner, 1000)
+        assert lost is None and [m[0] for m in got] == ["result", "idle"], got
+        assert got[0][2] == expected
+    finally:
+        runner.close()
+
+
 def test_cadence_steps_seconds_and_trigger_by_hand() -> None:
     from collections import deque
 

@@ -153,7 +153,7 @@ def evaluator_main(cfg: Config, shape: tuple[int, ...], n_actions: int, requests
         with open(pids, "a") as f:
             f.write(f"{os.getpid()}\n")
     try:
-        template = build_network(cfg.network, shape, n_actions, cfg.hidden_sizes, 0)
+        template = build_network(cfg.network, shape, n_actions, cfg.hidden_sizes, 0, cfg.layer_norm)
         results.send(("ready",))
         while True:
             if not requests.poll(1.0):
