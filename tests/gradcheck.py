@@ -11,6 +11,20 @@ import torch
 from torch import nn
 
 
+def autograd_loss_and_grads(model: nn.Module, x: np.ndarray, a: np.ndarray, y: np.ndarray,
+                            kind: str) -> tuple[float, list[np.ndarray]]:
+    """torch autograd's mean TD loss of Q(x, a) against targets y (`td_loss`, huber or mse) and its
+    gradient, one array per parameter in model.parameters() order: the reference the hand-written
+    gradients are checked against."""
+    from asyncdqn.algo.targets import td_loss
+
+    model.zero_grad()
+    q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
+    loss = td_loss(q, torch.from_numpy(y), kind)
+    loss.backward()
+    return float(loss.detach()), [p.grad.numpy().copy() for p in model.parameters()]
+
+
 def assert_central_differences(model: nn.Module, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray,
                                loss: str, grads: Sequence[Any], per_param: int, abs_tol: float) -> int:
     """Each of up to `per_param` entries per parameter of `grads` (arrays or tensors, in

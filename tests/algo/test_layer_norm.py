@@ -11,7 +11,6 @@ from torch import nn
 
 from asyncdqn.algo.conv_grad import NumpyConvQ
 from asyncdqn.algo.mlp_grad import layer_norm, layer_norm_backward, split_mlp_arrays, td_loss_and_grads
-from asyncdqn.algo.targets import td_loss
 from asyncdqn.learners.engines import (
     JitLayerNormMLPEngine,
     NumpyConvEngine,
@@ -33,7 +32,7 @@ from asyncdqn.model import (
     q_function_from_weights,
     resolve_network,
 )
-from gradcheck import assert_central_differences
+from gradcheck import assert_central_differences, autograd_loss_and_grads
 
 
 def _randomise_norms(model: nn.Module, rng: np.random.Generator) -> None:
@@ -43,14 +42,6 @@ def _randomise_norms(model: nn.Module, rng: np.random.Generator) -> None:
             if isinstance(m, nn.LayerNorm):
                 m.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, m.weight.shape)))
                 m.bias.copy_(torch.from_numpy(rng.normal(0.0, 0.3, m.bias.shape)))
-
-
-def _autograd(model: nn.Module, x: np.ndarray, a: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, list]:
-    model.zero_grad()
-    q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
-    loss = td_loss(q, torch.from_numpy(y), kind)
-    loss.backward()
-    return float(loss.detach()), [p.grad.numpy().copy() for p in model.parameters()]
 
 
 def _mlp_numpy(model: QNetwork, x: np.ndarray, a: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, list]:
@@ -91,7 +82,7 @@ def test_hand_computed_layer_norm_and_its_gradient() -> None:
 
 @pytest.mark.parametrize("kind", ["huber", "mse"])
 @pytest.mark.parametrize("hidden", [(16,), (32, 32), (64, 32, 16)])
-def test_mlp_with_layer_norm_matches_autograd(kind: str, hidden: tuple[int, ...]) -> None:
+def test_mlp_with_layer_norm_matchesautograd_loss_and_grads(kind: str, hidden: tuple[int, ...]) -> None:
     rng = np.random.default_rng(len(hidden))
     model = QNetwork(6, 3, hidden, layer_norm=True)
     _randomise_norms(model, rng)
@@ -100,7 +91,7 @@ def test_mlp_with_layer_norm_matches_autograd(kind: str, hidden: tuple[int, ...]
     y = (rng.normal(size=40) * 2.0).astype(np.float32)
     with torch.no_grad():
         np.testing.assert_allclose(NumpyMLP.view_of(model)(x), model(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
-    ref_value, ref_grads = _autograd(model, x, a, y, kind)
+    ref_value, ref_grads = autograd_loss_and_grads(model, x, a, y, kind)
     value, grads = _mlp_numpy(model, x, a, y, kind)
     assert value == pytest.approx(ref_value, rel=1e-5)
     for g, r in zip(grads, ref_grads, strict=True):
@@ -125,7 +116,7 @@ def _images(rng: np.random.Generator, batch: int, shape: tuple[int, ...]) -> np.
 
 
 @pytest.mark.parametrize("kind", ["huber", "mse"])
-def test_conv_nets_with_layer_norm_equal_autograd(kind: str) -> None:
+def test_conv_nets_with_layer_norm_equalautograd_loss_and_grads(kind: str) -> None:
     """MinAtar's net, two strided conv layers on a non-square image (col2im and a LayerNorm between
     them), and the paper's Atari net, each with LayerNorm after every layer."""
     torch.manual_seed(0)
@@ -140,7 +131,7 @@ def test_conv_nets_with_layer_norm_equal_autograd(kind: str) -> None:
         net = _conv_numpy(model)
         with torch.no_grad():
             np.testing.assert_allclose(net(obs), model(torch.from_numpy(obs)).numpy(), rtol=1e-4, atol=1e-5)
-        ref_value, ref_grads = _autograd(model, obs, a, y, kind)
+        ref_value, ref_grads = autograd_loss_and_grads(model, obs, a, y, kind)
         grads = [np.full(p.shape, np.nan, dtype=np.float32) for p in model.parameters()]
         value = net.loss_and_grads(obs, a, y, kind, grads)
         assert value == pytest.approx(ref_value, rel=1e-5)

@@ -8,16 +8,8 @@ import torch
 from torch import nn
 
 from asyncdqn.algo.mlp_grad import clip_grad_norm, td_loss_and_grads
-from asyncdqn.algo.targets import td_loss
 from asyncdqn.model import build_model
-
-
-def _autograd(model: nn.Module, x: np.ndarray, a: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, list]:
-    model.zero_grad()
-    q = model(torch.from_numpy(x)).gather(1, torch.from_numpy(a).view(-1, 1)).squeeze(1)
-    loss = td_loss(q, torch.from_numpy(y), kind)
-    loss.backward()
-    return float(loss.detach()), [p.grad.numpy().copy() for p in model.parameters()]
+from gradcheck import autograd_loss_and_grads
 
 
 def _numpy(model: nn.Module, x: np.ndarray, a: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, list]:
@@ -29,14 +21,14 @@ def _numpy(model: nn.Module, x: np.ndarray, a: np.ndarray, y: np.ndarray, kind: 
 
 @pytest.mark.parametrize("kind", ["huber", "mse"])
 @pytest.mark.parametrize("hidden", [(16,), (32, 32), (64, 32, 16)])
-def test_matches_autograd(kind: str, hidden: tuple[int, ...]) -> None:
+def test_matchesautograd_loss_and_grads(kind: str, hidden: tuple[int, ...]) -> None:
     rng = np.random.default_rng(len(hidden))
     model = build_model(6, 3, hidden, seed=1)
     x = rng.normal(size=(40, 6)).astype(np.float32)
     a = rng.integers(0, 3, size=40)
     # targets spread so that the huber loss has samples on both sides of |d| = 1
     y = (rng.normal(size=40) * 2.0).astype(np.float32)
-    ref_value, ref_grads = _autograd(model, x, a, y, kind)
+    ref_value, ref_grads = autograd_loss_and_grads(model, x, a, y, kind)
     value, grads = _numpy(model, x, a, y, kind)
     assert value == pytest.approx(ref_value, rel=1e-5)
     for g, r in zip(grads, ref_grads, strict=True):

@@ -155,17 +155,22 @@ def test_jit_engine_gradient_is_the_numpy_engines() -> None:
         jit_engine.loss_and_grads(x, a, y, "l1")
 
 
+def _random_returns_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """A random segment for the returns kernels: rewards, terminated, done, bootstrap values, gamma."""
+    T, K = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+    rewards = rng.normal(size=(T, K)).astype(np.float32)
+    terminated = rng.random((T, K)) < 0.2
+    done = terminated | (rng.random((T, K)) < 0.2)
+    values = rng.normal(size=(T, K)).astype(np.float32)
+    return rewards, terminated, done, values, float(rng.choice([0.5, 0.99, 0.995]))
+
+
 def test_n_step_returns_are_the_numpy_returns_bit_for_bit() -> None:
     from asyncdqn.algo.targets import n_step_targets
 
     rng = np.random.default_rng(0)
     for _ in range(300):
-        T, K = int(rng.integers(1, 7)), int(rng.integers(1, 9))
-        rewards = rng.normal(size=(T, K)).astype(np.float32)
-        terminated = rng.random((T, K)) < 0.2
-        done = terminated | (rng.random((T, K)) < 0.2)
-        values = rng.normal(size=(T, K)).astype(np.float32)
-        gamma = float(rng.choice([0.5, 0.99, 0.995]))
+        rewards, terminated, done, values, gamma = _random_returns_case(rng)
         got = mk.n_step_returns(rewards, terminated, done, values, np.float32(gamma))
         np.testing.assert_array_equal(got, n_step_targets(rewards, terminated, done, values, gamma))
 
@@ -208,23 +213,35 @@ def test_record_step_fills_the_segment_buffers_and_the_episode_book(obs_dtype) -
     np.testing.assert_array_equal(ep_len, [6, 7, 8, 9])
 
 
-@pytest.mark.parametrize("double_q", [False, True])
-def test_n_step_q_targets_match_the_numpy_targets(double_q: bool) -> None:
-    from asyncdqn.algo.targets import double_q_values, greedy_values, n_step_targets
-
+def _target_and_online() -> tuple[np.ndarray, np.ndarray, np.ndarray, NumpyMLP, NumpyMLP]:
+    """Two 5-16-16-3 MLPs (target, online): their flat buffers, sizes, and numpy mirrors."""
     target_model, target_flat, sizes = _flat_model(5, 3, (16, 16), seed=1)
     online_model, online_flat, _ = _flat_model(5, 3, (16, 16), seed=2)
     target_net = NumpyMLP([p.detach().numpy() for p in target_model.parameters()])
     online_net = NumpyMLP([p.detach().numpy() for p in online_model.parameters()])
+    return target_flat, online_flat, sizes, target_net, online_net
+
+
+def _random_segment(rng: np.random.Generator) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A segment of T steps of K environments: final observations, rewards, terminated, done."""
+    T, K = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+    final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+    rewards = rng.normal(size=(T, K)).astype(np.float32)
+    terminated = rng.random((T, K)) < 0.2
+    done = terminated | (rng.random((T, K)) < 0.3)
+    return T, K, final_obs, rewards, terminated, done
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_n_step_q_targets_match_the_numpy_targets(double_q: bool) -> None:
+    from asyncdqn.algo.targets import double_q_values, greedy_values, n_step_targets
+
+    target_flat, online_flat, sizes, target_net, online_net = _target_and_online()
     rng = np.random.default_rng(4)
     n_bootstrapped = 0
     for _ in range(50):
-        T, K = int(rng.integers(1, 6)), int(rng.integers(1, 9))
-        final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+        T, K, final_obs, rewards, terminated, done = _random_segment(rng)
         last_obs = rng.normal(size=(K, 5)).astype(np.float32)
-        rewards = rng.normal(size=(T, K)).astype(np.float32)
-        terminated = rng.random((T, K)) < 0.2
-        done = terminated | (rng.random((T, K)) < 0.3)
         got = mk.n_step_q_targets(target_flat, online_flat, sizes, final_obs, last_obs, rewards, terminated, done,
                                    np.float32(0.9), double_q)
         truncated, tail = done & ~terminated, ~done[T - 1]
@@ -318,12 +335,7 @@ def test_lambda_returns_are_the_numpy_returns_bit_for_bit() -> None:
 
     rng = np.random.default_rng(1)
     for _ in range(300):
-        T, K = int(rng.integers(1, 7)), int(rng.integers(1, 9))
-        rewards = rng.normal(size=(T, K)).astype(np.float32)
-        terminated = rng.random((T, K)) < 0.2
-        done = terminated | (rng.random((T, K)) < 0.2)
-        values = rng.normal(size=(T, K)).astype(np.float32)
-        gamma = float(rng.choice([0.5, 0.99, 0.995]))
+        rewards, terminated, done, values, gamma = _random_returns_case(rng)
         lam = float(rng.choice([0.0, 0.3, 0.65, 0.95, 1.0]))
         got = mk.lambda_returns(rewards, terminated, done, values, gamma, lam)
         np.testing.assert_array_equal(got, lambda_targets(rewards, terminated, done, values, gamma, lam))
@@ -345,19 +357,12 @@ def test_lambda_returns_by_hand() -> None:
 def test_lambda_q_targets_match_the_numpy_targets(double_q: bool) -> None:
     from asyncdqn.algo.targets import double_q_values, greedy_values, lambda_targets
 
-    target_model, target_flat, sizes = _flat_model(5, 3, (16, 16), seed=1)
-    online_model, online_flat, _ = _flat_model(5, 3, (16, 16), seed=2)
-    target_net = NumpyMLP([p.detach().numpy() for p in target_model.parameters()])
-    online_net = NumpyMLP([p.detach().numpy() for p in online_model.parameters()])
+    target_flat, online_flat, sizes, target_net, online_net = _target_and_online()
     rng = np.random.default_rng(5)
     n_truncated = 0
     for _ in range(50):
-        T, K = int(rng.integers(1, 6)), int(rng.integers(1, 9))
-        final_obs = rng.normal(size=(T, K, 5)).astype(np.float32)
+        T, K, final_obs, rewards, terminated, done = _random_segment(rng)
         obs_seq = rng.normal(size=(T + 1, K, 5)).astype(np.float32)
-        rewards = rng.normal(size=(T, K)).astype(np.float32)
-        terminated = rng.random((T, K)) < 0.2
-        done = terminated | (rng.random((T, K)) < 0.3)
         got = mk.lambda_q_targets(target_flat, online_flat, sizes, final_obs, obs_seq, rewards, terminated, done,
                                    0.9, 0.65, double_q)
         next_obs = obs_seq[1:].copy()

@@ -424,10 +424,10 @@ def _wait_for(predicate: Any, limit_s: float) -> Any:
     raise AssertionError("timed out")
 
 
-@pytest.mark.slow
-def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp_path: Path) -> None:
-    """One group per node; group 1's process is killed early: Ray restarts it, the run's restart is
-    recorded in eval.json (an earlier version never recorded it), the group trains on and the run still learns."""
+def _train_killing_group_1(config: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Train `config` on the cluster while a thread kills node group 1's process after its 5th
+    exchange (Ray restarts it); checks the run recorded that one restart. Returns the result, the
+    run's eval.json and the group's exchange count when it was killed."""
     killed: dict[str, Any] = {}
 
     def kill_group_1() -> None:
@@ -439,15 +439,25 @@ def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp
 
     killer = threading.Thread(target=kill_group_1, daemon=True)
     killer.start()
-    run = tmp_path / "run"
-    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 300_000,
-                    "max_restarts": 1, "max_seconds": None, "solve_score": None, "eval_every_steps": 25_000,
-                    "eval_episodes": 10, "progress": False, "run_dir": str(run)})
+    result = train(config)
     killer.join(timeout=5)
     assert "exchanges" in killed, "the group was never killed"
-    report = json.loads((run / "eval.json").read_text())
+    report = json.loads((Path(config["run_dir"]) / "eval.json").read_text())
     restarts = report["worker_restarts"]
     assert len(restarts) == 1 and restarts[0]["what"] == "node group 1 (workers 1-1)", restarts
+    return result, report, killed
+
+
+@pytest.mark.slow
+def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp_path: Path) -> None:
+    """One group per node; group 1's process is killed early: Ray restarts it, the run's restart is
+    recorded in eval.json (an earlier version never recorded it), the group trains on and the run still learns."""
+    run = tmp_path / "run"
+    result, report, killed = _train_killing_group_1(
+        {"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 300_000,
+         "max_restarts": 1, "max_seconds": None, "solve_score": None, "eval_every_steps": 25_000,
+         "eval_episodes": 10, "progress": False, "run_dir": str(run)})
+    restarts = report["worker_restarts"]
     assert restarts[0]["worker"] == 1 and "died" in restarts[0]["reason"]
     stats = report["backend_stats"]
     assert stats["restarts"] == 1 and stats["groups"] == 2
@@ -501,27 +511,12 @@ BREAKOUT_RANDOM, BREAKOUT_BAR = 0.41, 1.5
 def test_two_node_groups_learn_minatar_breakout_through_a_killed_group(cluster: Any, tmp_path: Path) -> None:
     """The MinAtar conv net (the numpy conv engine) on 2 nodes: group 1 is killed after a few exchanges,
     restarted and recorded; the run still learns, and every global step is counted once."""
-    killed: dict[str, Any] = {}
-
-    def kill_group_1() -> None:
-        name, ns = _wait_for(lambda: next(iter(_named("asyncdqn-ps-", "-group-1")), None), 120)
-        server = ray.get_actor(name.removesuffix("-group-1"), namespace=ns)
-        _wait_for(lambda: ray.get(server.stats.remote())["exchanges_per_group"].get("1", 0) >= 5, 120)
-        killed["exchanges"] = ray.get(server.stats.remote())["exchanges_per_group"]["1"]
-        ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)  # Ray restarts it
-
-    killer = threading.Thread(target=kill_group_1, daemon=True)
-    killer.start()
     run = tmp_path / "run"
-    result = train({"env_id": "MinAtar/Breakout-v1", "backend": "ray", "workers": 2, "seed": 0,
-                    "max_steps": 200_000, "max_restarts": 1, "max_seconds": None, "solve_score": None,
-                    "eval_every_steps": None, "eval_episodes": 30, "checkpoint_every": None, "progress": False,
-                    "run_dir": str(run)})
-    killer.join(timeout=5)
-    assert "exchanges" in killed, "the group was never killed"
-    report = json.loads((run / "eval.json").read_text())
-    restarts = report["worker_restarts"]
-    assert len(restarts) == 1 and restarts[0]["what"] == "node group 1 (workers 1-1)", restarts
+    result, report, killed = _train_killing_group_1(
+        {"env_id": "MinAtar/Breakout-v1", "backend": "ray", "workers": 2, "seed": 0,
+         "max_steps": 200_000, "max_restarts": 1, "max_seconds": None, "solve_score": None,
+         "eval_every_steps": None, "eval_episodes": 30, "checkpoint_every": None, "progress": False,
+         "run_dir": str(run)})
     stats = report["backend_stats"]
     assert stats["restarts"] == 1 and stats["groups"] == 2 and stats["exchanges_per_group"]["1"] > killed["exchanges"]
     # every exchange carries the net's 132,566 float32 parameters each way (and now and then more)

@@ -7,6 +7,7 @@ runs start them together (`run_all`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,26 @@ def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
 
 def episode_rows(run_dir: Path) -> list[dict[str, str]]:
     return [r for r in metrics_rows(run_dir) if r["kind"] == "episode"]
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Yields `proc`; on the way out (a failed wait or assertion included) kills and reaps it if it
+    still runs, so that no test leaves a trainer behind."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def manifest_steps(run: Path) -> list[int]:
+    """The steps of the checkpoints the run's manifest lists ([] while it is missing or being replaced)."""
+    try:
+        return [e["step"] for e in json.loads((run / "checkpoints" / "manifest.json").read_text())["checkpoints"]]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def eval_json(run_dir: Path) -> dict[str, Any]:

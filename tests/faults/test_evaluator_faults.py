@@ -6,7 +6,6 @@ behind, and a policy that never ends an episode cannot hold a run past its time 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import time
@@ -18,7 +17,9 @@ from fault_helpers import (
     describe,
     episode_rows,
     eval_json,
+    manifest_steps,
     metrics_rows,
+    reaped,
     run_cli,
     send,
     start_cli,
@@ -36,13 +37,6 @@ SLOWED = ["--env-kwargs", '{"step_sleep": 0.0005}']
 POLL_STEPS = 4000
 
 
-def _manifest_steps(run: Path) -> list[int]:
-    try:
-        return [e["step"] for e in json.loads((run / "checkpoints" / "manifest.json").read_text())["checkpoints"]]
-    except (OSError, ValueError, KeyError):
-        return []
-
-
 def _pids(path: Path) -> list[int]:
     return [int(x) for x in path.read_text().split()] if path.exists() else []
 
@@ -58,21 +52,17 @@ def test_kill_9_during_a_slow_evaluation_loses_at_most_one_interval(tmp_path: Pa
     proc = start_cli(train_args("SlowEval-v0", run, "--max-steps", "100000000", "--eval-every-steps", "1000",
                                 "--checkpoint-every", str(EVERY), "--keep-checkpoints", "50", *SLOWED),
                      **{SLOW_HOOK: "2", PIDS_HOOK: str(pids), "ASYNCDQN_FAULT_EVAL_MARK": str(mark)})
-    try:
+    with reaped(proc):
         wait_for(mark.exists, 120, "the first evaluation to start", proc)
-        before = len(_manifest_steps(run))
-        wait_for(lambda: len(_manifest_steps(run)) >= before + 3, 60,
+        before = len(manifest_steps(run))
+        wait_for(lambda: len(manifest_steps(run)) >= before + 3, 60,
                  "three checkpoints while evaluations run", proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     evaluator = _pids(pids)
     assert len(evaluator) == 1
     wait_for(lambda: not alive(evaluator[0]), 10, "the evaluator to die with its trainer")
-    steps = _manifest_steps(run)
+    steps = manifest_steps(run)
     lost = _max_step(run) - steps[-1]
     assert lost < EVERY + POLL_STEPS, (lost, steps)
     # the checkpoints kept their interval: no gap of more than one interval plus a poll
@@ -87,7 +77,7 @@ def test_a_killed_evaluator_is_restarted_training_goes_on_and_ctrl_c_leaves_no_p
     run, pids = tmp_path / "run", tmp_path / "pids"
     proc = start_cli(train_args("Walk-v0", run, "--max-steps", "100000000", "--eval-every-steps", "1000"),
                      **{SLOW_HOOK: "1", PIDS_HOOK: str(pids)})
-    try:
+    with reaped(proc):
         wait_for(lambda: _pids(pids) and episode_rows(run), 120, "the evaluator process and training", proc)
         time.sleep(2.0)  # it is evaluating by now (5 s per snapshot)
         os.kill(_pids(pids)[0], signal.SIGKILL)
@@ -102,10 +92,6 @@ def test_a_killed_evaluator_is_restarted_training_goes_on_and_ctrl_c_leaves_no_p
         proc.wait(timeout=60)
         elapsed = time.monotonic() - sent
         out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, f"{out}\n{err}"
     print(f"SIGINT with a restarted evaluator: exit {elapsed:.1f} s after the signal")
     assert elapsed < 20.0 and "Traceback" not in err, err  # test_signals.py holds the 10 s bound; this is loaded

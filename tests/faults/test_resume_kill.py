@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 from ckpt_util import CLI, ENV, SMALL, assert_ok, describe, run_all
+from fault_helpers import manifest_steps, reaped
 
 from asyncdqn.errors import RunDirError
 from asyncdqn.rundir import layout as rundir
 
 EVERY = 2000
-
-
-def _manifest_steps(run: Path) -> list[int]:
-    try:
-        return [e["step"] for e in json.loads((run / "checkpoints" / "manifest.json").read_text())["checkpoints"]]
-    except (OSError, ValueError, KeyError):
-        return []
 
 
 def _metric_steps(run: Path) -> list[int]:
@@ -41,9 +35,9 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "--checkpoint-every", EVERY, "--run-dir", run]
     proc = subprocess.Popen([*CLI, *map(str, args)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    try:
+    with reaped(proc):
         deadline = time.monotonic() + 150
-        while len(_manifest_steps(run)) < 2:
+        while len(manifest_steps(run)) < 2:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no two checkpoints within 150 s"
             time.sleep(0.1)
@@ -56,11 +50,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             second = str(exc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    steps = _manifest_steps(run)
+    steps = manifest_steps(run)
     last_logged = max(_metric_steps(run))
     assert (run / ".lock").exists()  # left behind by the dead trainer
     # RUN2: as if killed while writing the next checkpoint after damaging the newest one:

@@ -94,6 +94,18 @@ def assert_params_equal(a, b) -> None:
         np.testing.assert_array_equal(x, y)
 
 
+def run_segments(cfg, segments: int) -> tuple[str, np.ndarray, list[np.ndarray], float]:
+    """One worker on fresh shared state runs `segments` segments: its engine's class name, the actions
+    of every segment, the final weights and the last update's loss."""
+    shared = make_shared(cfg)
+    worker = make_worker(cfg, shared)
+    actions = []
+    for _ in range(segments):
+        worker.run_segment()
+        actions.append(worker.act_buf.copy())
+    return type(worker.engine).__name__, np.array(actions), params(shared.model), worker.last_loss
+
+
 def params_differ(a, b) -> bool:
     return any(not np.array_equal(x, y) for x, y in zip(a, b, strict=False))
 
@@ -530,18 +542,10 @@ def test_update_gradient_is_the_mean_or_the_sum_over_the_segments_rows(reduce):
 def test_compiled_and_numpy_engines_learn_the_same():
     # --jit (the default: algo/mlp_kernels.py's kernels) and --no-jit (the numpy reference): the same worker
     # on the same seeds takes the same actions and ends with the same weights, up to float32 rounding
-    runs = []
-    for jit in (True, False):
-        cfg = make_cfg(env_id="CartPole-v1", envs_per_worker=4, t_max=5, hidden_sizes=[32, 32], gamma=0.99,
-                       target_update_steps=200, jit=jit)
-        shared = make_shared(cfg)
-        worker = make_worker(cfg, shared)
-        actions = []
-        for _ in range(40):
-            worker.run_segment()
-            actions.append(worker.act_buf.copy())
-        runs.append((type(worker.engine).__name__, np.array(actions), params(shared.model), worker.last_loss))
-    (jit_engine, jit_actions, jit_params, jit_loss), (np_engine, np_actions, np_params, np_loss) = runs
+    common = {"env_id": "CartPole-v1", "envs_per_worker": 4, "t_max": 5, "hidden_sizes": [32, 32], "gamma": 0.99,
+              "target_update_steps": 200}
+    jit_engine, jit_actions, jit_params, jit_loss = run_segments(make_cfg(**common, jit=True), 40)
+    np_engine, np_actions, np_params, np_loss = run_segments(make_cfg(**common, jit=False), 40)
     assert (jit_engine, np_engine) == ("JitMLPEngine", "NumpyMLPEngine")
     np.testing.assert_array_equal(jit_actions, np_actions)
     assert jit_loss == pytest.approx(np_loss, rel=1e-4)

@@ -18,6 +18,7 @@ from test_async_q import (
     make_worker,
     params,
     params_differ,
+    run_segments,
     targets_col,
 )
 
@@ -78,20 +79,13 @@ def test_lambda_one_and_zero_through_the_worker(jit):
 def test_lambda_runs_learn_the_same_with_compiled_and_numpy_targets():
     # --jit's compiled Q(lambda) targets against the numpy reference, through whole training segments
     # (episode ends, double-Q): the same actions and, up to float32 rounding, the same weights
-    runs = []
-    for jit in (True, False):
-        cfg = make_cfg(env_id="CartPole-v1", envs_per_worker=4, t_max=8, hidden_sizes=[32, 32], gamma=0.99,
-                       target_update_steps=200, max_episode_steps=30, returns="lambda", lam=0.65, double_q=True,
-                       jit=jit)
-        shared = make_shared(cfg)
-        worker = make_worker(cfg, shared)
-        actions = []
-        for _ in range(30):
-            worker.run_segment()
-            actions.append(worker.act_buf.copy())
-        runs.append((np.array(actions), params(shared.model)))
-    np.testing.assert_array_equal(runs[0][0], runs[1][0])
-    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+    common = {"env_id": "CartPole-v1", "envs_per_worker": 4, "t_max": 8, "hidden_sizes": [32, 32], "gamma": 0.99,
+              "target_update_steps": 200, "max_episode_steps": 30, "returns": "lambda", "lam": 0.65,
+              "double_q": True}
+    _, jit_actions, jit_params, _ = run_segments(make_cfg(**common, jit=True), 30)
+    _, np_actions, np_params, _ = run_segments(make_cfg(**common, jit=False), 30)
+    np.testing.assert_array_equal(jit_actions, np_actions)
+    for a, b in zip(jit_params, np_params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -79,6 +79,53 @@ def act_drawn(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, eps: np.ndarra
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _td_output_grad(q: np.ndarray, actions: np.ndarray, targets: np.ndarray, huber: bool) -> tuple[float, np.ndarray]:
+    """The TD loss summed over the batch (float64; huber with delta 1, else squared error) and
+    dloss/dQ of the mean loss, non-zero only at the taken actions."""
+    batch = q.shape[0]
+    g = np.zeros_like(q)
+    loss = 0.0
+    for r in range(batch):
+        d = q[r, actions[r]] - targets[r]
+        if huber:
+            a = abs(d)
+            c = min(a, 1.0)
+            loss += c * (a - 0.5 * c)
+            g[r, actions[r]] = max(min(d, 1.0), -1.0) / batch
+        else:
+            loss += d * d
+            g[r, actions[r]] = 2.0 * d / batch
+    return loss, g
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _dense_grad(g: np.ndarray, h_in: np.ndarray, grad: np.ndarray, off: int, n_in: int, n_out: int) -> None:
+    """A dense layer's dW = g^T h_in and db = column sums of g, written into `grad` at `off`."""
+    gw = grad[off:off + n_out * n_in].reshape((n_out, n_in))
+    np.dot(g.T, h_in, gw)
+    b0 = off + n_out * n_in
+    for o in range(n_out):
+        s = np.float32(0.0)
+        for r in range(g.shape[0]):
+            s += g[r, o]
+        grad[b0 + o] = s
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _through_dense_relu(g: np.ndarray, h_in: np.ndarray, flat: np.ndarray, off: int, n_in: int,
+                        n_out: int) -> np.ndarray:
+    """The gradient at a dense layer's input: through W, then ReLU' of the layer below (0 where
+    its unit was off, as torch)."""
+    w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
+    g_in: np.ndarray = np.dot(g, w)
+    for r in range(g.shape[0]):
+        for i in range(n_in):
+            if not h_in[r, i] > 0.0:
+                g_in[r, i] = 0.0
+    return g_in
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def td_loss_and_grad(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, actions: np.ndarray,
                      targets: np.ndarray, huber: bool, grad: np.ndarray) -> float:
     """Mean TD loss of Q(x, actions) against constant targets (huber with delta 1, else squared
@@ -99,39 +146,15 @@ def td_loss_and_grad(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, actions
             inputs.append(h)
         off += n_out * n_in + n_out
 
-    g = np.zeros_like(h)  # dloss/dQ: non-zero only at the taken actions
-    loss = 0.0
-    for r in range(batch):
-        d = h[r, actions[r]] - targets[r]
-        if huber:
-            a = abs(d)
-            c = min(a, 1.0)
-            loss += c * (a - 0.5 * c)
-            g[r, actions[r]] = max(min(d, 1.0), -1.0) / batch
-        else:
-            loss += d * d
-            g[r, actions[r]] = 2.0 * d / batch
+    loss, g = _td_output_grad(h, actions, targets, huber)
 
     for layer in range(n_layers - 1, -1, -1):
         n_in, n_out = sizes[layer], sizes[layer + 1]
         off = offsets[layer]
         h_in = inputs[layer]
-        gw = grad[off:off + n_out * n_in].reshape((n_out, n_in))
-        np.dot(g.T, h_in, gw)  # dW = g^T h_in
-        b0 = off + n_out * n_in
-        for o in range(n_out):
-            s = np.float32(0.0)
-            for r in range(batch):
-                s += g[r, o]
-            grad[b0 + o] = s
+        _dense_grad(g, h_in, grad, off, n_in, n_out)
         if layer > 0:
-            w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
-            g_in = np.dot(g, w)  # through W, then ReLU' (0 where the unit was off, as torch)
-            for r in range(batch):
-                for i in range(n_in):
-                    if not h_in[r, i] > 0.0:
-                        g_in[r, i] = 0.0
-            g = g_in
+            g = _through_dense_relu(g, h_in, flat, off, n_in, n_out)
     return float(loss / batch)
 
 
@@ -423,38 +446,15 @@ def td_loss_and_grad_ln(flat: np.ndarray, sizes: np.ndarray, x: np.ndarray, acti
             inputs.append(h)
             off += 2 * n_out
 
-    g = np.zeros_like(h)  # dloss/dQ: non-zero only at the taken actions
-    loss = 0.0
-    for row in range(batch):
-        d = h[row, actions[row]] - targets[row]
-        if huber:
-            a = abs(d)
-            c = min(a, 1.0)
-            loss += c * (a - 0.5 * c)
-            g[row, actions[row]] = max(min(d, 1.0), -1.0) / batch
-        else:
-            loss += d * d
-            g[row, actions[row]] = 2.0 * d / batch
+    loss, g = _td_output_grad(h, actions, targets, huber)
 
     for layer in range(n_layers - 1, -1, -1):
         n_in, n_out = sizes[layer], sizes[layer + 1]
         off = offsets[layer]
         h_in = inputs[layer]
-        gw = grad[off:off + n_out * n_in].reshape((n_out, n_in))
-        np.dot(g.T, h_in, gw)  # dW = g^T h_in
-        b0 = off + n_out * n_in
-        for o in range(n_out):
-            s = np.float32(0.0)
-            for row in range(batch):
-                s += g[row, o]
-            grad[b0 + o] = s
+        _dense_grad(g, h_in, grad, off, n_in, n_out)
         if layer > 0:
-            w = flat[off:off + n_out * n_in].reshape((n_out, n_in))
-            g_in = np.dot(g, w)  # through W, then ReLU' (0 where the unit was off, as torch)
-            for row in range(batch):
-                for i in range(n_in):
-                    if not h_in[row, i] > 0.0:
-                        g_in[row, i] = 0.0
+            g_in = _through_dense_relu(g, h_in, flat, off, n_in, n_out)
             # then back through the LayerNorm of the layer below (its gain and shift follow its bias)
             u, r = us[layer], rs[layer]
             g0 = offsets[layer - 1] + n_in * sizes[layer - 1] + n_in

@@ -166,120 +166,93 @@ class NumpyConvEngine(_FlatGrads):
         return self._conv.loss_and_grads(obs, actions, targets, loss, self._grad_arrays)
 
 
-class JitMLPEngine(_FlatGrads):
-    """NumpyMLPEngine's math as compiled kernels (algo/mlp_kernels.py) over the flat shared parameters.
+class _CompiledMLP(_FlatGrads):
+    """What both compiled MLP engines share: the kernels over the flat shared parameters (acting,
+    the target copy's Q-values, the TD gradient and the clip, one call each). A subclass names its
+    forward, acting and gradient kernels and whether its MLP has LayerNorm.
 
     Needs the parameters to be consecutive views of one buffer (`model.flatten_parameters`, done
     by `backends/shared.share_training` for every worker); `make_engine` checks that."""
 
+    _KERNELS = ("forward", "act_drawn", "td_loss_and_grad")
+    _LAYER_NORM = False
+
     def __init__(self, model: QNetwork, flat: np.ndarray) -> None:
         from asyncdqn.algo import mlp_kernels  # numba: imported only by the learners that use it
 
         super().__init__(list(model.parameters()))
         self._kernels = mlp_kernels
+        self._forward, self._act, self._td = (getattr(mlp_kernels, k) for k in self._KERNELS)
         # What the kernels take, public for a learner that calls them directly (ActorLearner's fused
         # n-step Q path): the shared parameters (a view: acting and the gradient read them in place),
         # the layer sizes, the local target copy (one buffer too); the flat gradient is `grad_flat`.
         self.flat = flat
-        self.sizes = mlp_kernels.layer_sizes([tuple(p.shape) for p in self._params[0::2]])
-        self.target_flat = flat.copy()
-        self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self.target_flat), self._params)]
-
-    def online(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values of the live shared weights."""
-        q: np.ndarray = self._kernels.forward(self.flat, self.sizes, _f32(obs))
-        return q
-
-    def target(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values of the local target copy."""
-        q: np.ndarray = self._kernels.forward(self.target_flat, self.sizes, _f32(obs))
-        return q
-
-    def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
-                  random_actions: np.ndarray) -> np.ndarray:
-        """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
-        actions: np.ndarray = self._kernels.act_drawn(self.flat, self.sizes, _f32(obs), eps, uniforms, random_actions)
-        return actions
-
-    def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
-        """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
-        if loss not in ("huber", "mse"):
-            raise ValueError(f"unknown loss {loss!r}")
-        return float(self._kernels.td_loss_and_grad(
-            self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
-            targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
-
-    def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
-        """`_FlatGrads._scale_and_clip` in one compiled pass."""
-        self._kernels.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
-
-    def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
-                       terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool,
-                       online: bool = False) -> np.ndarray:
-        """n-step Q targets of a segment of vector observations (algo/mlp_kernels.n_step_q_targets), bootstrapped
-        from the local target copy (and the live weights' argmax with double-Q); `online`: from the live
-        weights (no target network)."""
-        targets: np.ndarray = self._kernels.n_step_q_targets(self.flat if online else self.target_flat, self.flat,
-                                                          self.sizes, final_obs, last_obs, rewards, terminated,
-                                                          done, gamma, double_q)
-        return targets
-
-    def lambda_targets(self, final_obs: np.ndarray, obs_seq: np.ndarray, rewards: np.ndarray,
-                       terminated: np.ndarray, done: np.ndarray, gamma: float, lam: float, double_q: bool,
-                       online: bool = False) -> np.ndarray:
-        """Q(lambda) targets of a segment of vector observations (algo/mlp_kernels.lambda_q_targets), bootstrapped
-        as `n_step_targets`."""
-        targets: np.ndarray = self._kernels.lambda_q_targets(self.flat if online else self.target_flat, self.flat,
-                                                          self.sizes, final_obs, obs_seq, rewards, terminated,
-                                                          done, float(gamma), float(lam), double_q)
-        return targets
-
-
-class JitLayerNormMLPEngine(_FlatGrads):
-    """NumpyMLPEngine's LayerNorm math (--layer-norm) as compiled kernels (algo/mlp_kernels.py's *_ln kernels)
-    over the flat shared parameters. Acting, the target copy's Q-values and the TD gradient are one
-    call each; the n-step targets and the worker's step loop run on the worker's step-by-step path
-    (JitMLPEngine's fused path is for MLPs without LayerNorm)."""
-
-    def __init__(self, model: QNetwork, flat: np.ndarray) -> None:
-        from asyncdqn.algo import mlp_kernels  # numba: imported only by the learners that use it
-
-        super().__init__(list(model.parameters()))
-        self._kernels = mlp_kernels
-        self.flat = flat
-        weights = split_mlp_arrays([p.detach().numpy() for p in self._params], True)[0]
+        weights = split_mlp_arrays([p.detach().numpy() for p in self._params], self._LAYER_NORM)[0]
         self.sizes = mlp_kernels.layer_sizes([tuple(w.shape) for w in weights])
         self.target_flat = flat.copy()
         self.target_arrays = [t.numpy() for t in split_flat(torch.from_numpy(self.target_flat), self._params)]
 
     def online(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of the live shared weights."""
-        q: np.ndarray = self._kernels.forward_ln(self.flat, self.sizes, _f32(obs))
+        q: np.ndarray = self._forward(self.flat, self.sizes, _f32(obs))
         return q
 
     def target(self, obs: np.ndarray) -> np.ndarray:
         """Q-values of the local target copy."""
-        q: np.ndarray = self._kernels.forward_ln(self.target_flat, self.sizes, _f32(obs))
+        q: np.ndarray = self._forward(self.target_flat, self.sizes, _f32(obs))
         return q
 
     def act_drawn(self, obs: np.ndarray, eps: np.ndarray, uniforms: np.ndarray,
                   random_actions: np.ndarray) -> np.ndarray:
         """Forward and epsilon-greedy in one compiled call (same rule as `_Acting.act_drawn`)."""
-        actions: np.ndarray = self._kernels.act_drawn_ln(self.flat, self.sizes, _f32(obs), eps, uniforms,
-                                                     random_actions)
+        actions: np.ndarray = self._act(self.flat, self.sizes, _f32(obs), eps, uniforms, random_actions)
         return actions
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
         """Mean TD loss of Q(obs, actions) on the shared weights; its gradient kept for attach_grads."""
         if loss not in ("huber", "mse"):
             raise ValueError(f"unknown loss {loss!r}")
-        return float(self._kernels.td_loss_and_grad_ln(
-            self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
-            targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
+        return float(self._td(self.flat, self.sizes, _f32(obs), actions.astype(np.int64, copy=False),
+                              targets.astype(np.float32, copy=False), loss == "huber", self.grad_flat))
 
     def _scale_and_clip(self, grad_clip: float | None, scale: float) -> None:
         """`_FlatGrads._scale_and_clip` in one compiled pass."""
         self._kernels.scale_and_clip(self.grad_flat, np.float32(scale), np.inf if grad_clip is None else grad_clip)
+
+
+class JitMLPEngine(_CompiledMLP):
+    """NumpyMLPEngine's math as compiled kernels (algo/mlp_kernels.py) over the flat shared
+    parameters, and the segment's targets in one call each (the n-step Q worker's fused path)."""
+
+    def n_step_targets(self, final_obs: np.ndarray, last_obs: np.ndarray, rewards: np.ndarray,
+                       terminated: np.ndarray, done: np.ndarray, gamma: np.float32, double_q: bool,
+                       online: bool = False) -> np.ndarray:
+        """n-step Q targets of a segment of vector observations (algo/mlp_kernels.n_step_q_targets),
+        bootstrapped from the local target copy (and the live weights' argmax with double-Q); `online`:
+        from the live weights (no target network)."""
+        targets: np.ndarray = self._kernels.n_step_q_targets(self.flat if online else self.target_flat, self.flat,
+                                                             self.sizes, final_obs, last_obs, rewards, terminated,
+                                                             done, gamma, double_q)
+        return targets
+
+    def lambda_targets(self, final_obs: np.ndarray, obs_seq: np.ndarray, rewards: np.ndarray,
+                       terminated: np.ndarray, done: np.ndarray, gamma: float, lam: float, double_q: bool,
+                       online: bool = False) -> np.ndarray:
+        """Q(lambda) targets of a segment of vector observations (algo/mlp_kernels.lambda_q_targets),
+        bootstrapped as `n_step_targets`."""
+        targets: np.ndarray = self._kernels.lambda_q_targets(self.flat if online else self.target_flat, self.flat,
+                                                             self.sizes, final_obs, obs_seq, rewards, terminated,
+                                                             done, float(gamma), float(lam), double_q)
+        return targets
+
+
+class JitLayerNormMLPEngine(_CompiledMLP):
+    """NumpyMLPEngine's LayerNorm math (--layer-norm) as compiled kernels (algo/mlp_kernels.py's
+    *_ln kernels). The n-step targets and the worker's step loop run on the worker's step-by-step
+    path (JitMLPEngine's fused path is for MLPs without LayerNorm)."""
+
+    _KERNELS = ("forward_ln", "act_drawn_ln", "td_loss_and_grad_ln")
+    _LAYER_NORM = True
 
 
 def _f32(obs: np.ndarray) -> np.ndarray:
