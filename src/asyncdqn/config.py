@@ -282,8 +282,6 @@ def validate(c: Config) -> None:
            f"needs at least one positive width, got {list(c.hidden_sizes)}")
     _check(0.0 <= c.gamma <= 1.0, "gamma", f"must be in [0, 1], got {c.gamma}")
     _check(0.0 <= c.eval_epsilon <= 1.0, "eval_epsilon", f"must be in [0, 1], got {c.eval_epsilon}")
-    _check(not (c.layer_norm and c.backend == "ray"), "layer_norm",
-           "the ray backend moves plain MLP weights; use --backend process or serial with --layer-norm")
     _check(c.t_max >= 1, "t_max", f"must be >= 1, got {c.t_max}")
     _check(c.lr > 0, "lr", f"must be > 0, got {c.lr}")
     _check(0.0 <= c.lr_end <= c.lr, "lr_end", f"must be in [0, lr={c.lr}], got {c.lr_end}")

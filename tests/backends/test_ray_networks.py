@@ -1,7 +1,7 @@
 """The ray backend for every network (no Ray needed): the trainer's state, the parameter server and a
-node group agree on one flat float32 vector for the MLP, the MinAtar and the Atari conv nets and for a
-network with layers the backend has never heard of (LayerNorm); a group's workers get the engine a
-local run's would (compiled, numpy conv, torch); a network with buffers is refused."""
+node group agree on one flat float32 vector for the MLP, the MinAtar and the Atari conv nets (with
+--layer-norm too) and for a network with layers the backend has never heard of; a group's workers
+get the engine a local run's would (compiled, numpy conv, torch); a network with buffers is refused."""
 
 from __future__ import annotations
 
@@ -19,17 +19,21 @@ from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten
 from asyncdqn.backends.shared import share_training
 from asyncdqn.config import Config, resolve_config
 from asyncdqn.errors import ConfigError
-from asyncdqn.learners.engines import JitMLPEngine, NumpyConvEngine, TorchEngine, make_engine
+from asyncdqn.learners.engines import JitLayerNormMLPEngine, JitMLPEngine, NumpyConvEngine, TorchEngine, make_engine
 from asyncdqn.model import build_network
 
-# (network, observation shape, actions, the engine a local run's workers use, parameters by hand)
+# (network, --layer-norm, observation shape, actions, the engine a local run's workers use, parameters by hand)
 NETWORKS = [
     # 4*128+128 + 128*128+128 + 128*2+2
-    ("mlp", (4,), 2, JitMLPEngine, 640 + 16_512 + 258),
+    ("mlp", False, (4,), 2, JitMLPEngine, 640 + 16_512 + 258),
+    # and a gain and a shift per hidden unit
+    ("mlp", True, (4,), 2, JitLayerNormMLPEngine, 640 + 16_512 + 258 + 2 * (128 + 128)),
     # conv 16x4x3x3+16; 16*8*8=1024 -> 128: 1024*128+128; 128*6+6
-    ("minatar", (4, 10, 10), 6, NumpyConvEngine, 592 + 131_200 + 774),
+    ("minatar", False, (4, 10, 10), 6, NumpyConvEngine, 592 + 131_200 + 774),
+    # and LayerNorm over the conv output (16x8x8) and the 128 hidden units
+    ("minatar", True, (4, 10, 10), 6, NumpyConvEngine, 592 + 131_200 + 774 + 2 * (1024 + 128)),
     # conv 16x4x8x8+16 (84->20); 32x16x4x4+32 (20->9); 32*9*9=2592 -> 256; 256*6+6
-    ("atari", (4, 84, 84), 6, TorchEngine, 4_112 + 8_224 + 663_808 + 1_542),
+    ("atari", False, (4, 84, 84), 6, TorchEngine, 4_112 + 8_224 + 663_808 + 1_542),
 ]
 
 
@@ -48,11 +52,12 @@ def _server(cfg: Config, model: nn.Module, groups: int) -> ParameterServer:
     return ParameterServer(cfg, init, groups)
 
 
-@pytest.mark.parametrize(("kind", "shape", "actions", "engine", "size"), NETWORKS, ids=[n[0] for n in NETWORKS])
-def test_every_network_travels_as_one_flat_float32_vector(kind: str, shape: tuple[int, ...], actions: int,
-                                                          engine: type, size: int) -> None:
-    cfg = _cfg()
-    driver = build_network(kind, shape, actions, (128, 128), seed=3)
+@pytest.mark.parametrize(("kind", "layer_norm", "shape", "actions", "engine", "size"), NETWORKS,
+                         ids=[n[0] + ("-layer-norm" if n[1] else "") for n in NETWORKS])
+def test_every_network_travels_as_one_flat_float32_vector(kind: str, layer_norm: bool, shape: tuple[int, ...],
+                                                          actions: int, engine: type, size: int) -> None:
+    cfg = _cfg(layer_norm=layer_norm)
+    driver = build_network(kind, shape, actions, (128, 128), seed=3, layer_norm=layer_norm)
     server = _server(cfg, driver, groups=2)
     assert server.master.dtype == np.float32 and server.master.shape == (size,)
     hello = server.hello(0, 0, 0, 1)
