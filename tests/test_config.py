@@ -373,8 +373,11 @@ def test_every_atari_game_takes_the_atari_family_preset(env_id: str) -> None:
     cfg = resolve_config({"env_id": env_id})
     for key, value in ATARI_PRESET.items():
         assert getattr(cfg, key) == _norm(value), key
-    # what a new user hit on Boxing with the vector defaults: Adam eps 1e-8, 100-game evaluations, greedy
-    assert (cfg.adam_eps, cfg.eval_episodes, cfg.eval_epsilon, cfg.lr) == (1.5e-4, 5, 0.05, 1e-4)
+    # what a new user hit on Boxing with the vector defaults: Adam eps 1e-8, 100-game evaluations, greedy,
+    # and none of the pixel recipe (PQN's ingredients with the Nature net)
+    assert (cfg.adam_eps, cfg.eval_episodes, cfg.eval_epsilon, cfg.lr) == (1e-5, 10, 0.05, 2.5e-4)
+    assert (cfg.network, cfg.layer_norm, cfg.returns, cfg.target_update_steps, cfg.optimizer) == (
+        "nature", True, "lambda", 0, "radam")
     assert env_preset("ALE/Boxing-v4") == env_preset("Boxing-v5") == env_preset("ALE/Pong") == {}
     assert env_preset("MinAtar/Breakout-v1")["eval_episodes"] == 20  # not the Atari family
 

@@ -79,17 +79,27 @@ _PIXELS: dict[str, Any] = {
     "checkpoint_every": 1_000_000,
 }
 # Every ALE/<Game>-v5 id takes this family preset (env_preset); a game refined by measurement
-# gets its own entry in ENV_PRESETS. Adam lr 1e-4 with Rainbow's eps 1.5e-4 keeps Pong's first
-# conv layer alive; evaluations act with DQN's epsilon 0.05 (docs/presets.md, docs/pixels.md).
+# gets its own entry in ENV_PRESETS. PQN's recipe on the asynchronous learner: the Nature net with
+# LayerNorm, Q(lambda) over 32-step segments, no target network, 2 epochs of 2 minibatches, RAdam;
+# evaluations of 10 games act with DQN's epsilon 0.05 (docs/presets.md, docs/pixels.md).
 ATARI_PRESET: dict[str, Any] = {
     **_PIXELS,
-    "lr": 1e-4,
-    "adam_eps": 1.5e-4,
-    "eps_anneal_steps": 1_000_000,  # 4M frames
-    "target_update_steps": 10_000,  # 40k frames
+    "network": "nature",
+    "layer_norm": True,
+    "returns": "lambda",
+    "target_update_steps": 0,
+    "t_max": 32,
+    "epochs": 2,
+    "minibatches": 2,
+    "optimizer": "radam",
+    "lr": 2.5e-4,
+    "adam_eps": 1e-5,
+    "eps_anneal_steps": 400_000,  # 1.6M frames
+    "final_epsilons": (0.01,),
+    "final_epsilon_probs": (1.0,),
     "max_steps": 10_000_000,  # 40M frames: a budget, not a measured solve time
-    "eval_episodes": 5,
-    "screen_episodes": 5,
+    "eval_episodes": 10,
+    "screen_episodes": 10,
     "eval_epsilon": 0.05,
 }
 for _game in ("Pong", "Breakout"):

@@ -534,7 +534,8 @@ def test_an_atari_run_on_two_nodes_resumes_where_it_stopped(cluster: Any, tmp_pa
     syncs go on from the checkpoint; every global step is counted once in both parts."""
     run = tmp_path / "run"
     base = {"env_id": "ALE/Pong-v5", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 1_000,
-            "envs_per_worker": 2, "target_update_steps": 250, "max_episode_steps": 50, "max_seconds": None,
+            "network": "atari", "layer_norm": False, "envs_per_worker": 2, "target_update_steps": 250,
+            "max_episode_steps": 50, "max_seconds": None,
             "solve_score": None, "eval_every_steps": None, "eval_episodes": 1, "progress": False,
             "run_dir": str(run)}
     first = train(base)
