@@ -75,7 +75,7 @@ class Config:
         "mlp, atari or minatar from the observation shape.")
     layer_norm: bool = _opt(
         False, "LayerNorm (learnable gain and bias) after every conv and hidden dense layer, before its ReLU "
-        "(PQN's networks), for every network and engine; not with --backend ray.")
+        "(PQN's networks), for every network, engine and backend.")
     eval_epsilon: float = _opt(
         0.0, "Epsilon of every evaluation (trainer's and `asyncdqn evaluate`'s): each action is uniformly random "
         "with this probability; returns are still raw scores of whole games. 0: greedy.")
