@@ -1,7 +1,8 @@
-"""Ray backend: the parameter server's exchange math and a group's side of it (no Ray), group
-placement, and on a 2-node cluster on this machine (ray.cluster_utils.Cluster, one CPU per
-node, shared by the whole module): learning CartPole-v1 and MinAtar/Breakout-v1 with one node
-group per node through a killed group (restarted, and recorded in eval.json), an Atari-net
+"""Ray backend: the parameter server's exchange math and a group's side of it (no Ray; float32 and
+--ray-compress bf16, its error feedback on both sides), group placement, and on a 2-node cluster
+on this machine (ray.cluster_utils.Cluster, one CPU per node, shared by the whole module):
+learning CartPole-v1 and MinAtar/Breakout-v1 with one node group per node through a killed group
+(restarted, and recorded in eval.json), CartPole-v1 with bf16 exchanges, an Atari-net
 Pong run resumed on the cluster, and a lost parameter server stopping the run with exit
 code 1 and the checkpoints intact.
 """
@@ -579,6 +580,27 @@ def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp
     # wherever a process at nice 15 on this machine may (root, CAP_SYS_NICE), and report it if not
     assert stats["group_nice"] == {"0": _reachable_nice(), "1": _reachable_nice()}
     assert stats["server_nice"] == _reachable_nice()
+
+
+@pytest.mark.slow
+def test_two_node_groups_learn_cartpole_with_bf16_exchanges(cluster: Any, tmp_path: Path) -> None:
+    """--ray-compress bf16 on the two nodes: the killed-group test's run without the kill, to its bar (120, 5x
+    random play): both directions of every exchange in bfloat16 do not keep the groups from learning, and every
+    step is still counted once."""
+    run = tmp_path / "run"
+    result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 300_000,
+                    "ray_compress": "bf16", "max_seconds": None, "solve_score": None, "eval_every_steps": 25_000,
+                    "eval_episodes": 10, "progress": False, "run_dir": str(run)})
+    stats = json.loads((run / "eval.json").read_text())["backend_stats"]
+    assert stats["compress"] == "bf16" and stats["groups"] == 2 and stats["restarts"] == 0
+    # 64x64 MLP on CartPole: 4,610 parameters, 2 bytes each way (4 in float32) plus now and then a float32
+    # target (syncs every 2000 steps) and the moments (once a second)
+    assert stats["bytes_per_exchange"] >= 4 * 4_610
+    assert result.stop_reason == "max_steps" and result.total_steps >= 300_000
+    assert result.best_eval is not None and result.best_eval["mean"] >= 120.0, result.best_eval
+    tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
+    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"])  # every step counted once
+    assert int(tensors["optim.step"][0]) == stats["optimizer_updates"] > 0
 
 
 @pytest.mark.slow
