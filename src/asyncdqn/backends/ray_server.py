@@ -51,8 +51,9 @@ plus every bf16 value sent either way since); the group keeps the very same vect
 So a group's weights are the master plus its unsent learning, off by the rounding of the last
 reply only (at most 2^-8 of each value of master - held, relative), never by the sum over
 exchanges. A group's hello (a new incarnation too) is the float32 master and resets `held` to
-it; target networks and optimizer moments always travel float32 (a target sync is rare, the
-moments travel about once a second).
+it; target networks and optimizer moments always travel float32 (a target once per
+--target-update-steps, the moments about once a second). The server holds one more float32
+copy of the weights per group.
 """
 
 from __future__ import annotations
