@@ -128,6 +128,9 @@ class GroupLink:
         self.base = np.array(hello["weights"], dtype=np.float32)  # what the server's master held when sent
         self.bf16 = hello["compress"] == "bf16"
         self._up: np.ndarray | None = None  # bf16: the delta in flight (uint16 bit patterns)
+        # bf16 scratch, reused by every exchange (fresh large arrays page-fault in an actor's process)
+        self._f32 = np.empty(self.base.size if self.bf16 else 0, np.float32)
+        self._u32 = np.empty(self.base.size if self.bf16 else 0, np.uint32)
         self.reported = sum(hello["per_worker"])  # own steps the server has counted
         self.global_step = int(hello["step"])
         self.target_version = int(hello["target_version"])
@@ -174,7 +177,8 @@ class GroupLink:
             moments = {k: v.numpy() for k, v in self.shared.optimizer.state_tensors().items() if k != "step"}
         delta = self._snapshot - self.base
         if self.bf16:
-            self._up = to_bf16(delta)  # what the rounding leaves out stays above the base: the next delta
+            # what the rounding leaves out stays above the base: the next delta carries it
+            self._up = to_bf16(delta, work=self._u32)
         msg = {"steps": self._own - self.reported, "first": self.workers.start,
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
@@ -197,8 +201,8 @@ class GroupLink:
         assert self._snapshot is not None
         if self.bf16:
             assert self._up is not None
-            update = from_bf16(reply["update_bf16"])
-            self.base += from_bf16(self._up)  # in the server's order: bit for bit its copy
+            self.base += from_bf16(self._up, out=self._f32)  # in the server's order: bit for bit its copy
+            update = from_bf16(reply["update_bf16"], out=self._f32)
             self.base += update
         else:
             master: np.ndarray = reply["weights"]

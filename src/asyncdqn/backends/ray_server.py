@@ -140,6 +140,9 @@ class ParameterServer:
         self.cfg = cfg
         self.single = groups == 1
         self.bf16 = cfg.ray_compress == "bf16"
+        # bf16 scratch, reused by every exchange (fresh large arrays page-fault in an actor's process)
+        self._f32 = np.empty(init.weights.size if self.bf16 else 0, np.float32)
+        self._u32 = np.empty(init.weights.size if self.bf16 else 0, np.uint32)
         self.master = init.weights.astype(np.float32).copy()
         self.master_version = 0  # bumped by every exchange that moves the master
         self.target = init.target.astype(np.float32).copy()
@@ -203,7 +206,7 @@ class ParameterServer:
         if self.bf16:
             assert g.held is not None  # set by its hello
             sent: np.ndarray = msg["delta_bf16"]
-            delta = from_bf16(sent)
+            delta = from_bf16(sent, out=self._f32)
             g.held += delta  # the group adds the same to its base
         else:
             sent = msg["delta"]
@@ -237,8 +240,8 @@ class ParameterServer:
         g.cpu_s = float(msg.get("cpu_s", 0.0))
         reply: dict[str, Any] = {"step": self.total, "stop": self._stop(), "target_version": self.target_version}
         if g.held is not None:
-            update = to_bf16(self.master - g.held)
-            g.held += from_bf16(update)  # the group adds the same to its base and its weights
+            update = to_bf16(np.subtract(self.master, g.held, out=self._f32), work=self._u32)
+            g.held += from_bf16(update, out=self._f32)  # the group adds the same to its base and its weights
             reply["update_bf16"] = update
             weights_out = update.nbytes
         else:
