@@ -58,6 +58,8 @@ class Config:
         None, "--backend ray: cluster to join (auto, or HOST:PORT of the head's GCS); none starts a local Ray bound to 127.0.0.1.")
     ray_sync_seconds: float = _opt(
         0.1, "--backend ray: each node's group of workers exchanges weight deltas with the parameter server at least this often (and whenever its count crosses a multiple of --target-update-steps); a run's only group, with no other group to mix with, every max(this, 0.5) seconds.")
+    ray_compress: Literal["none", "bf16"] = _opt(
+        "none", "--backend ray: how the weights travel in the exchanges: none (float32, 4 bytes a parameter each way) or bf16 (bfloat16, 2 bytes: a group's delta up and the master's difference from what the group holds down, each side carrying its rounding error into the next exchange, so no error accumulates; a group's first weights, targets and optimizer moments stay float32).")
     envs_per_worker: int = _opt(8, "Environments each worker steps together (one batched forward per step).")
     vector: Literal["gymnasium", "envpool"] = _opt(
         "gymnasium", "How a worker steps its environments: gymnasium (a list of Gymnasium envs) or envpool (one EnvPool instance of C++ envs; needs the envpool extra; LunarLander-v3, CartPole-v1, Acrobot-v1, MountainCar-v0). Evaluation always uses Gymnasium.")
@@ -277,6 +279,7 @@ def validate(c: Config) -> None:
     _check(c.max_restarts >= 0, "max_restarts", f"must be >= 0, got {c.max_restarts}")
     _check(c.ray_address is None or bool(c.ray_address.strip()), "ray_address", "must not be empty")
     _check(c.ray_sync_seconds > 0, "ray_sync_seconds", f"must be > 0, got {c.ray_sync_seconds}")
+    _check(c.ray_compress in ("none", "bf16"), "ray_compress", f"must be none or bf16, got {c.ray_compress!r}")
     _check(c.envs_per_worker >= 1, "envs_per_worker", f"must be >= 1, got {c.envs_per_worker}")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes), "hidden_sizes",
            f"needs at least one positive width, got {list(c.hidden_sizes)}")

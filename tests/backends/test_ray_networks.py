@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from asyncdqn.algo.bf16 import from_bf16
 from asyncdqn.algo.optim import flat_of
 from asyncdqn.backends.ray_group import GroupLink, build_group_state, network_template
 from asyncdqn.backends.ray_server import ParameterServer, ServerInit, flatten
@@ -140,3 +141,57 @@ def test_a_group_refuses_a_master_of_another_network() -> None:
     with pytest.raises(Exception, match="the network has 2362 parameters, the server's master 58"):
         build_group_state(cfg, network_template(build_network("mlp", (4,), 2, (16, 120), seed=0)),
                           server.hello(0, 0, 0, 2))
+
+
+@pytest.mark.parametrize(("kind", "layer_norm", "shape", "actions", "engine", "size"),
+                         [n for n in NETWORKS if n[0] in ("mlp", "minatar") and not n[1]], ids=["mlp", "minatar"])
+def test_every_network_travels_as_bf16_with_ray_compress(kind: str, layer_norm: bool, shape: tuple[int, ...],
+                                                         actions: int, engine: type, size: int) -> None:
+    """--ray-compress bf16: the hello is the float32 master; then a delta up and the master's difference from
+    what the group holds down travel as one uint16 vector each, 2 bytes a parameter, and what one rounding
+    leaves out arrives with the next exchange."""
+    cfg = _cfg(ray_compress="bf16")
+    driver = build_network(kind, shape, actions, (128, 128), seed=3)
+    server = _server(cfg, driver, groups=2)
+    hello = server.hello(0, 0, 0, 1)
+    assert hello["compress"] == "bf16" and hello["weights"].dtype == np.float32  # the first weights: exact
+    shared = build_group_state(cfg, network_template(driver), hello)
+    group = list(shared.model.parameters())
+    for g, d in zip(group, driver.parameters(), strict=True):
+        np.testing.assert_array_equal(g.detach().numpy(), d.detach().numpy())
+    link = GroupLink(shared, range(0, 1), hello, cfg.target_update_steps)
+    with torch.no_grad():
+        group[1] += 0.5
+    shared.counter.add(0, 10)
+    msg = link.message([], [], final=False)
+    up = msg["delta_bf16"]
+    assert "delta" not in msg and up.dtype == np.uint16 and up.shape == (size,)
+    at = group[0].numel()
+    expected = np.zeros(size, np.float32)
+    expected[at:at + group[1].numel()] = 0.5
+    np.testing.assert_array_equal(from_bf16(up), expected)  # 0.5 (and 0) are bf16 values: exact
+    w0 = server.master.copy()
+    reply = server.exchange(0, 0, msg)
+    np.testing.assert_allclose(server.master, w0 + expected, atol=1e-6)
+    assert "weights" not in reply and reply["update_bf16"].dtype == np.uint16
+    # a plain exchange (no target, no moments) moves 2 bytes per parameter each way
+    stats = server.stats()
+    assert stats["bytes_in"] == stats["bytes_out"] == 2 * size
+    link.apply(reply)
+
+    def weights() -> np.ndarray:
+        return flatten([p.detach().numpy() for p in group])
+
+    np.testing.assert_allclose(weights(), server.master, atol=1e-6)
+    # other groups' deltas reach the master: -2.0 is a bf16 value, 1e-3 is not (1.024 * 2^-10: the nearest is
+    # 131/128 * 2^-10 = 9.9945068e-4)
+    other = np.zeros(size, np.float32)
+    other[-1], other[0] = -2.0, 1e-3
+    server.master += other
+    link.apply(server.exchange(0, 0, link.message([], [], final=False)))
+    off = weights() - server.master
+    assert abs(off[0] - (9.9945068e-4 - 1e-3)) < 1e-7  # one rounding off the master, by that rounding
+    np.testing.assert_allclose(off[1:], 0.0, atol=1e-6)
+    link.apply(server.exchange(0, 0, link.message([], [], final=False)))  # the next exchange brings the rest
+    np.testing.assert_allclose(weights(), server.master, atol=1e-6)
+    assert abs(weights()[0] - server.master[0]) < 1e-7

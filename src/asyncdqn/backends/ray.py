@@ -7,7 +7,8 @@
         count; decides target syncs and the stop
         ^
         | exchange every --ray-sync-seconds (and at target-sync multiples):
-        | weight delta + steps + episodes up, master (+ target) down
+        | weight delta + steps + episodes up, master (+ target) down; --ray-compress bf16:
+        | both as bfloat16, the master as its difference from what the group holds
     NodeGroup actors (ray_group.py), one per node: the process backend, unchanged,
         running that node's share of --workers as Hogwild processes in shared memory
 
@@ -356,6 +357,7 @@ class RayBackend(Backend):
                 ray.shutdown()
         st = self.last_stats
         if st:
+            bf16 = ", bf16" if st.get("compress") == "bf16" else ""
             print(f"asyncdqn: ray: {st['groups']} node group(s), {st['exchanges']} exchanges "
-                  f"({st['bytes_per_exchange'] / 1024:.0f} KiB each), {st['target_syncs']} target syncs, "
+                  f"({st['bytes_per_exchange'] / 1024:.0f} KiB each{bf16}), {st['target_syncs']} target syncs, "
                   f"{st['restarts']} restarts", file=sys.stderr)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from asyncdqn.algo.bf16 import from_bf16, to_bf16
 from asyncdqn.backends.base import SharedTarget, SharedTraining
 from asyncdqn.backends.process import ProcessBackend
 from asyncdqn.backends.ray_server import flatten, normal_priority, unflatten
@@ -114,13 +115,22 @@ def build_group_state(cfg: Config, template: torch.nn.Module, hello: dict[str, A
 
 
 class GroupLink:
-    """The group's side of the exchange protocol (everything but the Ray call itself)."""
+    """The group's side of the exchange protocol (everything but the Ray call itself).
+
+    `base` is what the server's master held when it last replied (float32), or with
+    --ray-compress bf16 the vector the server keeps as this group's (its hello's master plus every
+    bf16 value sent since, either way: `ray_server.py`'s module doc)."""
 
     def __init__(self, shared: SharedTraining, workers: range, hello: dict[str, Any], target_every: int) -> None:
         self.shared, self.workers, self.target_every = shared, workers, target_every
         self.params = [p.detach().numpy() for p in shared.model.parameters()]  # views of shared memory
         self.shapes = [tuple(p.shape) for p in self.params]
         self.base = np.array(hello["weights"], dtype=np.float32)  # what the server's master held when sent
+        self.bf16 = hello["compress"] == "bf16"
+        self._up: np.ndarray | None = None  # bf16: the delta in flight (uint16 bit patterns)
+        # bf16 scratch, reused by every exchange (fresh large arrays page-fault in an actor's process)
+        self._f32 = np.empty(self.base.size if self.bf16 else 0, np.float32)
+        self._u32 = np.empty(self.base.size if self.bf16 else 0, np.uint32)
         self.reported = sum(hello["per_worker"])  # own steps the server has counted
         self.global_step = int(hello["step"])
         self.target_version = int(hello["target_version"])
@@ -165,10 +175,15 @@ class GroupLink:
         if final or now - self.last_moments >= MOMENTS_EVERY_S:
             self.last_moments = now
             moments = {k: v.numpy() for k, v in self.shared.optimizer.state_tensors().items() if k != "step"}
-        msg = {"delta": self._snapshot - self.base, "steps": self._own - self.reported, "first": self.workers.start,
+        delta = self._snapshot - self.base
+        if self.bf16:
+            # what the rounding leaves out stays above the base: the next delta carries it
+            self._up = to_bf16(delta, work=self._u32)
+        msg = {"steps": self._own - self.reported, "first": self.workers.start,
                "per_worker": own_pw, "episodes": episodes, "restarts": restarts[self.restarts_sent:],
                "updates": int(self.shared.optimizer.step_count) - self.optim_t0, "moments": moments,
                "target_version": self.target_version, "cpu_s": time.process_time() - self.cpu0}
+        msg.update({"delta_bf16": self._up} if self.bf16 else {"delta": delta})
         if self.own_target is not None and self.own_target.version != self.target_sent:
             flat, self.target_sent, syncs, last = self.own_target.snapshot()
             msg.update(target=flat, target_syncs=syncs, last_sync_step=last)
@@ -176,15 +191,25 @@ class GroupLink:
         return msg
 
     def apply(self, reply: dict[str, Any]) -> None:
-        """Move the local weights by (master - what was sent), keeping what the workers learned meanwhile."""
+        """Move the local weights by (master - what was sent), keeping what the workers learned meanwhile.
+
+        bf16: add the delta sent and the reply's update to the base, as the server adds them to its copy,
+        and the update to the weights (the delta sent is in them already)."""
         self.stop = bool(reply["stop"])
         if reply.get("stale"):
             return
         assert self._snapshot is not None
-        master: np.ndarray = reply["weights"]
-        for view, d in zip(self.params, unflatten(master - self._snapshot, self.shapes), strict=True):
+        if self.bf16:
+            assert self._up is not None
+            self.base += from_bf16(self._up, out=self._f32)  # in the server's order: bit for bit its copy
+            update = from_bf16(reply["update_bf16"], out=self._f32)
+            self.base += update
+        else:
+            master: np.ndarray = reply["weights"]
+            update = master - self._snapshot
+            self.base = np.array(master, dtype=np.float32)
+        for view, d in zip(self.params, unflatten(update, self.shapes), strict=True):
             view += d  # Hogwild-style, like the workers' own updates
-        self.base = np.array(master, dtype=np.float32)
         self.reported = self._own
         self.global_step = int(reply["step"])
         if self.owns_target:

@@ -33,6 +33,27 @@ What is exact (and what is not):
   of them) of the multiple;
 - the step budget (--max-steps) stops every group at its next exchange once the count
   reaches it, so a run overshoots it by at most --ray-sync-seconds of steps per group.
+
+With --ray-compress bf16 both directions travel as bfloat16 (`algo/bf16.py`: 2 bytes a
+parameter instead of 4), with error feedback on both sides, so no rounding error accumulates.
+The server keeps, per group, `held`: what that group's base holds (its hello's float32 master
+plus every bf16 value sent either way since); the group keeps the very same vector as its base
+(the same float32 additions in the same order, so the two are bit for bit equal):
+
+    group -> server: bf16(weights now - base); both sides add its decoded value to the base
+                     (held). What the rounding left out stays in the group's weights, above its
+                     base, so the next delta carries it: the group's own learning is never lost.
+    server:          master += decoded delta
+    server -> group: bf16(master - held); both sides add its decoded value to held (the base),
+                     and the group adds it to its weights. What the rounding left out stays in
+                     master - held, so the next reply carries it.
+
+So a group's weights are the master plus its unsent learning, off by the rounding of the last
+reply only (at most 2^-8 of each value of master - held, relative), never by the sum over
+exchanges. A group's hello (a new incarnation too) is the float32 master and resets `held` to
+it; target networks and optimizer moments always travel float32 (a target once per
+--target-update-steps, the moments about once a second). The server holds one more float32
+copy of the weights per group.
 """
 
 from __future__ import annotations
@@ -44,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from asyncdqn.algo.bf16 import from_bf16, to_bf16
 from asyncdqn.config import Config
 from asyncdqn.episodes import EpisodeRecord
 
@@ -100,6 +122,7 @@ class _Group:
     exchanges: int = 0
     cpu_s: float = 0.0  # the group process's CPU time (without its workers), as last reported
     nice: int = 0  # the niceness its workers run at (normal_priority)
+    held: np.ndarray | None = None  # --ray-compress bf16: the group's base, as both sides hold it
 
 
 @dataclass
@@ -116,6 +139,10 @@ class ParameterServer:
         """`groups`: how many node groups the run planned; a run's only group owns its target syncs."""
         self.cfg = cfg
         self.single = groups == 1
+        self.bf16 = cfg.ray_compress == "bf16"
+        # bf16 scratch, reused by every exchange (fresh large arrays page-fault in an actor's process)
+        self._f32 = np.empty(init.weights.size if self.bf16 else 0, np.float32)
+        self._u32 = np.empty(init.weights.size if self.bf16 else 0, np.uint32)
         self.master = init.weights.astype(np.float32).copy()
         self.master_version = 0  # bumped by every exchange that moves the master
         self.target = init.target.astype(np.float32).copy()
@@ -160,17 +187,30 @@ class ParameterServer:
             g.updates_retired += g.updates
             g.updates = 0
         g.incarnation = incarnation
+        if self.bf16:  # the group starts from the float32 master: its base
+            g.held = self.master.copy()
         return {"weights": self.master.copy(), "target": self.target.copy(), "target_version": self.target_version,
                 "target_syncs": self.target_syncs, "last_sync_step": self.last_sync_step,
                 "step": self.total, "per_worker": self.per_worker[first:first + count],
-                "optim": self.optimizer_state(), "stop": self._stop(), "owns_target": self.single}
+                "optim": self.optimizer_state(), "stop": self._stop(), "owns_target": self.single,
+                "compress": self.cfg.ray_compress}
 
     def exchange(self, group: int, incarnation: int, msg: dict[str, Any]) -> dict[str, Any]:
-        """Apply one group's delta and counts; reply with the master (and the target if it changed)."""
+        """Apply one group's delta and counts; reply with the master (and the target if it changed).
+
+        --ray-compress bf16: the delta arrives as bf16 ("delta_bf16") and the reply carries bf16 of
+        (master - what the group holds) ("update_bf16") instead of the master (see the module doc)."""
         g = self.groups.get(group)
         if g is None or incarnation != g.incarnation:  # a superseded incarnation: ignore it, stop it
             return {"stop": True, "stale": True}
-        delta: np.ndarray = msg["delta"]
+        if self.bf16:
+            assert g.held is not None  # set by its hello
+            sent: np.ndarray = msg["delta_bf16"]
+            delta = from_bf16(sent, out=self._f32)
+            g.held += delta  # the group adds the same to its base
+        else:
+            sent = msg["delta"]
+            delta = sent
         self.master += delta
         self.master_version += 1
         old = self.total
@@ -198,16 +238,23 @@ class ParameterServer:
             self.optim_version += 1
         g.exchanges += 1
         g.cpu_s = float(msg.get("cpu_s", 0.0))
-        reply: dict[str, Any] = {"weights": self.master.copy(), "step": self.total, "stop": self._stop(),
-                                 "target_version": self.target_version}
+        reply: dict[str, Any] = {"step": self.total, "stop": self._stop(), "target_version": self.target_version}
+        if g.held is not None:
+            update = to_bf16(np.subtract(self.master, g.held, out=self._f32), work=self._u32)
+            g.held += from_bf16(update, out=self._f32)  # the group adds the same to its base and its weights
+            reply["update_bf16"] = update
+            weights_out = update.nbytes
+        else:
+            reply["weights"] = self.master.copy()
+            weights_out = self.master.nbytes
         if not self.single and int(msg["target_version"]) != self.target_version:
             reply.update(target=self.target.copy(), target_syncs=self.target_syncs,
                          last_sync_step=self.last_sync_step)
         t = self.traffic
         t.exchanges += 1
-        t.bytes_in += (delta.nbytes + sum(v.nbytes for v in (msg.get("moments") or {}).values())
+        t.bytes_in += (sent.nbytes + sum(v.nbytes for v in (msg.get("moments") or {}).values())
                        + (msg["target"].nbytes if "target" in msg else 0))
-        t.bytes_out += self.master.nbytes + (self.target.nbytes if "target" in reply else 0)
+        t.bytes_out += weights_out + (self.target.nbytes if "target" in reply else 0)
         return reply
 
     def started(self, group: int) -> int:
@@ -237,7 +284,7 @@ class ParameterServer:
 
     def stats(self) -> dict[str, Any]:
         t = self.traffic
-        return {"groups": len(self.groups), "exchanges": t.exchanges,
+        return {"groups": len(self.groups), "exchanges": t.exchanges, "compress": self.cfg.ray_compress,
                 "exchanges_per_group": {str(k): g.exchanges for k, g in sorted(self.groups.items())},
                 "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
                 "bytes_per_exchange": (t.bytes_in + t.bytes_out) / t.exchanges if t.exchanges else 0.0,
