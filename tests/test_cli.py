@@ -356,6 +356,8 @@ def batch2(batch1: dict[str, Any]) -> dict[str, Any]:
         "mismatch-render": (["render", "RUN", "--out", "x.gif"], _copy_run(run, root / "mis-render", _widen)),
         "evaluate-short-run": (["evaluate", "RUN", "--episodes", "2"], batch1["short"]),
         "evaluate-negative-seed": (["evaluate", "RUN", "--episodes", "2", "--seed", "-1"], batch1["serial"]),
+        "evaluate-epsilon": (["evaluate", "RUN", "--episodes", "3", "--epsilon", "1", "--json"], batch1["serial"]),
+        "evaluate-bad-epsilon": (["evaluate", "RUN", "--episodes", "2", "--epsilon", "1.5"], batch1["serial"]),
         "render-out-is-dir": (["render", "RUN", "--out", "a-directory", "--max-steps", "5"],
                               _copy_run(run, root / "render-out", lambda r: (r.parent / "a-directory").mkdir())),
         "plot-out-is-dir": (["plot", "RUN", "--out", "a-directory"],
@@ -442,6 +444,14 @@ def test_evaluate_default_checkpoint_of_a_short_run(batch1: dict[str, Any], batc
     r = batch2["evaluate-short-run"]
     assert_ok(r)
     assert "greedy over 2 episodes" in r.stdout
+
+
+def test_evaluate_epsilon(batch2: dict[str, Any]) -> None:
+    """--epsilon 1 plays uniformly random actions: CartPole's random episodes are short, the trained
+    greedy policy's of the same seeds are not (the run's evaluations were greedy)."""
+    greedy, random = json.loads(batch2["evaluate-json"].stdout), json.loads(batch2["evaluate-epsilon"].stdout)
+    assert random["returns"] != greedy["returns"] and random["mean"] < 60.0, (random, greedy)
+    assert_user_error(batch2["evaluate-bad-epsilon"], "--epsilon")
 
 
 def test_evaluate_negative_seed_is_a_user_error(batch2: dict[str, Any]) -> None:

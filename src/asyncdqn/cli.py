@@ -97,8 +97,10 @@ def _add_train(sub: Any) -> None:
 
 def _add_evaluate(sub: Any) -> None:
     """`asyncdqn evaluate RUN_DIR`."""
-    e = sub.add_parser("evaluate", help="greedy evaluation of a trained run",
-                       description="Play greedy episodes with a run's checkpoint on freshly seeded environments.")
+    e = sub.add_parser("evaluate", help="evaluation of a trained run",
+                       description="Play episodes with a run's checkpoint on freshly seeded environments, acting as "
+                                   "the run's evaluations did (greedy, or with its --eval-epsilon) unless --epsilon "
+                                   "is given.")
     from asyncdqn.evaluate import DEFAULT_EPISODES, DEFAULT_SEED
 
     e.add_argument("run_dir", help="run directory written by `asyncdqn train`")
@@ -108,6 +110,9 @@ def _add_evaluate(sub: Any) -> None:
                         "(default: best)")
     e.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"seed of the evaluation episodes (default: {DEFAULT_SEED})")
+    e.add_argument("--epsilon", type=float, default=None,
+                   help="act epsilon-greedily with this epsilon in [0, 1] (0: greedy; default: the run's "
+                        "--eval-epsilon)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -503,14 +508,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _positive("episodes", args.episodes)
     _non_negative("seed", args.seed)
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        raise AsyncDQNError(f"--epsilon must be in [0, 1], got {args.epsilon}")
     policy = load_policy(args.run_dir, args.checkpoint)
-    res = policy.evaluate(args.episodes, args.seed)
+    eps = policy.config.eval_epsilon if args.epsilon is None else args.epsilon
+    res = policy.evaluate(args.episodes, args.seed, epsilon=eps)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     elif not res.complete:
-        print(f"{policy.env_id} [{args.checkpoint}] greedy: {summary(res.to_dict())}")
+        print(f"{policy.env_id} [{args.checkpoint}] {_acting(eps)}: {summary(res.to_dict())}")
     else:
-        print(f"{policy.env_id} [{args.checkpoint}] {_acting(policy.config.eval_epsilon)} over {res.episodes} episodes: "
+        print(f"{policy.env_id} [{args.checkpoint}] {_acting(eps)} over {res.episodes} episodes: "
               f"mean {res.mean:.2f} ± {res.std:.2f} (min {min(res.returns):.1f}, max {max(res.returns):.1f})")
     return 0
 
