@@ -58,6 +58,9 @@ def bundle(record: Path) -> int:
     tmp.replace(target)  # atomic: a half-written bundle never replaces a good one
     for path in files:
         path.unlink()
+    for folder in sorted((d for d in record.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()  # a run's folder emptied by the fold (deepest first)
     return len(files)
 
 

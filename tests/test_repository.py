@@ -66,7 +66,7 @@ def test_bundling_folds_run_files_and_keeps_their_content(tmp_path: Path) -> Non
     (record / "summary.json").write_text("{}")  # the record's own summary: stays
     (record / "README.md").write_text("# r\n")
     assert mod.bundle(record) == 3
-    assert sorted(p.name for p in record.rglob("*") if p.is_file()) == ["README.md", "runs.json", "summary.json"]
+    assert sorted(p.name for p in record.rglob("*")) == ["README.md", "runs.json", "summary.json"]  # no empty folder
     runs = json.loads((record / "runs.json").read_text())
     assert runs == {"run-s0/eval.json": {"final": {"mean": 200.5}}, "run-s0/train.log": "line 1\nline 2\n",
                     "search.log": "top-level log\n"}
