@@ -627,7 +627,9 @@ def test_one_group_learns_cartpole_with_exact_target_syncs(cluster: Any, tmp_pat
 # MinAtar/Breakout-v1 on the 2 nodes, 2 workers, the preset otherwise: random play scores 0.41 ± 0.64
 # (300 episodes); 5 seeds of this run without the kill scored 2.5-3.4 (30 episodes) at ~200k steps
 # (benchmarks/records/ray-pixels-2026-12-07/seeds.py). The bar, 3.7x random play, is 1.0 below the worst.
-BREAKOUT_RANDOM, BREAKOUT_BAR = 0.41, 1.5
+# With the kill a run of 200k steps once scored 1.4 (a full suite of 2026-12-07: the restarted group
+# loses its share of the early steps), so the run gets 300k steps.
+BREAKOUT_RANDOM, BREAKOUT_BAR, BREAKOUT_STEPS = 0.41, 1.5, 300_000
 
 
 @pytest.mark.slow
@@ -637,7 +639,7 @@ def test_two_node_groups_learn_minatar_breakout_through_a_killed_group(cluster: 
     run = tmp_path / "run"
     result, report, killed = _train_killing_group_1(
         {"env_id": "MinAtar/Breakout-v1", "backend": "ray", "workers": 2, "seed": 0,
-         "max_steps": 200_000, "max_restarts": 1, "max_seconds": None, "solve_score": None,
+         "max_steps": BREAKOUT_STEPS, "max_restarts": 1, "max_seconds": None, "solve_score": None,
          "eval_every_steps": None, "eval_episodes": 30, "checkpoint_every": None, "progress": False,
          "run_dir": str(run)})
     stats = report["backend_stats"]
@@ -645,7 +647,7 @@ def test_two_node_groups_learn_minatar_breakout_through_a_killed_group(cluster: 
     # every exchange carries the net's 132,566 float32 parameters each way (and now and then more)
     assert stats["bytes_per_exchange"] >= 2 * 4 * 132_566
     tensors, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
-    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= 200_000  # each step once
+    assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= BREAKOUT_STEPS  # each step once
     assert int(tensors["optim.step"][0]) == stats["optimizer_updates"] > 0
     assert result.final_eval["mean"] >= BREAKOUT_BAR > 3 * BREAKOUT_RANDOM, result.final_eval
 
