@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from asyncdqn.config import FIELDS, Config, from_dict, resolve_config
 from asyncdqn.errors import ConfigError
-from asyncdqn.presets import ALGO_PRESETS, ENV_PRESETS, NAMED_PRESETS
+from asyncdqn.presets import ALGO_PRESETS, ENV_PRESETS, NAMED_PRESETS, algo_preset
 
 DEFAULTS = Config()
 SEED_COMPAT_EXPECTED = {
@@ -75,7 +75,7 @@ def test_lunarlander_algorithm_presets_apply_to_their_algorithm_only() -> None:
 def test_env_preset_overrides_defaults(env_id: str) -> None:
     cfg = resolve_config({"env_id": env_id})
     algo = ENV_PRESETS[env_id].get("algo", DEFAULTS.algo)  # the algorithm the env preset trains with
-    layered = {**ENV_PRESETS[env_id], **ALGO_PRESETS.get((env_id, algo), {})}  # + that algorithm's preset
+    layered = {**ENV_PRESETS[env_id], **algo_preset(env_id, algo)}  # + that algorithm's preset
     for key, value in layered.items():
         assert getattr(cfg, key) == _norm(value), key
     untouched = set(FIELDS) - set(layered) - {"env_id"}
@@ -368,10 +368,10 @@ def test_huge_integer_for_float_field_is_a_config_error() -> None:
 
 @pytest.mark.parametrize("env_id", ["ALE/Boxing-v5", "ALE/SpaceInvaders-v5", "ALE/Pong-v5"])
 def test_every_atari_game_takes_the_atari_family_preset(env_id: str) -> None:
-    from asyncdqn.presets import ATARI_PRESET, env_preset
+    from asyncdqn.presets import ATARI_NSTEP_PRESET, ATARI_PRESET, env_preset
 
     cfg = resolve_config({"env_id": env_id})
-    for key, value in ATARI_PRESET.items():
+    for key, value in {**ATARI_PRESET, **ATARI_NSTEP_PRESET}.items():
         assert getattr(cfg, key) == _norm(value), key
     # what a new user hit on Boxing with the vector defaults: Adam eps 1e-8, 100-game evaluations, greedy,
     # and none of the pixel recipe (PQN's ingredients with the Nature net)
@@ -380,6 +380,24 @@ def test_every_atari_game_takes_the_atari_family_preset(env_id: str) -> None:
         "nature", True, "lambda", 0, "radam")
     assert env_preset("ALE/Boxing-v4") == env_preset("Boxing-v5") == env_preset("ALE/Pong") == {}
     assert env_preset("MinAtar/Breakout-v1")["eval_episodes"] == 20  # not the Atari family
+
+
+@pytest.mark.parametrize("algo", ["one-step-q", "one-step-sarsa", "dqn"])
+def test_other_algorithms_on_atari_keep_the_family_but_not_n_step_qs_recipe(algo: str) -> None:
+    # Q(lambda), no target network and epochs over segments were measured with n-step-q; the others would
+    # be refused with them (lambda returns are n-step-q's; dqn needs a target network and no epochs).
+    cfg = resolve_config({"env_id": "ALE/Breakout-v5", "algo": algo})
+    assert (cfg.network, cfg.layer_norm, cfg.optimizer, cfg.eval_epsilon) == ("nature", True, "radam", 0.05)
+    assert (cfg.returns, cfg.target_update_steps, cfg.epochs, cfg.minibatches, cfg.t_max) == (
+        DEFAULTS.returns, DEFAULTS.target_update_steps, 1, 1, DEFAULTS.t_max)
+
+
+def test_atari_ram_keeps_the_family_preset_but_not_its_conv_net() -> None:
+    ram = resolve_config({"env_id": "ALE/Boxing-v5", "env_kwargs": '{"obs_type": "ram"}'})
+    assert (ram.network, ram.layer_norm, ram.returns, ram.eval_epsilon) == ("auto", True, "lambda", 0.05)
+    assert resolve_config({"env_id": "ALE/Pong-v5", "env_kwargs": {"obs_type": "rgb"}}).network == "nature"
+    with pytest.raises(ConfigError, match="env_kwargs"):
+        resolve_config({"env_id": "ALE/Pong-v5", "env_kwargs": "[1]"})
 
 
 def test_eval_epsilon_and_layer_norm_are_validated() -> None:

@@ -378,7 +378,8 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> Config:
         raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
     named = named_preset(overrides["preset"]) if overrides.get("preset") is not None else {}
     env_id = overrides.get("env_id", named.get("env_id", Config.env_id))
-    env_settings = env_preset(env_id)
+    env_kwargs = overrides.get("env_kwargs", named.get("env_kwargs"))
+    env_settings = env_preset(env_id, None if env_kwargs is None else _json_object("env_kwargs", env_kwargs))
     algo = overrides.get("algo", named.get("algo", env_settings.get("algo", Config.algo)))
     # An (env, algo) preset (e.g. LunarLander-v3 + dqn) refines the env preset.
     merged: dict[str, Any] = {**env_settings, **algo_preset(env_id, algo), **named, **overrides}

@@ -80,17 +80,12 @@ _PIXELS: dict[str, Any] = {
 }
 # Every ALE/<Game>-v5 id takes this family preset (env_preset); a game refined by measurement
 # gets its own entry in ENV_PRESETS. PQN's recipe on the asynchronous learner: the Nature net with
-# LayerNorm, Q(lambda) over 32-step segments, no target network, 2 epochs of 2 minibatches, RAdam;
-# evaluations of 10 games act with DQN's epsilon 0.05 (docs/presets.md, docs/pixels.md).
+# LayerNorm, RAdam, epsilon to 0.01 over 1.6M frames; evaluations of 10 games act with DQN's
+# epsilon 0.05 (docs/presets.md, docs/pixels.md). The rest of the recipe is n-step-q's (below).
 ATARI_PRESET: dict[str, Any] = {
     **_PIXELS,
     "network": "nature",
     "layer_norm": True,
-    "returns": "lambda",
-    "target_update_steps": 0,
-    "t_max": 32,
-    "epochs": 2,
-    "minibatches": 2,
     "optimizer": "radam",
     "lr": 2.5e-4,
     "adam_eps": 1e-5,
@@ -99,8 +94,17 @@ ATARI_PRESET: dict[str, Any] = {
     "final_epsilon_probs": (1.0,),
     "max_steps": 10_000_000,  # 40M frames: a budget, not a measured solve time
     "eval_episodes": 10,
-    "screen_episodes": 10,
     "eval_epsilon": 0.05,
+}
+# The part of the recipe measured with n-step-q only (the default algorithm): Q(lambda) over 32-step
+# segments, no target network, 2 epochs of 2 minibatches. algo_preset gives it to every Atari id,
+# so --algo one-step-q or dqn on an Atari game keeps the family's net and optimizer with its own targets.
+ATARI_NSTEP_PRESET: dict[str, Any] = {
+    "returns": "lambda",
+    "target_update_steps": 0,
+    "t_max": 32,
+    "epochs": 2,
+    "minibatches": 2,
 }
 for _game in ("Pong", "Breakout"):
     ENV_PRESETS[f"ALE/{_game}-v5"] = dict(ATARI_PRESET)
@@ -240,16 +244,24 @@ def preset_algo_note(env_id: str, overrides: dict[str, Any]) -> str | None:
     return f"the {env_id} preset trains with --algo {algo}: {ALGO_REASONS.get(env_id, 'tuned for it')}"
 
 
-def env_preset(env_id: str) -> dict[str, Any]:
+def env_preset(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The tuned settings for `env_id` (any ALE/<Game>-v5: the Atari family's, unless the game has its
-    own), or {} for environments without a preset."""
+    own), or {} for environments without a preset. An Atari game played from its RAM
+    (env_kwargs obs_type "ram") keeps the family's settings but not its conv net (auto: an MLP)."""
     if env_id not in ENV_PRESETS and ATARI_ID.fullmatch(env_id):
-        return dict(ATARI_PRESET)
-    return dict(ENV_PRESETS.get(env_id, {}))
+        settings = dict(ATARI_PRESET)
+    else:
+        settings = dict(ENV_PRESETS.get(env_id, {}))
+    if ATARI_ID.fullmatch(env_id) and (env_kwargs or {}).get("obs_type") == "ram":
+        settings.pop("network", None)
+    return settings
 
 
 def algo_preset(env_id: str, algo: str) -> dict[str, Any]:
-    """Settings for `algo` on `env_id` applied over the environment preset, or {}."""
+    """Settings for `algo` on `env_id` applied over the environment preset, or {} (every Atari id
+    with n-step-q: the rest of PQN's recipe, unless the table has an entry for it)."""
+    if (env_id, algo) not in ALGO_PRESETS and algo == "n-step-q" and ATARI_ID.fullmatch(env_id):
+        return dict(ATARI_NSTEP_PRESET)
     return dict(ALGO_PRESETS.get((env_id, algo), {}))
 
 
