@@ -187,6 +187,8 @@ def _add_bench_throughput(bsub: Any) -> None:
     bt.add_argument("--vector", dest="vectors", nargs="+", choices=["gymnasium", "envpool"], default=None,
                     help="vector steppers to measure, each with its own ceiling (default: gymnasium, and envpool "
                          "when installed)")
+    _add_set_option(bt, "option over the preset of every measured row, e.g. --set ray_sync_seconds=1.0 "
+                        "(recorded in the report)")
     bt.add_argument("--out", default="throughput.json", help="JSON report (default: throughput.json)")
 
 
@@ -407,7 +409,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "presets":
         return cmd_bench_presets(args)
     from asyncdqn.bench.throughput import format_table, run_throughput
-    from asyncdqn.config import ASYNC_ALGOS
+    from asyncdqn.config import ASYNC_ALGOS, resolve_config
     from asyncdqn.rundir.fileio import atomic_write_json
 
     algos = tuple(args.algos or ASYNC_ALGOS)
@@ -422,7 +424,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise AsyncDQNError(f"--seconds must be > 0, got {args.seconds}")
     for n in args.ray_nodes:
         _positive("ray-nodes", n)
-    overrides = {} if args.envs_per_worker is None else {"envs_per_worker": args.envs_per_worker}
+    overrides = _parse_sets(args.overrides)
+    owned = sorted(set(overrides) & {"env_id", "algo", "backend", "workers", "vector", "max_steps", "progress"})
+    if owned:
+        raise AsyncDQNError(f"--set: {', '.join(owned)} set by the bench itself (use --env, --algos, --backend, "
+                            "--max-workers, --vector)")
+    if args.envs_per_worker is not None:
+        overrides["envs_per_worker"] = args.envs_per_worker
+    # a bad --set: one line, before any measurement (the bench gives every row a step budget of its own)
+    resolve_config({"env_id": args.env_id, "max_steps": 10**12, **overrides})
     from asyncdqn.bench.throughput import available_vectors
     from asyncdqn.envs import inspect_env
     from asyncdqn.envs.vector import ENVPOOL_IDS, check_envpool_env

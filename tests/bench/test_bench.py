@@ -155,3 +155,30 @@ def test_bench_solve_ray_cluster_contender_joins_a_running_cluster(tmp_path: Pat
     assert rec["total_steps"] > 0 and rec["final_eval"]["episodes"] == 3
     with socket.socket() as s:  # the cluster's GCS port is closed again
         assert s.connect_ex((host, int(port))) != 0
+
+
+def test_bench_throughput_set_reaches_every_row_and_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "tp.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asyncdqn.cli", "bench", "throughput", "--env", "CartPole-v1", "--algos", "n-step-q",
+         "--max-workers", "1", "--seconds", "0.3", "--vector", "gymnasium", "--set", "envs_per_worker=3",
+         "--set", "t_max=7", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["overrides"] == {"envs_per_worker": 3, "t_max": 7}
+    assert [r["envs_per_worker"] for r in report["rows"]] == [3, 3]  # the ceiling and the trainer row
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("workers=4", "--set: workers set by the bench itself"),
+    ("no_such_option=1", "unknown configuration key(s): no_such_option"),
+    ("t_max=0", "t_max"),
+])
+def test_bench_throughput_refuses_a_bad_set_before_measuring(tmp_path: Path, item: str, message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "asyncdqn.cli", "bench", "throughput", "--env", "CartPole-v1",
+                           "--set", item, "--out", str(tmp_path / "tp.json")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "tp.json").exists()

@@ -278,7 +278,8 @@ def run_throughput(
                              "cpu_ratio": per_cpu / ceiling_per_cpu if per_cpu and ceiling_per_cpu else None})
     # emulator frames per agent step (ALE images: 4), so frames/s = steps/s * this
     fps = frames_per_step(env_id, base.env_kwargs)
-    return {"env_id": env_id, "seconds": seconds, "cpu_count": os.cpu_count(), "frames_per_step": fps,
+    return {"env_id": env_id, "seconds": seconds, "overrides": dict(overrides or {}), "cpu_count": os.cpu_count(),
+            "frames_per_step": fps,
             "vectors": list(vectors), "load_average": list(os.getloadavg()), "rows": rows}
 
 
