@@ -621,7 +621,11 @@ def test_one_group_learns_cartpole_with_exact_target_syncs(cluster: Any, tmp_pat
     _, meta = load_checkpoint(run / "checkpoints" / "final.safetensors")
     assert meta["step"] == result.total_steps == sum(meta["per_worker_steps"]) >= 300_000
     assert meta["target_syncs"] == stats["target_syncs"] == 1 + result.total_steps // 2000  # the start + one each
-    assert result.best_eval is not None and result.best_eval["mean"] >= 100.0, result.best_eval  # random: ~22
+    # It learns (random: ~22). The run takes ~6 s, and the evaluator process plays a snapshot only when it is
+    # free: one suite's run got 4 periodic evaluations (12.7, 69.4, 92.2, 93.7) and a final one of 500, so the
+    # bar holds for the better of the periodic best and the final evaluation.
+    scores = [e["mean"] for e in (result.best_eval, result.final_eval) if e]
+    assert scores and max(scores) >= 100.0, (result.best_eval, result.final_eval)
 
 
 # MinAtar/Breakout-v1 on the 2 nodes, 2 workers, the preset otherwise: random play scores 0.41 ± 0.64
