@@ -43,6 +43,21 @@ def _cfg(**kw: Any) -> Config:
                            "target_update_steps": 100, **kw})
 
 
+def _second_bias_moved(shared: Any, hello: dict[str, Any], target_update_steps: int,
+                       size: int) -> tuple[GroupLink, dict[str, Any], np.ndarray]:
+    """A group's workers move the second layer's bias by 0.5 over 10 steps: the group's link, its next
+    exchange message, and the flat delta it must carry (0.5 in that slot of the vector, 0 elsewhere)."""
+    group = list(shared.model.parameters())
+    link = GroupLink(shared, range(0, 1), hello, target_update_steps)
+    with torch.no_grad():
+        group[1] += 0.5
+    shared.counter.add(0, 10)
+    at = group[0].numel()
+    expected = np.zeros(size, np.float32)
+    expected[at:at + group[1].numel()] = 0.5
+    return link, link.message([], [], final=False), expected
+
+
 def _server(cfg: Config, model: nn.Module, groups: int) -> ParameterServer:
     """A server holding the state the driver would start it from (RayBackend.start)."""
     s = share_training(cfg, model)
@@ -74,16 +89,9 @@ def test_every_network_travels_as_one_flat_float32_vector(kind: str, layer_norm:
     assert flat is not None and flat.size == size
     assert isinstance(make_engine(shared.model, jit=True), engine)  # the engine a local run's workers get
     # the workers move the second layer's bias by 0.5: the delta is exactly that, in that slot of the vector
-    link = GroupLink(shared, range(0, 1), hello, cfg.target_update_steps)
-    with torch.no_grad():
-        group[1] += 0.5
-    shared.counter.add(0, 10)
-    msg = link.message([], [], final=False)
+    link, msg, expected = _second_bias_moved(shared, hello, cfg.target_update_steps, size)
     delta = msg["delta"]
     assert isinstance(delta, np.ndarray) and delta.dtype == np.float32 and delta.shape == (size,)
-    at = group[0].numel()
-    expected = np.zeros(size, np.float32)
-    expected[at:at + group[1].numel()] = 0.5
     np.testing.assert_allclose(delta, expected, atol=1e-6)
     w0 = server.master.copy()
     reply = server.exchange(0, 0, msg)
@@ -159,16 +167,9 @@ def test_every_network_travels_as_bf16_with_ray_compress(kind: str, layer_norm: 
     group = list(shared.model.parameters())
     for g, d in zip(group, driver.parameters(), strict=True):
         np.testing.assert_array_equal(g.detach().numpy(), d.detach().numpy())
-    link = GroupLink(shared, range(0, 1), hello, cfg.target_update_steps)
-    with torch.no_grad():
-        group[1] += 0.5
-    shared.counter.add(0, 10)
-    msg = link.message([], [], final=False)
+    link, msg, expected = _second_bias_moved(shared, hello, cfg.target_update_steps, size)
     up = msg["delta_bf16"]
     assert "delta" not in msg and up.dtype == np.uint16 and up.shape == (size,)
-    at = group[0].numel()
-    expected = np.zeros(size, np.float32)
-    expected[at:at + group[1].numel()] = 0.5
     np.testing.assert_array_equal(from_bf16(up), expected)  # 0.5 (and 0) are bf16 values: exact
     w0 = server.master.copy()
     reply = server.exchange(0, 0, msg)
