@@ -120,8 +120,10 @@ def test_tiny_study_reports_prunes_and_resumes(tmp_path: Path) -> None:
     assert sum(line.startswith("| 0 | complete |") for line in table) == 1
 
     # Resume the same study with one more trial, under a pruner that stops any trial at its first report.
-    # A long step budget, so that the stop can only come from the pruner's SIGTERM.
-    more = TuneSpec(**{**spec.__dict__, "trials": 2, "max_steps": 500_000})
+    # A long step budget and an unreachable solve score, so that the stop can only come from the pruner's
+    # SIGTERM (with TINY's score of 60 over 3 episodes, a trial could solve at the very evaluation whose report
+    # the pruner stopped, before the signal arrived).
+    more = TuneSpec(**{**spec.__dict__, "trials": 2, "max_steps": 500_000, "fixed": {**TINY, "solve_score": 1e9}})
     tuner = Tuner(more, tmp_path, log=logs.append)
     tuner.study.pruner = optuna.pruners.ThresholdPruner(upper=-1e9)
     report = tuner.run()

@@ -164,3 +164,41 @@ def test_workers_exit_when_the_trainer_is_killed(tmp_path: Path) -> None:
 
 
 assert ENV  # (imported for its PYTHONPATH side: spawned children find fault_envs)
+
+
+def test_a_signal_inside_a_compiled_call_stops_a_serial_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM raised while a numba kernel runs comes back from it wrapped, as SystemError "...
+    returned a result with an exception set" caused by our Terminated. The serial backend must stop
+    the run as interrupted, not count a crash and restart the worker (it did: the run then went on
+    to its step budget and reported "max_steps")."""
+    import asyncdqn.backends.serial as serial
+    from asyncdqn.signals import Terminated
+
+    real, calls = serial.make_learner, {"n": 0}
+
+    def make(*args: object, **kwargs: object) -> object:
+        learner = real(*args, **kwargs)  # type: ignore[arg-type]
+        segment = learner.run_segment
+
+        def run_segment() -> None:
+            calls["n"] += 1
+            if calls["n"] == 40:
+                try:
+                    raise Terminated()
+                except Terminated as sig:
+                    raise SystemError("CPUDispatcher(<function record_and_act>) returned a result with an "
+                                      "exception set") from sig
+            segment()
+
+        learner.run_segment = run_segment  # type: ignore[method-assign]
+        return learner
+
+    monkeypatch.setattr(serial, "make_learner", make)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Terminated):
+        train({"env_id": "CartPole-v1", "backend": "serial", "workers": 2, "envs_per_worker": 2, "t_max": 5,
+               "hidden_sizes": [16], "max_steps": 100_000, "eval_every_steps": None, "eval_episodes": 2,
+               "solve_score": None, "progress": False, "run_dir": str(run_dir)})
+    report = eval_json(run_dir)
+    assert report["stop_reason"] == "interrupted" and report["worker_restarts"] == [], report
+    assert report["total_steps"] < 100_000

@@ -18,6 +18,7 @@ from asyncdqn.episodes import EpisodeRecord
 from asyncdqn.errors import TrainingError
 from asyncdqn.learners import make_learner
 from asyncdqn.learners.common import Learner
+from asyncdqn.signals import signal_inside
 
 
 class SerialBackend(Backend):
@@ -71,6 +72,10 @@ class SerialBackend(Backend):
                 except TrainingError:
                     raise
                 except Exception as exc:
+                    # Ctrl-C or SIGTERM raised inside a compiled kernel comes back wrapped (numba:
+                    # SystemError "returned a result with an exception set"): a stop, not a crash.
+                    if (sig := signal_inside(exc)) is not None:
+                        raise sig from None
                     self._restart(i, exc)
         return self.sink.drain()
 
