@@ -121,8 +121,10 @@ ATARI_ID = re.compile(r"ALE/[A-Za-z0-9]+-v5")  # the ids the Atari family preset
 MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 for _game in MINATAR_GAMES:
     # Adam, not the paper's RMSProp (1M-step probes, docs/presets.md); epsilon anneals over 5 % of the budget.
+    # LayerNorm: Breakout at 5M on seeds 0-2, final 25.1 with against 12.9 without (docs/presets.md).
     ENV_PRESETS[f"MinAtar/{_game}-v1"] = {
         **_PIXELS,
+        "layer_norm": True,
         "envs_per_worker": 16,
         "eps_anneal_steps": 250_000,
         "target_update_steps": 40_000,  # the paper's 40k frames (MinAtar has no frame skip)
@@ -199,6 +201,7 @@ ALGO_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 for _game in MINATAR_GAMES:
     # MinAtar's own DQN settings (Young & Tian 2019), one update per vector step of 8 envs (docs/presets.md).
     ALGO_PRESETS[(f"MinAtar/{_game}-v1", "dqn")] = {
+        "layer_norm": False,  # MinAtar's own DQN net, as measured
         "envs_per_worker": 8,
         "optimizer": "rmsprop",
         "lr": 2.5e-4,
