@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
         done = run / "eval.json"  # written when the run ends
         report = json.loads(done.read_text()) if done.exists() else {"stop_reason": "still running"}
         evals = evaluations(run)
-        name = f"seed {cfg['seed']}" + ("" if not cfg.get("env_kwargs") else f" {cfg['env_kwargs']}")
+        kwargs = cfg.get("env_kwargs") or {}
+        name = f"seed {cfg['seed']}" + "".join(f", {k} {v:g}" for k, v in kwargs.items())
         summary[name] = {"evaluations": evals, "final_eval": report.get("final_eval"),
                          "total_steps": report.get("total_steps"), "wall_time_s": report.get("wall_time_s")}
         ax.plot([e["wall_s"] / 60 for e in evals], [e["mean"] for e in evals], marker=".",
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
     ax.axhline(18, color="k", lw=0.5, ls="--")
     ax.set_xlabel("wall time, minutes (2-core VM)")
     ax.set_ylabel("evaluation mean, whole games")
-    ax.set_title("ALE/Pong-v5 (sticky actions 0.25)")
+    ax.set_title("ALE/Pong-v5 (sticky actions 0.25 unless a run sets repeat_action_probability)")
     ax.legend(loc="lower right", fontsize=8)
     save_png(fig, out / "curve.png")
     plt.close(fig)
