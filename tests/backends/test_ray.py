@@ -529,9 +529,12 @@ def _train_killing_group_1(config: dict[str, Any]) -> tuple[Any, dict[str, Any],
     exchange (Ray restarts it); checks the run recorded that one restart. Returns the result, the
     run's eval.json and the group's exchange count when it was killed."""
     killed: dict[str, Any] = {}
+    # An earlier test's actors may still be listed while Ray tears them down: only this run's count.
+    earlier = set(_named("asyncdqn-ps-"))
 
     def kill_group_1() -> None:
-        name, ns = _wait_for(lambda: next(iter(_named("asyncdqn-ps-", "-group-1")), None), 120)
+        name, ns = _wait_for(lambda: next((a for a in _named("asyncdqn-ps-", "-group-1") if a not in earlier), None),
+                             120)
         server = ray.get_actor(name.removesuffix("-group-1"), namespace=ns)
         _wait_for(lambda: ray.get(server.stats.remote())["exchanges_per_group"].get("1", 0) >= 5, 120)
         killed["exchanges"] = ray.get(server.stats.remote())["exchanges_per_group"]["1"]
