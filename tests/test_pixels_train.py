@@ -62,18 +62,21 @@ class ImageChain(gym.Env):  # type: ignore[type-arg]
 
 
 class ImageBandit(gym.Env):  # type: ignore[type-arg]
-    """One-step episodes: a lit pixel anywhere in the left or the right half of a (1, 10, 10) image;
-    reward 1 for the action naming that half (0 left, 1 right), else 0. Greedy optimum: 1."""
+    """One-step episodes: a lit pixel anywhere in the left or the right half of a (1, size, size) image
+    (size even, 10 by default); reward 1 for the action naming that half (0 left, 1 right), else 0.
+    Greedy optimum: 1."""
 
-    def __init__(self) -> None:
-        self.observation_space = gym.spaces.Box(0, 255, (1, 10, 10), np.uint8)
+    def __init__(self, size: int = 10) -> None:
+        self.size = size
+        self.observation_space = gym.spaces.Box(0, 255, (1, size, size), np.uint8)
         self.action_space = gym.spaces.Discrete(2)
         self.side = 0
 
     def _obs(self) -> np.ndarray:
-        o = np.zeros((1, 10, 10), np.uint8)
+        n, half = self.size, self.size // 2
+        o = np.zeros((1, n, n), np.uint8)
         self.side = int(self.np_random.integers(2))
-        o[0, self.np_random.integers(10), 5 * self.side + self.np_random.integers(5)] = 255
+        o[0, self.np_random.integers(n), half * self.side + self.np_random.integers(half)] = 255
         return o
 
     def reset(self, *, seed: int | None = None,
@@ -162,6 +165,53 @@ def test_a_conv_net_learns_the_image_bandit(tmp_path: Path, algo: str, layer_nor
                     "checkpoint_every": None, "progress": False, "run_dir": str(tmp_path / algo), **extra})
     # chance is 0.5; the conv net must find the lit pixel's half wherever it is
     assert result.final_eval["mean"] >= 0.9, result.final_eval
+
+
+@pytest.mark.parametrize("algo", ["n-step-q", "dqn"])
+def test_the_atari_net_learns_the_image_bandit_in_bf16(tmp_path: Path, algo: str) -> None:
+    """--precision bf16: the paper's Atari net (20x20 images: its convolutions leave one pixel) under
+    torch.autocast learns as the float32 nets above do."""
+    extra = {"learning_starts": 200, "batch_size": 32, "buffer_size": 5000} if algo == "dqn" else {}
+    result = train({"env_id": IMAGE_BANDIT, "env_kwargs": {"size": 20}, "algo": algo, "backend": "serial",
+                    "workers": 1, "seed": 0, "network": "atari", "precision": "bf16", "envs_per_worker": 16,
+                    "t_max": 1, "lr": 1e-3, "gamma": 0.0, "eps_anneal_steps": 1000, "final_epsilons": [0.05],
+                    "final_epsilon_probs": [1.0], "max_steps": 4000, "eval_every_steps": None,
+                    "eval_episodes": 100, "checkpoint_every": None, "progress": False,
+                    "run_dir": str(tmp_path / algo), **extra})
+    assert result.final_eval["mean"] >= 0.9, result.final_eval
+
+
+def test_bf16_forward_and_gradient_are_float32_s_within_bf16_rounding() -> None:
+    """The Atari net under --precision bf16: Q-values come out float32 (the last layer runs in full
+    precision) and within bf16's rounding of the float32 forward; the loss and the gradient too."""
+    from asyncdqn.model import build_network
+
+    model = build_network("nature", (4, 84, 84), 6, (), 0, layer_norm=True)
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (16, 4, 84, 84), dtype=np.uint8)
+    actions, y = rng.integers(0, 6, 16), rng.standard_normal(16).astype(np.float32)
+    grads = {}
+    for bf16 in (False, True):
+        engine = TorchEngine(model, bf16=bf16)
+        q = engine.online(obs)
+        assert q.dtype == np.float32
+        grads[bf16] = (q, engine.loss_and_grads(obs, actions, y, "mse"),
+                       np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
+    (q32, l32, g32), (q16, l16, g16) = grads[False], grads[True]
+    assert not np.array_equal(q32, q16)  # bf16 did run
+    np.testing.assert_allclose(q16, q32, atol=0.05 * np.abs(q32).max())
+    assert l16 == pytest.approx(l32, rel=0.05)
+    cos = float(g16 @ g32 / (np.linalg.norm(g16) * np.linalg.norm(g32)))
+    assert cos > 0.99, cos
+
+
+def test_bf16_is_refused_for_the_nets_of_the_numpy_engines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for env, net in (("CartPole-v1", "mlp"), (IMAGE_CHAIN, "minatar")):
+        code = main(["train", "--env", env, "--precision", "bf16", "--max-steps", "100", "--no-progress",
+                     "--run-dir", str(tmp_path / net)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "precision: bf16 is for the Atari nets" in err[0], err
+        assert f"this run's {net} net" in err[0]
 
 
 # ------------------------------------------------------------ bad input

@@ -104,6 +104,10 @@ class Config:
     returns: Literal["nstep", "lambda"] = _opt(
         "nstep", "n-step-q targets: nstep (paper Alg. 3's forward view over t_max steps) or lambda (Peng's Q(lambda) over the segment, as PQN computes it: bootstraps from max_a Q at every step, weighted by --lam).")
     lam: float = _opt(0.65, "--returns lambda: lambda in [0, 1] (1: the n-step returns, 0: one-step targets).")
+    precision: Literal["fp32", "bf16"] = _opt(
+        "fp32", "The Atari nets' convolutions and hidden dense layer (the torch engine): fp32, or bf16 through torch.autocast on the CPU (weights, gradients' accumulation, optimizer, Q-values and targets stay float32): about 2x faster updates on CPUs with AVX512-BF16 or AMX, slower on others.")
+    lambda_values: Literal["learn", "act"] = _opt(
+        "learn", "--returns lambda with no target network: the max-Q values the returns bootstrap from, computed when the segment is learned (one more forward pass over its next states) or recorded while acting (as PQN: no extra pass; each value from the weights of its step).")
     epochs: int = _opt(1, "Asynchronous learners: passes over each segment's t_max x envs rows (targets computed once per segment, before the first pass).")
     minibatches: int = _opt(1, "Asynchronous learners: minibatches per epoch (rows shuffled each epoch), one shared-optimizer step each.")
 
@@ -302,6 +306,9 @@ def validate(c: Config) -> None:
     _check(c.returns == "nstep" or c.algo == "n-step-q", "returns",
            f"lambda returns are n-step-q's targets (over its segment), not {c.algo}'s")
     _check(0.0 <= c.lam <= 1.0, "lam", f"must be in [0, 1], got {c.lam}")
+    _check(c.lambda_values == "learn" or (c.returns == "lambda" and c.target_update_steps == 0), "lambda_values",
+           "act records the bootstrap values of --returns lambda with no target network (--target-update-steps 0); "
+           "a target network's values are not the acting weights'")
     _check(c.epochs >= 1, "epochs", f"must be >= 1, got {c.epochs}")
     _check(c.minibatches >= 1, "minibatches", f"must be >= 1, got {c.minibatches}")
     _check(c.minibatches <= c.t_max * c.envs_per_worker, "minibatches",

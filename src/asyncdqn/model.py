@@ -141,7 +141,9 @@ class ConvQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         dtype = next(self.head.parameters()).dtype  # float32 (float64 in the gradient tests)
-        q: torch.Tensor = self.head(self.features(obs.to(dtype) / 255.0))
+        hidden = self.head[:-1](self.features(obs.to(dtype) / 255.0))
+        with torch.autocast("cpu", enabled=False):  # Q-values in full precision under --precision bf16
+            q: torch.Tensor = self.head[-1](hidden.to(dtype))
         return q
 
 
@@ -172,6 +174,7 @@ NETWORKS = ("mlp", "atari", "nature", "minatar")
 _CONV_NETWORKS: dict[str, type[AtariQNetwork | NatureQNetwork | MinAtarQNetwork]] = {
     "atari": AtariQNetwork, "nature": NatureQNetwork, "minatar": MinAtarQNetwork}
 _MIN_PIXELS = {"atari": 20, "nature": 36}  # the smallest image side whose convolutions leave >= 1 pixel
+BF16_NETWORKS = ("atari", "nature")  # the nets the torch engine runs, the only one with --precision bf16
 
 
 def resolve_network(kind: str, obs_shape: Sequence[int]) -> str:
@@ -215,13 +218,14 @@ def build_network(kind: str, obs_shape: Sequence[int], n_actions: int, hidden_si
 
 class TorchQ:
     """obs (numpy) -> Q-values (numpy) through a torch module, without gradients: the
-    acting/evaluation callable of networks that have no numpy mirror (convolutions)."""
+    acting/evaluation callable of networks that have no numpy mirror (convolutions).
+    `bf16`: under torch.autocast to bfloat16 (--precision bf16)."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module, bf16: bool = False) -> None:
+        self.model, self.bf16 = model, bf16
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             q: np.ndarray = self.model(torch.from_numpy(np.ascontiguousarray(obs))).numpy()
         return q
 

@@ -70,10 +70,14 @@ class Estimate:
 def network_params(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> int:
     """Parameters of the run's Q-network: by formula for an MLP (no torch import), by building
     the (small, fixed-shape) conv nets otherwise."""
-    from asyncdqn.model import resolve_network
+    from asyncdqn.model import BF16_NETWORKS, resolve_network
 
     try:
-        if resolve_network(cfg.network, obs_shape) == "mlp":
+        kind = resolve_network(cfg.network, obs_shape)
+        if cfg.precision == "bf16" and kind not in BF16_NETWORKS:
+            raise ConfigError(f"precision: bf16 is for the Atari nets ({', '.join(BF16_NETWORKS)}: the torch engine); "
+                              f"this run's {kind} net runs numpy or compiled float32 kernels")
+        if kind == "mlp":
             return mlp_params(int(obs_shape[0]), n_actions, cfg.hidden_sizes, cfg.layer_norm)
         from asyncdqn.model import build_network
 

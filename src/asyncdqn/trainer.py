@@ -383,12 +383,14 @@ class Trainer:
                 self.tb.episode(ep)
             step = self.shared.counter.value
             if self.average is not None:
+                backend.refresh()
                 self.average.update(self.shared.model.state_dict(), step)
             self.tb.rates(step, self._clock(), self.shared.counter.per_worker())
             progress.update(step, self._clock(), self.evals.last)
 
             wall = self._clock()
             if self.evals.due(step, wall, self.window):
+                backend.refresh()
                 self.evals.submit(step, wall, self._policy_weights(), self._obs_stats())
             for verdict in self.evals.poll(step):
                 if verdict.solved:
@@ -398,7 +400,8 @@ class Trainer:
                 return "max_steps", None
             budget_spent = c.max_steps is not None and step >= c.max_steps  # the exit checkpoint follows
             if next_ckpt is not None and every is not None and step >= next_ckpt and not budget_spent:
-                self._periodic_checkpoint(step)
+                backend.refresh()
+                self._periodic_checkpoint(self.shared.counter.value)
                 next_ckpt = (step // every + 1) * every
             if c.max_seconds is not None and self._clock() >= c.max_seconds:
                 return "max_seconds", None

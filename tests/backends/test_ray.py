@@ -321,6 +321,83 @@ def test_the_driver_is_sent_the_master_only_when_an_exchange_moved_it() -> None:
     assert "weights" not in server.state(moved["target_version"], moved["optim_version"], moved["master_version"])
 
 
+def test_a_count_only_poll_carries_no_weights_even_when_the_master_moved() -> None:
+    server = _server(_cfg(workers=2, max_steps=10_000), groups=1)
+    h = server.hello(0, 0, 0, 2)
+    server.exchange(0, 0, _msg(np.ones(P, np.float32), 40, 0, [20, 20], h["target_version"],
+                               episodes=[EpisodeRecord(0, 30, 5.0, 10, 0.5)]))
+    counts = server.state(-1, -1, -1, full=False)
+    assert not {"weights", "target", "optim"} & set(counts)
+    assert counts["total"] == 40 and [e.episode_return for e in counts["episodes"]] == [5.0]
+    assert counts["master_version"] == 1  # the version it would have sent, for the record only
+
+
+class _Call:
+    """A Ray actor method called in-process: `.remote` runs it and returns its result as the "ref"."""
+
+    def __init__(self, fn: Any, log: list[str]) -> None:
+        self.fn, self.log = fn, log
+
+    def remote(self, *args: Any) -> tuple[str, Any]:
+        self.log.append(f"{self.fn.__name__}{'' if args[-1] else '/counts'}")
+        return ("ref", self.fn(*args))
+
+
+class _InlineRay:
+    @staticmethod
+    def wait(refs: list[Any], num_returns: int = 1, timeout: float | None = None) -> tuple[list[Any], list[Any]]:
+        return list(refs), []
+
+    @staticmethod
+    def get(ref: tuple[str, Any], timeout: float | None = None) -> Any:
+        return ref[1]
+
+
+def test_the_driver_polls_counts_and_pulls_the_weights_on_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls (five a second) carry counts and episodes; the weights, target and optimizer state come
+    with refresh() (the trainer calls it before an evaluation or a checkpoint) or FULL_EVERY_S after
+    the last full state. Pong on 2 simulated nodes spent its cores pulling 7-20 MiB at each poll."""
+    from asyncdqn.backends import ray as ray_backend
+    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.envs import inspect_env
+
+    cfg = _cfg(workers=2, max_steps=10**6)
+    server = _server_for(cfg, groups=1)
+    shared = build_shared(cfg, inspect_env(cfg.env_id))
+    calls: list[str] = []
+    backend = ray_backend.RayBackend(cfg, shared)
+    backend.ray, backend.server = _InlineRay(), type("Handle", (), {"state": _Call(server.state, calls)})()
+    h = server.hello(0, 0, 0, 2)
+    d = np.full(P, 0.5, np.float32)
+    w0 = server.master.copy()
+    server.exchange(0, 0, _msg(d, 40, 0, [20, 20], h["target_version"]))
+    assert backend.poll(timeout=0.0) == [] and calls == ["state"]  # the first poll: nothing held yet
+    np.testing.assert_allclose(flatten(_params(shared)), w0 + d, rtol=1e-6)
+    server.exchange(0, 0, _msg(d, 60, 0, [50, 50], h["target_version"],
+                               episodes=[EpisodeRecord(0, 90, 7.0, 10, 0.5)]))
+    eps = backend.poll(timeout=0.0)
+    assert calls[-1] == "state/counts" and [e.episode_return for e in eps] == [7.0]
+    assert shared.counter.value == 100 and shared.counter.per_worker() == [50, 50]
+    np.testing.assert_allclose(flatten(_params(shared)), w0 + d, rtol=1e-6)  # weights not pulled
+    server.exchange(0, 0, _msg(d, 10, 0, [55, 55], h["target_version"],
+                               episodes=[EpisodeRecord(1, 110, 8.0, 10, 0.5)]))
+    backend.refresh()
+    assert calls[-1] == "state"
+    np.testing.assert_allclose(flatten(_params(shared)), w0 + 3 * d, rtol=1e-6)
+    assert shared.counter.value == 110
+    assert [e.episode_return for e in backend.poll(timeout=0.0)] == [8.0]  # the refresh's episodes, once
+    assert calls[-1] == "state/counts"
+    monkeypatch.setattr(ray_backend, "FULL_EVERY_S", 0.0)  # long enough since the last full state
+    server.exchange(0, 0, _msg(d, 10, 0, [60, 60], h["target_version"]))
+    backend.poll(timeout=0.0)
+    assert calls[-1] == "state"
+    np.testing.assert_allclose(flatten(_params(shared)), w0 + 4 * d, rtol=1e-6)
+
+
+def _params(shared: SharedTraining) -> list[np.ndarray]:
+    return [p.detach().numpy() for p in shared.model.parameters()]
+
+
 def test_a_single_group_syncs_its_target_at_the_crossing_and_keeps_its_count() -> None:
     cfg = _cfg(workers=2, max_steps=10**6, target_update_steps=50)
     server = _server_for(cfg, groups=1)

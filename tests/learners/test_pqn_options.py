@@ -19,6 +19,7 @@ from test_async_q import (
     params,
     params_differ,
     run_segments,
+    set_q,
     targets_col,
 )
 
@@ -124,6 +125,57 @@ def test_no_target_network_never_syncs_and_learns_from_the_moving_weights():
     assert not np.allclose(q_next, worker.engine.target(worker.obs_seq[worker.T]))
     y = worker.targets()  # tail targets: r + gamma max_a Q_online(s_T, a) (no episode ends on the long chain)
     np.testing.assert_allclose(y[-1], 1.0 + cfg.gamma * q_next.max(axis=1), rtol=1e-5)
+
+
+# ============================================ values recorded while acting
+@pytest.mark.parametrize("jit", [True, False])
+def test_acted_values_are_the_weights_of_their_step_and_cost_no_forward_pass(jit):
+    # Chain terminated at t=2, gamma 0.5, lambda 0.5, no target network; the online net acts with
+    # Q = [0, 1] (V = 1): the targets are the online ones, [1.625, 1.5, 1.0, 1.5]. The weights then
+    # move to Q = [3, 0] (V = 3): --lambda-values learn recomputes V from them
+    # (G_3 = 2.5, G_2 = 1, G_1 = 1 + 0.5 (1.5 + 0.5) = 2, G_0 = 1 + 0.5 (1.5 + 1) = 2.25),
+    # act keeps the values its steps acted on and runs no network for them.
+    for mode, after in (("learn", [2.25, 2.0, 1.0, 2.5]), ("act", [1.625, 1.5, 1.0, 1.5])):
+        cfg = make_cfg(algo="n-step-q", returns="lambda", lam=0.5, target_update_steps=0, lambda_values=mode,
+                       jit=jit, **NO_EXPLORE)
+        shared, worker = known_q_worker(cfg, online_bias=[0.0, 1.0], target_bias=[5.0, 2.0])
+        worker.optimizer = NoStep(shared.model)
+        worker.run_segment()
+        np.testing.assert_allclose(targets_col(worker), [1.625, 1.5, 1.0, 1.5], rtol=1e-6)
+        set_q(shared.model, [3.0, 0.0], (0.0, 0.0))
+        calls: list[int] = []
+        worker.online = worker.target_net = _counting(worker.online, calls)
+        np.testing.assert_allclose(targets_col(worker), after, rtol=1e-6)
+        if mode == "act":
+            assert calls == [], calls
+
+
+def _counting(forward, calls):
+    def counted(obs):
+        calls.append(len(obs))
+        return forward(obs)
+    return counted
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_acted_values_of_a_truncated_step_come_from_its_final_observation(jit):
+    # Long chain truncated every 2 steps: the row acted on after t=1 and t=3 is the next episode's
+    # first (s = 0, V = 0); the bootstrap is V of the final observation, s = 2: Q(s) = [0, 2s], V = 4.
+    # Targets as with a target net of the same values: [2.25, 3.0, 2.25, 3.0].
+    cfg = make_cfg(env_id=LONG_ID, max_episode_steps=2, algo="n-step-q", returns="lambda", lam=0.5,
+                   target_update_steps=0, lambda_values="act", jit=jit, **NO_EXPLORE)
+    shared, worker = known_q_worker(cfg, online_bias=[0.0, 0.0], target_bias=[9.0, 9.0], online_slope=[0.0, 2.0])
+    worker.optimizer = NoStep(shared.model)
+    worker.run_segment()
+    np.testing.assert_allclose(worker.v_acted[:, 0], [2.0, 0.0, 2.0, 0.0])  # what acting saw
+    np.testing.assert_allclose(targets_col(worker), [2.25, 3.0, 2.25, 3.0], rtol=1e-6)
+
+
+def test_acted_values_need_lambda_returns_without_a_target_network():
+    with pytest.raises(ConfigError, match="lambda_values"):
+        make_cfg(algo="n-step-q", returns="lambda", lambda_values="act")  # a target network
+    with pytest.raises(ConfigError, match="lambda_values"):
+        make_cfg(algo="n-step-q", target_update_steps=0, lambda_values="act")  # n-step returns
 
 
 # ================================================= epochs and minibatches

@@ -295,6 +295,11 @@ class Backend(abc.ABC):
     def stop(self) -> None:
         """Stop all workers and release their resources. Idempotent."""
 
+    def refresh(self) -> None:
+        """Bring the trainer's SharedTraining up to date before it is read whole (the weights for an
+        evaluation, everything for a checkpoint). The local backends share its memory: nothing to do."""
+        return None
+
     def restart_log(self) -> list[dict[str, Any]]:
         """The worker restarts so far, one {worker, reason, step} each (for eval.json)."""
         return list(self.restarts.log)

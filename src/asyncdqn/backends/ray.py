@@ -1,8 +1,9 @@
 """Ray backend: a Hogwild group of process workers on each Ray node, and one parameter server.
 
     driver (RayBackend, in the trainer's process)
-        | poll: pull counters, episodes, restarts, master weights (target, optimizer
-        v       state when they changed) -> the trainer's SharedTraining
+        | poll: pull counters, episodes, restarts; refresh (before an evaluation or a
+        v       checkpoint, and every FULL_EVERY_S): the master weights, target, optimizer
+                state when they changed -> the trainer's SharedTraining
     ParameterServer actor (ray_server.py): master weights, target network, global step
         count; decides target syncs and the stop
         ^
@@ -21,8 +22,8 @@ Faults: a worker process that dies is restarted inside its group; a group actor 
 dies (killed, node lost) is restarted by Ray from the server's state. Both count
 against one budget, --max-restarts for the whole run, recorded in eval.json
 (`worker_restarts`). Losing the parameter server stops the run with a TrainingError;
-the trainer keeps the weights last pulled from it in the final checkpoint and every
-earlier checkpoint untouched.
+the trainer keeps the weights last pulled from it (at most FULL_EVERY_S old) in the final
+checkpoint and every earlier checkpoint untouched.
 
 Ray is an optional dependency: it is imported only when this backend starts.
 """
@@ -54,6 +55,11 @@ LOST_AFTER_S = 120.0  # no state from a live but silent server for this long: lo
 STOP_WAIT_S = 10.0  # how long stop() lets groups finish and send their last exchange
 CONNECT_TIMEOUT_S = 5.0  # to reach --ray-address before handing it to Ray
 STARTUP_TIMEOUT_S = 180.0  # no env step at all after this long: the groups cannot be scheduled
+# A poll reads counts and episodes; the weights, target and optimizer state come with refresh() (before
+# an evaluation or a checkpoint) and with a poll at least this long after the last full state, so a run
+# whose server is lost keeps weights at most this old. Pong on 2 simulated nodes pulled 7-20 MiB at most
+# of the five polls a second.
+FULL_EVERY_S = 10.0
 # For a Ray this package starts (and the clusters `bench` starts): worker processes at nice 0, as the
 # process backend's workers and everything else the user runs, not Ray's default of 15; and objects up
 # to 1 MiB passed inline in the calls, not through the object store (Ray's default limit is 100 KiB):
@@ -150,6 +156,9 @@ class RayBackend(Backend):
         self._t_start = 0.0
         self._step0: int | None = None
         self._state_ref: Any = None  # a state() call in flight
+        self._state_full = False  # whether that call asked for the weights (target, optimizer state)
+        self._last_full = 0.0  # when the last full state arrived
+        self._pending: list[EpisodeRecord] = []  # episodes a refresh() pulled, for the next poll
         self._last_state = 0.0
         self._nice_warned: set[str] = set()  # groups whose low priority was reported
 
@@ -263,14 +272,16 @@ class RayBackend(Backend):
                 raise type(cause)(str(cause)) from None  # the same kind (DivergedError, StartTimeoutError...)
             raise TrainingError(f"{self._describe(g)} failed: {type(cause).__name__}: {cause}") from None
 
-    def _pull(self, wait_s: float = STATE_WAIT_S) -> list[EpisodeRecord]:
-        """Mirror the server's state into the trainer's SharedTraining; returns new episodes.
+    def _pull(self, wait_s: float = STATE_WAIT_S, full: bool = True) -> list[EpisodeRecord]:
+        """Mirror the server's state into the trainer's SharedTraining (`full`: the weights, target and
+        optimizer state too, when they changed); returns new episodes.
 
         A slow answer (an overloaded machine) is waited for across polls, never asked twice
         (the server hands out each episode once); silence for LOST_AFTER_S, or a dead server, is fatal."""
         if self._state_ref is None:
+            self._state_full = full
             self._state_ref = self.server.state.remote(self._target_version, self._optim_version,
-                                                       self._master_version)
+                                                       self._master_version, full)
         ready, _ = self.ray.wait([self._state_ref], timeout=wait_s)
         if not ready:
             if time.monotonic() - self._last_state > LOST_AFTER_S:
@@ -283,17 +294,19 @@ class RayBackend(Backend):
             raise self._server_lost(exc) from None
         self._last_state = time.monotonic()
         s = self.shared
-        shapes = [tuple(p.shape) for p in s.model.parameters()]
-        if "weights" in st:
-            for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
-                np.copyto(view, a)
-        self._master_version = int(st["master_version"])
-        if "target" in st:
-            s.target.load(unflatten(st["target"], shapes), int(st["target_syncs"]), int(st["last_sync_step"]))
-        self._target_version = int(st["target_version"])
-        if "optim" in st:
-            s.optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in st["optim"].items()})
-        self._optim_version = int(st["optim_version"])
+        if self._state_full:  # the versions held move only with what was sent
+            self._last_full = self._last_state
+            shapes = [tuple(p.shape) for p in s.model.parameters()]
+            if "weights" in st:
+                for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
+                    np.copyto(view, a)
+            self._master_version = int(st["master_version"])
+            if "target" in st:
+                s.target.load(unflatten(st["target"], shapes), int(st["target_syncs"]), int(st["last_sync_step"]))
+            self._target_version = int(st["target_version"])
+            if "optim" in st:
+                s.optimizer.load_state_tensors({k: torch.from_numpy(np.array(v)) for k, v in st["optim"].items()})
+            self._optim_version = int(st["optim_version"])
         s.counter.restore(st["total"], st["per_worker"])
         for r in st["restarts"]:  # worker processes restarted inside a group: the run's one budget
             self.restarts.charge(int(r["worker"]), str(r["reason"]), int(r["step"]))
@@ -312,7 +325,8 @@ class RayBackend(Backend):
                 self._collect(ref)
         else:
             time.sleep(timeout)
-        episodes = self._pull()
+        episodes, self._pending = self._pending, []
+        episodes += self._pull(full=time.monotonic() - self._last_full >= FULL_EVERY_S)
         if self._step0 is not None:
             if self.shared.counter.value > self._step0:
                 self._step0 = None  # training has started
@@ -320,6 +334,18 @@ class RayBackend(Backend):
                 raise TrainingError(f"no node group started within {STARTUP_TIMEOUT_S:.0f} s: does the cluster "
                                     f"have {self.n} free CPUs for --workers {self.n}? (see `ray status`)")
         return episodes
+
+    def refresh(self) -> None:
+        """The server's weights, target and optimizer state into SharedTraining now (an evaluation or a
+        checkpoint reads them next). A call in flight is answered first (it may carry counts only);
+        its episodes wait for the next poll."""
+        if self.server is None or self._stopped:
+            return
+        if self._state_ref is not None:
+            self._pending += self._pull(wait_s=STATE_TIMEOUT_S)
+            if self._state_ref is not None:  # no answer within STATE_TIMEOUT_S: keep what was pulled last
+                return
+        self._pending += self._pull(wait_s=STATE_TIMEOUT_S, full=True)
 
     def finished(self) -> bool:
         return len(self.done) == len(self.plans)

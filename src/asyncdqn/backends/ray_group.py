@@ -44,13 +44,15 @@ from asyncdqn.errors import ConfigError, TrainingError
 RESTART_SEED_STRIDE = 1_000_003  # a restarted group's workers use seed + incarnation * stride
 CALL_TIMEOUT_S = 300.0  # a group waiting longer than this for the server gives up (its death is seen at once)
 POLL_S = 0.005  # how often a group sharing the target looks at its workers' counts (crossings)
-OWNER_POLL_S = 0.05  # how often a group owning the target reads its workers' pipes (episodes, deaths)
+OWNER_POLL_S = 0.05  # how often a group with no crossing to watch reads its workers' pipes (episodes, deaths)
 # A run's only group mixes with no other: its exchanges just feed the driver (progress, evaluations,
 # checkpoints, the stop), which polls the server every 0.2 s. Exchanging every 0.5 s instead of 0.1 s
 # gave its workers 1.90-1.91 of the 2 cores instead of 1.88 (benchmarks/records/ray-sole-2026-12-01).
 SOLE_EXCHANGE_S = 0.5
 MIN_EXCHANGE_S = 0.01  # at most 100 exchanges a second per group, whatever the target cadence
-MOMENTS_EVERY_S = 1.0  # how often the optimizer moments travel with an exchange
+# How often the optimizer moments (twice the weights' bytes for Adam) travel with an exchange: they serve
+# checkpoints only, and every second they were most of a group's upload (Pong: 13 of 20 MiB).
+MOMENTS_EVERY_S = 5.0
 
 
 class GroupTarget(SharedTarget):
@@ -268,8 +270,8 @@ class NodeGroup:
                 if link.owns_target:  # no crossing to watch: wake 20 times a second, not at every episode
                     time.sleep(OWNER_POLL_S)
                     episodes.extend(backend.poll(timeout=0.0))
-                else:
-                    episodes.extend(backend.poll(timeout=POLL_S))
+                else:  # no target network (--target-update-steps 0): no crossing to watch either
+                    episodes.extend(backend.poll(timeout=POLL_S if cfg.target_update_steps else OWNER_POLL_S))
                 now = time.monotonic()
                 crossed = (not link.owns_target and shared.counter.value >= link.next_multiple()
                            and now >= last + MIN_EXCHANGE_S)

@@ -9,7 +9,7 @@ global count crosses a multiple of --target-update-steps):
     group -> server: delta = (group weights now) - (weights the server last sent it),
                      the env steps its workers learned from since its previous exchange,
                      their per-worker counts, finished episodes, worker restarts,
-                     its optimizer updates (and, about once a second, its optimizer moments)
+                     its optimizer updates (and, every MOMENTS_EVERY_S, its optimizer moments)
     server:          master += delta; global count += steps; target sync if a multiple was crossed
     server -> group: the master weights (the group adds master - sent into its weights,
                      keeping what its workers learned meanwhile), the global count, the
@@ -52,7 +52,7 @@ So a group's weights are the master plus its unsent learning, off by the roundin
 reply only (at most 2^-8 of each value of master - held, relative), never by the sum over
 exchanges. A group's hello (a new incarnation too) is the float32 master and resets `held` to
 it; target networks and optimizer moments always travel float32 (a target once per
---target-update-steps, the moments about once a second). The server holds one more float32
+--target-update-steps, the moments every MOMENTS_EVERY_S). The server holds one more float32
 copy of the weights per group.
 """
 
@@ -263,16 +263,20 @@ class ParameterServer:
         return -1 if g is None else g.incarnation
 
     # ----------------------------------------------------------- driver
-    def state(self, target_version: int, optim_version: int, master_version: int = -1) -> dict[str, Any]:
-        """What the driver mirrors: counters, new episodes and restarts, and the master weights, the
-        target and the optimizer state when they changed since the versions it holds (it polls
-        more often than a run's only group exchanges: most polls then carry counts only)."""
+    def state(self, target_version: int, optim_version: int, master_version: int = -1,
+              full: bool = True) -> dict[str, Any]:
+        """What the driver mirrors: counters, new episodes and restarts, and (`full`) the master weights,
+        the target and the optimizer state when they changed since the versions it holds. The driver
+        polls five times a second but reads the weights only for an evaluation or a checkpoint (and
+        every few seconds): most polls ask for counts only (full=False)."""
         episodes, self.episodes = self.episodes, []
         restarts, self.restarts = self.restarts, []
         out: dict[str, Any] = {"total": self.total, "per_worker": list(self.per_worker), "episodes": episodes,
                                "restarts": restarts, "master_version": self.master_version,
                                "target_version": self.target_version, "optim_version": self.optim_version,
                                "stats": self.stats()}
+        if not full:
+            return out
         if master_version != self.master_version:
             out["weights"] = self.master.copy()
         if target_version != self.target_version:

@@ -196,7 +196,7 @@ def measure_trainer(cfg: Config, seconds: float, ray_nodes: int = 1) -> Measurem
             return measure_trainer(cfg, seconds)
     with settled_backend(cfg) as (shared, backend):
         s0, t0, c0 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
-        while time.perf_counter() - t0 < seconds:  # polled as the trainer polls (a ray poll pulls the weights)
+        while time.perf_counter() - t0 < seconds:  # polled as the trainer polls (ray: counts only, mostly)
             backend.poll(timeout=TRAINER_POLL_S)
         s1, t1, c1 = shared.counter.value, time.perf_counter(), tree_cpu_seconds(os.getpid())
         pids = [p.pid for p in getattr(backend, "procs", [])]

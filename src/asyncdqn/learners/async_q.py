@@ -23,7 +23,7 @@ import math
 import numpy as np
 from torch import nn
 
-from asyncdqn.algo.exploration import epsilon_greedy
+from asyncdqn.algo.exploration import epsilon_greedy, epsilon_greedy_drawn
 from asyncdqn.algo.targets import (
     double_q_values,
     greedy_values,
@@ -85,7 +85,7 @@ class ActorLearner:
         # The network engine (learners/engines.py): compiled kernels (--jit, the default) or numpy
         # forward + hand-written backprop for MLPs, numpy for the MinAtar conv net, torch autograd
         # for the Atari net; acting reads the shared weights in place.
-        self.engine = make_engine(model, jit=cfg.jit)
+        self.engine = make_engine(model, jit=cfg.jit, bf16=cfg.precision == "bf16")
         self.online = self.engine.online
         # --target-update-steps 0: no target network, the targets bootstrap from the live shared weights
         self.no_target = cfg.target_update_steps == 0
@@ -105,10 +105,13 @@ class ActorLearner:
         self._lambda_returns = self._jit_lambda_returns if cfg.jit else self._numpy_lambda_returns
         self._fused_targets = (isinstance(self.engine, JitMLPEngine) and cfg.algo == "n-step-q"
                                and obs.ndim == 2 and obs.dtype == np.float32)
+        # --lambda-values act: max_a Q(s_t+1) kept from acting on s_t+1 (v_acted[t]), not recomputed at learning
+        self._values_acted = cfg.lambda_values == "act"
+        self.v_acted = np.zeros((T, K), dtype=np.float32)
         # The fused path of that case (the default's: an MLP on vector observations): one compiled call
         # per env step (record it, then act) and one per update (targets, gradient, clip). Same results
         # as the step-by-step calls (tested bit for bit); False selects those.
-        self.fused = self._fused_targets and cfg.loss in ("huber", "mse")
+        self.fused = self._fused_targets and cfg.loss in ("huber", "mse") and not self._values_acted
         # Updates per segment (--epochs x --minibatches): the fused path's one-call update only for one
         # update of n-step returns; else the targets once, then each update's gradient (`_learn`).
         self._updates = cfg.epochs * cfg.minibatches
@@ -171,7 +174,12 @@ class ActorLearner:
 
     def _act_drawn(self, obs: np.ndarray, t: int) -> np.ndarray:
         """Epsilon-greedy actions for all envs after step t of the segment, from the segment's
-        pre-drawn randomness (one rng call per segment instead of two per step)."""
+        pre-drawn randomness (one rng call per segment instead of two per step). --lambda-values act:
+        their greedy values are kept as step t's bootstrap values (v_acted[t])."""
+        if self._values_acted:
+            q = self.online(obs)
+            self.v_acted[t] = greedy_values(q)
+            return epsilon_greedy_drawn(q, self.book.eps, self._uniforms[t], self._random_actions[t])
         return self.engine.act_drawn(obs, self.book.eps, self._uniforms[t], self._random_actions[t])
 
     def epsilon(self) -> float:
@@ -333,6 +341,8 @@ class ActorLearner:
         """Q(lambda) returns read V(s') at every step that did not terminate: the networks run on
         those next states (the true final observation where an episode was truncated)."""
         cfg = self.cfg
+        if self._values_acted:
+            return self._lambda_returns(self._acted_values())
         if self._fused_targets:  # the same in one compiled call (vector observations, JitMLPEngine)
             assert isinstance(self.engine, JitMLPEngine)
             return self.engine.lambda_targets(self.final_obs, self.obs_seq, self.rew_buf, self.term_buf,
@@ -344,6 +354,17 @@ class ActorLearner:
             q_rows = self.target_net(rows)
             v_next[going_on] = double_q_values(q_rows, self.online(rows)) if cfg.double_q else greedy_values(q_rows)
         return self._lambda_returns(v_next)
+
+    def _acted_values(self) -> np.ndarray:
+        """--lambda-values act: V(s_t+1) as recorded while acting, except where the episode ended at
+        step t: 0 if it terminated, and if it was truncated the value of its true final observation
+        (the acted row is the next episode's first), computed now."""
+        v_next = self.v_acted.copy()
+        v_next[self.term_buf] = 0.0
+        truncated = self.done_buf & ~self.term_buf
+        if truncated.any():
+            v_next[truncated] = greedy_values(self.online(self.final_obs[truncated]))
+        return v_next
 
     def _numpy_lambda_returns(self, v_next: np.ndarray) -> np.ndarray:
         return lambda_targets(self.rew_buf, self.term_buf, self.done_buf, v_next, self.cfg.gamma, self.cfg.lam)

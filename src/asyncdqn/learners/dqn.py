@@ -72,7 +72,7 @@ class DQNLearner:
         # Forwards through the network engine (numpy for MLPs and the MinAtar net, torch for the
         # Atari net): acting and the double-Q argmax read the live weights, targets a local copy,
         # and the TD loss's gradient comes from the same engine as the asynchronous learners'.
-        self.engine = make_engine(model, jit=cfg.jit)
+        self.engine = make_engine(model, jit=cfg.jit, bf16=cfg.precision == "bf16")
         self.online = self.engine.online
         self._target_arrays = self.engine.target_arrays
         self.target_net = self.engine.target

@@ -261,17 +261,18 @@ def _f32(obs: np.ndarray) -> np.ndarray:
 
 
 class TorchEngine(_Acting):
-    """Torch forward and autograd of any Q-network module (the Atari net, any other conv net)."""
+    """Torch forward and autograd of any Q-network module (the Atari net, any other conv net).
+    `bf16`: its forward passes under torch.autocast to bfloat16 (--precision bf16)."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.online = TorchQ(model)  # no_grad forward of the live shared weights
+    def __init__(self, model: nn.Module, bf16: bool = False) -> None:
+        self.model, self.bf16 = model, bf16
+        self.online = TorchQ(model, bf16)  # no_grad forward of the live shared weights
         self._params = list(model.parameters())
         self._target_model = copy.deepcopy(model)  # local, not shared: refreshed via target_arrays
         for p in self._target_model.parameters():
             p.requires_grad_(False)
         self.target_arrays = [p.detach().numpy() for p in self._target_model.parameters()]
-        self.target = TorchQ(self._target_model)
+        self.target = TorchQ(self._target_model, bf16)
 
     def loss_and_grads(self, obs: np.ndarray, actions: np.ndarray, targets: np.ndarray, loss: str) -> float:
         """Mean TD loss of Q(obs, actions) on the shared weights; backward into p.grad."""
@@ -280,7 +281,9 @@ class TorchEngine(_Acting):
         x = torch.from_numpy(np.ascontiguousarray(obs))
         a = torch.from_numpy(np.ascontiguousarray(actions, dtype=np.int64)).unsqueeze(1)
         y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
-        value = td_loss(self.model(x).gather(1, a).squeeze(1), y, loss)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            q = self.model(x)
+        value = td_loss(q.gather(1, a).squeeze(1), y, loss)
         value.backward()  # type: ignore[no-untyped-call]
         return float(value.detach())
 
@@ -294,11 +297,14 @@ class TorchEngine(_Acting):
             clip_grad_norm([p.grad.numpy() for p in self._params if p.grad is not None], grad_clip)
 
 
-def make_engine(model: nn.Module, jit: bool = False) -> (JitMLPEngine | JitLayerNormMLPEngine | NumpyMLPEngine
-                                                         | NumpyConvEngine | TorchEngine):
+def make_engine(model: nn.Module, jit: bool = False, bf16: bool = False) -> (
+        JitMLPEngine | JitLayerNormMLPEngine | NumpyMLPEngine | NumpyConvEngine | TorchEngine):
     """The compiled engine for MLPs whose parameters are one flat buffer (with `jit`; with LayerNorm
     its own kernels), else the numpy engine for MLPs and the MinAtar conv net, torch for everything
-    else (the Atari net: numpy's im2col measured slower than torch's conv kernels there)."""
+    else (the Atari net: numpy's im2col measured slower than torch's conv kernels there). `bf16`
+    (--precision bf16) is for the torch engine only: the config refuses it for the others."""
+    if bf16 and isinstance(model, (QNetwork, MinAtarQNetwork)):
+        raise ValueError("--precision bf16 runs on the torch engine (the Atari nets) only")
     if isinstance(model, QNetwork):
         flat = flat_of(list(model.parameters())) if jit else None
         if flat is not None and flat.dtype == np.float32:
@@ -306,4 +312,4 @@ def make_engine(model: nn.Module, jit: bool = False) -> (JitMLPEngine | JitLayer
         return NumpyMLPEngine(model)
     if isinstance(model, MinAtarQNetwork) and conv_strides(model) is not None:
         return NumpyConvEngine(model)
-    return TorchEngine(model)
+    return TorchEngine(model, bf16)

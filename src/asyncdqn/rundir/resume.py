@@ -31,7 +31,8 @@ _NOT_FINGERPRINTED = (*RESUMABLE, "run_dir", "runs_root", "resume_count", "resum
 _ADDED_LATER = {"lr_anneal_steps": None, "lr_end": 0.0, "average_steps": None, "env_kwargs": None, "network": "auto",
                 "ray_sync_seconds": 0.1, "vector": "gymnasium",
                 "returns": "nstep", "lam": 0.65, "epochs": 1, "minibatches": 1,
-                "layer_norm": False, "ray_compress": "none"}
+                "layer_norm": False, "ray_compress": "none", "lambda_values": "learn",
+                "precision": "fp32"}
 
 
 def fingerprinted(cfg: Config) -> dict[str, Any]:
