@@ -174,7 +174,7 @@ NETWORKS = ("mlp", "atari", "nature", "minatar")
 _CONV_NETWORKS: dict[str, type[AtariQNetwork | NatureQNetwork | MinAtarQNetwork]] = {
     "atari": AtariQNetwork, "nature": NatureQNetwork, "minatar": MinAtarQNetwork}
 _MIN_PIXELS = {"atari": 20, "nature": 36}  # the smallest image side whose convolutions leave >= 1 pixel
-BF16_NETWORKS = ("atari", "nature")  # the nets the torch engine runs, the only one with --precision bf16
+BF16_NETWORKS = ("atari", "nature")  # the nets the torch engine runs: the only ones --precision bf16 applies to
 
 
 def resolve_network(kind: str, obs_shape: Sequence[int]) -> str:

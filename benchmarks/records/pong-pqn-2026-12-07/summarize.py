@@ -47,6 +47,15 @@ def earlier() -> list[dict[str, float]]:
     return rows
 
 
+# Options of the later runs that the preset's runs left at these values: a run that sets another
+# is labelled with it.
+PRESET = {"final_epsilons": [0.01], "precision": "fp32", "lambda_values": "learn"}
+
+
+def _shown(value: object) -> str:
+    return " ".join(f"{v:g}" for v in value) if isinstance(value, list) else str(value)
+
+
 def first_at(evals: list[dict[str, float]], score: float) -> dict[str, float] | None:
     return next((e for e in evals if e["mean"] >= score), None)
 
@@ -71,6 +80,7 @@ def main(argv: list[str]) -> int:
         evals = evaluations(run)
         kwargs = cfg.get("env_kwargs") or {}
         name = f"seed {cfg['seed']}" + "".join(f", {k} {v:g}" for k, v in kwargs.items())
+        name += "".join(f", {k} {_shown(cfg[k])}" for k, v in PRESET.items() if k in cfg and cfg[k] != v)
         summary[name] = {"evaluations": evals, "final_eval": report.get("final_eval"),
                          "total_steps": report.get("total_steps"), "wall_time_s": report.get("wall_time_s")}
         ax.plot([e["wall_s"] / 60 for e in evals], [e["mean"] for e in evals], marker=".",
