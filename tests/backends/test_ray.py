@@ -392,6 +392,38 @@ def test_the_driver_polls_counts_and_pulls_the_weights_on_refresh(monkeypatch: p
     backend.poll(timeout=0.0)
     assert calls[-1] == "state"
     np.testing.assert_allclose(flatten(_params(shared)), w0 + 4 * d, rtol=1e-6)
+    n = len(calls)
+    backend.refresh()  # this poll's pull was full: nothing new to fetch
+    assert len(calls) == n
+    monkeypatch.setattr(ray_backend, "FULL_EVERY_S", 1e9)
+    backend.poll(timeout=0.0)
+    backend.refresh()
+    backend.refresh()  # the first refresh's full state stands until the next poll
+    assert calls[n:] == ["state/counts", "state"]
+
+
+def test_a_run_that_averages_the_weights_makes_one_full_state_call_per_poll() -> None:
+    """--average-steps reads the weights after every poll (trainer: refresh, then the Polyak update):
+    the poll itself pulls them, so the refresh that follows costs no second round trip."""
+    from asyncdqn.backends import ray as ray_backend
+    from asyncdqn.backends.shared import build_shared
+    from asyncdqn.envs import inspect_env
+
+    cfg = _cfg(workers=2, max_steps=10**6, average_steps=1000)
+    server = _server_for(cfg, groups=1)
+    shared = build_shared(cfg, inspect_env(cfg.env_id))
+    calls: list[str] = []
+    backend = ray_backend.RayBackend(cfg, shared)
+    backend.ray, backend.server = _InlineRay(), type("Handle", (), {"state": _Call(server.state, calls)})()
+    h = server.hello(0, 0, 0, 2)
+    d = np.full(P, 0.25, np.float32)
+    w0 = server.master.copy()
+    for k in range(1, 4):
+        server.exchange(0, 0, _msg(d, 10, 0, [5 * k, 5 * k], h["target_version"]))
+        backend.poll(timeout=0.0)
+        backend.refresh()
+        np.testing.assert_allclose(flatten(_params(shared)), w0 + k * d, rtol=1e-6)
+    assert calls == ["state"] * 3
 
 
 def _params(shared: SharedTraining) -> list[np.ndarray]:

@@ -159,6 +159,7 @@ class RayBackend(Backend):
         self._state_full = False  # whether that call asked for the weights (target, optimizer state)
         self._last_full = 0.0  # when the last full state arrived
         self._pending: list[EpisodeRecord] = []  # episodes a refresh() pulled, for the next poll
+        self._fresh = False  # a full state landed since the last poll began: refresh() has nothing to add
         self._last_state = 0.0
         self._nice_warned: set[str] = set()  # groups whose low priority was reported
 
@@ -296,6 +297,7 @@ class RayBackend(Backend):
         s = self.shared
         if self._state_full:  # the versions held move only with what was sent
             self._last_full = self._last_state
+            self._fresh = True
             shapes = [tuple(p.shape) for p in s.model.parameters()]
             if "weights" in st:
                 for view, a in zip(_params(s.model), unflatten(st["weights"], shapes), strict=True):
@@ -326,7 +328,10 @@ class RayBackend(Backend):
         else:
             time.sleep(timeout)
         episodes, self._pending = self._pending, []
-        episodes += self._pull(full=time.monotonic() - self._last_full >= FULL_EVERY_S)
+        self._fresh = False
+        # a run that averages the weights reads them after every poll (refresh): one full call, not two
+        full = self.cfg.average_steps is not None or time.monotonic() - self._last_full >= FULL_EVERY_S
+        episodes += self._pull(full=full)
         if self._step0 is not None:
             if self.shared.counter.value > self._step0:
                 self._step0 = None  # training has started
@@ -338,8 +343,9 @@ class RayBackend(Backend):
     def refresh(self) -> None:
         """The server's weights, target and optimizer state into SharedTraining now (an evaluation or a
         checkpoint reads them next). A call in flight is answered first (it may carry counts only);
-        its episodes wait for the next poll."""
-        if self.server is None or self._stopped:
+        its episodes wait for the next poll. Nothing to do when a full state landed since the
+        poll began (this poll's own, or an earlier refresh's)."""
+        if self.server is None or self._stopped or (self._fresh and self._state_ref is None):
             return
         if self._state_ref is not None:
             self._pending += self._pull(wait_s=STATE_TIMEOUT_S)
