@@ -390,6 +390,12 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> Config:
     algo = overrides.get("algo", named.get("algo", env_settings.get("algo", Config.algo)))
     # An (env, algo) preset (e.g. LunarLander-v3 + dqn) refines the env preset.
     merged: dict[str, Any] = {**env_settings, **algo_preset(env_id, algo), **named, **overrides}
+    # Values recorded while acting (MinAtar's preset) stand only beside Q(lambda) with no target network:
+    # when the user's options or a named preset bring a target network back, the preset's choice gives way.
+    if "lambda_values" not in overrides and "lambda_values" not in named and (
+            merged.get("target_update_steps", Config.target_update_steps) != 0
+            or merged.get("returns", Config.returns) != "lambda"):
+        merged.pop("lambda_values", None)
     base = Config().to_dict()
     base.update(merged)
     return from_dict(base)

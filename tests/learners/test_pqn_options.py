@@ -178,6 +178,20 @@ def test_acted_values_need_lambda_returns_without_a_target_network():
         make_cfg(algo="n-step-q", target_update_steps=0, lambda_values="act")  # n-step returns
 
 
+def test_a_presets_acted_values_give_way_to_a_target_network_the_user_asks_for():
+    # MinAtar's n-step-q preset records its Q(lambda) values while acting; a user (or the seed-compat
+    # preset) bringing a target network back gets the learner's values, not a refusal of an option
+    # never typed. Given explicitly, the contradiction is still refused.
+    from asyncdqn.config import resolve_config
+
+    env = "MinAtar/Breakout-v1"
+    assert resolve_config({"env_id": env}).lambda_values == "act"
+    for extra in ({"target_update_steps": 1000}, {"returns": "nstep"}, {"preset": "seed-compat", "algo": "n-step-q"}):
+        assert resolve_config({"env_id": env, **extra}).lambda_values == "learn", extra
+    with pytest.raises(ConfigError, match="lambda_values"):
+        resolve_config({"env_id": env, "target_update_steps": 1000, "lambda_values": "act"})
+
+
 # ================================================= epochs and minibatches
 def test_one_epoch_of_one_minibatch_is_todays_single_update():
     # --epochs 1 --minibatches 1 (the defaults) through the general update loop (`_learn`) against the fused
