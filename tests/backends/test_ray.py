@@ -353,20 +353,28 @@ class _InlineRay:
         return ref[1]
 
 
-def test_the_driver_polls_counts_and_pulls_the_weights_on_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Polls (five a second) carry counts and episodes; the weights, target and optimizer state come
-    with refresh() (the trainer calls it before an evaluation or a checkpoint) or FULL_EVERY_S after
-    the last full state. Pong on 2 simulated nodes spent its cores pulling 7-20 MiB at each poll."""
+def _inline_driver(cfg: Config) -> tuple[Any, ParameterServer, SharedTraining, list[str]]:
+    """A RayBackend driving an in-process parameter server (one group): its state() calls logged in
+    the returned list as "state" (full) or "state/counts"."""
     from asyncdqn.backends import ray as ray_backend
     from asyncdqn.backends.shared import build_shared
     from asyncdqn.envs import inspect_env
 
-    cfg = _cfg(workers=2, max_steps=10**6)
     server = _server_for(cfg, groups=1)
     shared = build_shared(cfg, inspect_env(cfg.env_id))
     calls: list[str] = []
     backend = ray_backend.RayBackend(cfg, shared)
     backend.ray, backend.server = _InlineRay(), type("Handle", (), {"state": _Call(server.state, calls)})()
+    return backend, server, shared, calls
+
+
+def test_the_driver_polls_counts_and_pulls_the_weights_on_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls (five a second) carry counts and episodes; the weights, target and optimizer state come
+    with refresh() (the trainer calls it before an evaluation or a checkpoint) or FULL_EVERY_S after
+    the last full state. Pong on 2 simulated nodes spent its cores pulling 7-20 MiB at each poll."""
+    from asyncdqn.backends import ray as ray_backend
+
+    backend, server, shared, calls = _inline_driver(_cfg(workers=2, max_steps=10**6))
     h = server.hello(0, 0, 0, 2)
     d = np.full(P, 0.5, np.float32)
     w0 = server.master.copy()
@@ -405,16 +413,7 @@ def test_the_driver_polls_counts_and_pulls_the_weights_on_refresh(monkeypatch: p
 def test_a_run_that_averages_the_weights_makes_one_full_state_call_per_poll() -> None:
     """--average-steps reads the weights after every poll (trainer: refresh, then the Polyak update):
     the poll itself pulls them, so the refresh that follows costs no second round trip."""
-    from asyncdqn.backends import ray as ray_backend
-    from asyncdqn.backends.shared import build_shared
-    from asyncdqn.envs import inspect_env
-
-    cfg = _cfg(workers=2, max_steps=10**6, average_steps=1000)
-    server = _server_for(cfg, groups=1)
-    shared = build_shared(cfg, inspect_env(cfg.env_id))
-    calls: list[str] = []
-    backend = ray_backend.RayBackend(cfg, shared)
-    backend.ray, backend.server = _InlineRay(), type("Handle", (), {"state": _Call(server.state, calls)})()
+    backend, server, shared, calls = _inline_driver(_cfg(workers=2, max_steps=10**6, average_steps=1000))
     h = server.hello(0, 0, 0, 2)
     d = np.full(P, 0.25, np.float32)
     w0 = server.master.copy()
